@@ -20,9 +20,14 @@
 //! reading only the byte ranges it needs and checking every offset and length before use.
 #![forbid(unsafe_code)]
 
+pub mod blob;
+pub mod chunk;
 pub mod codec;
+pub mod compress;
 pub mod digest;
 pub mod error;
 pub mod model;
+pub mod report;
 pub mod source;
 pub mod tree;
+pub mod v6;

@@ -1,4 +1,14 @@
+//! `nydus-image`: build, check, inspect, unpack and export RAFS images.
+
+use clap::Parser;
+use nydus_host_native::log;
+
 fn main() {
-    eprintln!("nydus-image: not built yet");
-    std::process::exit(1);
+    let cli = nydus_host_native::image::args::Cli::parse();
+    let result = log::init(&cli.log_level, cli.log_file.as_deref()).and_then(|()| nydus_host_native::image::run(cli));
+    if let Err(e) = result {
+        log::record(log::Level::Error, &format!("{e:#}"));
+        eprintln!("nydus-image: error: {e:#}");
+        std::process::exit(1);
+    }
 }

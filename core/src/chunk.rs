@@ -1,0 +1,1 @@
+//! Chunk processing: digest, compress, crc (a pure function the host runs in parallel).

@@ -1,0 +1,1 @@
+//! Per-chunk compression codecs (spec blob.md).

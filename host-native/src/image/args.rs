@@ -1,0 +1,274 @@
+//! Command-line surface of `nydus-image`, with upstream's option names, aliases and defaults
+//! (`shared/spec/cli.md` §1).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "nydus-image", version, about = "Build, check, inspect and unpack RAFS (Nydus) images")]
+pub struct Cli {
+    /// Log file (messages also go to stderr).
+    #[arg(short = 'L', long = "log-file", global = true)]
+    pub log_file: Option<PathBuf>,
+    /// trace | debug | info | warn | error
+    #[arg(short = 'l', long = "log-level", default_value = "info", global = true)]
+    pub log_level: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Build a RAFS filesystem (bootstrap + data blob) from a directory.
+    Create(CreateArgs),
+    /// Validate a bootstrap and, given the blobs, every chunk digest.
+    Check(CheckArgs),
+    /// Answer inspection requests about a bootstrap (stats, blobs, prefetch, stat <path>).
+    Inspect(InspectArgs),
+    /// File, chunk and deduplication statistics.
+    Stat(StatArgs),
+    /// Write the filesystem as a tar archive.
+    Unpack(UnpackArgs),
+    /// Export the image as a raw block device image the kernel mounts on its own.
+    Export(ExportArgs),
+}
+
+/// Where blob data comes from, for read-side commands.
+#[derive(Debug, Args, Clone, Default)]
+pub struct BlobSourceArgs {
+    /// A single local blob file.
+    #[arg(short = 'b', long = "blob")]
+    pub blob: Option<PathBuf>,
+    /// Directory holding blobs named by their blob id.
+    #[arg(short = 'D', long = "blob-dir", alias = "localfs-dir")]
+    pub blob_dir: Option<PathBuf>,
+    /// Backend type (only `localfs` is built).
+    #[arg(long = "backend-type", alias = "backend_type")]
+    pub backend_type: Option<String>,
+    /// Backend configuration JSON (`{"dir": ...}` or `{"blob_file": ...}` for localfs).
+    #[arg(long = "backend-config", alias = "backend_config")]
+    pub backend_config: Option<String>,
+    /// Backend configuration file.
+    #[arg(long = "backend-config-file")]
+    pub backend_config_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// Source directory.
+    pub source: PathBuf,
+    /// Source type: dir-rafs (alias directory); tar and stargz types are not built yet.
+    #[arg(short = 't', long = "type", alias = "source-type", default_value = "dir-rafs")]
+    pub source_type: String,
+    /// Output bootstrap file.
+    #[arg(short = 'B', long = "bootstrap")]
+    pub bootstrap: Option<PathBuf>,
+    /// Output data blob file.
+    #[arg(short = 'b', long = "blob")]
+    pub blob: Option<PathBuf>,
+    /// Output directory: blob named `<blob id>`, bootstrap (if -B is absent) named by its SHA-256.
+    #[arg(short = 'D', long = "blob-dir")]
+    pub blob_dir: Option<PathBuf>,
+    /// Embed the bootstrap in the blob (`image.boot`).
+    #[arg(long = "blob-inline-meta", alias = "inline-bootstrap")]
+    pub blob_inline_meta: bool,
+    /// Blob features: `blob-toc`.
+    #[arg(long = "features", value_delimiter = ',')]
+    pub features: Vec<String>,
+    /// RAFS version (5 or 6).
+    #[arg(short = 'v', long = "fs-version", default_value = "6")]
+    pub fs_version: String,
+    /// none | lz4_block | zstd
+    #[arg(long = "compressor")]
+    pub compressor: Option<String>,
+    /// blake3 | sha256
+    #[arg(long = "digester", default_value = "blake3")]
+    pub digester: String,
+    /// Chunk size, a power of two in [0x1000, 0x1000000] (decimal or 0x hex).
+    #[arg(long = "chunk-size", default_value = "0x100000")]
+    pub chunk_size: String,
+    /// Batch size (0 = off); batching is not built yet.
+    #[arg(long = "batch-size", default_value = "0")]
+    pub batch_size: String,
+    /// oci | overlayfs | none
+    #[arg(long = "whiteout-spec", default_value = "oci")]
+    pub whiteout_spec: String,
+    /// fs | blob | none; `fs` reads absolute paths to prefetch from stdin.
+    #[arg(long = "prefetch-policy", default_value = "none")]
+    pub prefetch_policy: String,
+    /// Chunk dictionary bootstrap (`bootstrap=<path>` or `<path>`); not built yet.
+    #[arg(long = "chunk-dict")]
+    pub chunk_dict: Option<String>,
+    /// Parent bootstrap for layered builds; not built yet.
+    #[arg(long = "parent-bootstrap")]
+    pub parent_bootstrap: Option<PathBuf>,
+    /// Override the blob id.
+    #[arg(long = "blob-id")]
+    pub blob_id: Option<String>,
+    /// Hidden upstream option: start chunk data at this offset (only 0 is supported).
+    #[arg(long = "blob-offset", default_value = "0", hide = true)]
+    pub blob_offset: String,
+    /// v5 only: align uncompressed chunk offsets to 4 KiB.
+    #[arg(long = "aligned-chunk")]
+    pub aligned_chunk: bool,
+    /// Drop uid/gid for reproducible metadata.
+    #[arg(long = "repeatable")]
+    pub repeatable: bool,
+    /// Skip the post-build validation.
+    #[arg(long = "disable-check", hide = true)]
+    pub disable_check: bool,
+    /// Encrypt chunks; not built yet.
+    #[arg(short = 'E', long = "encrypt")]
+    pub encrypt: bool,
+    /// Write `<id>.blob.data` (uncompressed, 4 KiB aligned, kernel-mountable) and
+    /// `<id>.blob.meta` to this directory instead of a blob.
+    #[arg(long = "blob-cache-dir")]
+    pub blob_cache_dir: Option<PathBuf>,
+    /// Nydus configuration file (accepted; only needed for remote backends).
+    #[arg(short = 'C', long = "config")]
+    pub config: Option<PathBuf>,
+    /// Write the build result as JSON here.
+    #[arg(short = 'J', long = "output-json")]
+    pub output_json: Option<PathBuf>,
+    /// Older syntax: backend type for the blob (`localfs`).
+    #[arg(long = "backend-type", alias = "backend_type")]
+    pub backend_type: Option<String>,
+    /// Older syntax: `{"dir": D}` or `{"blob_file": F}`.
+    #[arg(long = "backend-config", alias = "backend_config")]
+    pub backend_config: Option<String>,
+    /// Worker threads for hashing and compression (default: all cores).
+    #[arg(long = "threads")]
+    pub threads: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Bootstrap file (positional form).
+    pub bootstrap_pos: Option<PathBuf>,
+    /// Bootstrap file.
+    #[arg(short = 'B', long = "bootstrap")]
+    pub bootstrap: Option<PathBuf>,
+    #[command(flatten)]
+    pub blobs: BlobSourceArgs,
+    /// Nydus configuration file (accepted for compatibility).
+    #[arg(short = 'C', long = "config")]
+    pub config: Option<PathBuf>,
+    /// Print every inode.
+    #[arg(short = 'v', long = "verbose")]
+    pub verbose: bool,
+    /// Write the result as JSON here.
+    #[arg(short = 'J', long = "output-json")]
+    pub output_json: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    pub bootstrap_pos: Option<PathBuf>,
+    #[arg(short = 'B', long = "bootstrap")]
+    pub bootstrap: Option<PathBuf>,
+    #[command(flatten)]
+    pub blobs: BlobSourceArgs,
+    #[arg(short = 'C', long = "config")]
+    pub config: Option<PathBuf>,
+    /// One request: stats | blobs | prefetch | ls [dir] | stat <path> | chunks <path> | icheck <ino>.
+    #[arg(short = 'R', long = "request")]
+    pub request: Option<String>,
+    /// Text instead of JSON.
+    #[arg(long = "text")]
+    pub text: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatArgs {
+    pub bootstrap_pos: Option<PathBuf>,
+    #[arg(short = 'B', long = "bootstrap")]
+    pub bootstrap: Option<PathBuf>,
+    /// Directory of bootstraps (statistics over all of them).
+    #[arg(short = 'D', long = "blob-dir")]
+    pub blob_dir: Option<PathBuf>,
+    /// Target bootstrap, whose dedup against the others is reported.
+    #[arg(short = 'T', long = "target")]
+    pub target: Option<PathBuf>,
+    #[arg(long = "digester", default_value = "blake3")]
+    pub digester: String,
+    #[arg(short = 'C', long = "config")]
+    pub config: Option<PathBuf>,
+    #[arg(short = 'J', long = "output-json")]
+    pub output_json: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct UnpackArgs {
+    pub bootstrap_pos: Option<PathBuf>,
+    #[arg(short = 'B', long = "bootstrap")]
+    pub bootstrap: Option<PathBuf>,
+    #[command(flatten)]
+    pub blobs: BlobSourceArgs,
+    /// Output tar file.
+    #[arg(short = 'o', long = "output")]
+    pub output: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Export as a raw block image (required).
+    #[arg(long = "block")]
+    pub block: bool,
+    #[arg(short = 'B', long = "bootstrap")]
+    pub bootstrap: Option<PathBuf>,
+    /// Directory holding the blobs (named by blob id, or `<id>.blob.data` cache files).
+    #[arg(short = 'D', long = "localfs-dir", alias = "blob-dir")]
+    pub localfs_dir: Option<PathBuf>,
+    /// Output file (default `<bootstrap>.disk`).
+    #[arg(short = 'O', long = "output")]
+    pub output: Option<PathBuf>,
+    #[arg(short = 'C', long = "config")]
+    pub config: Option<PathBuf>,
+    /// Worker threads (1..32).
+    #[arg(long = "threads", default_value = "4")]
+    pub threads: usize,
+    /// Append a dm-verity hash tree; not built yet.
+    #[arg(long = "verity")]
+    pub verity: bool,
+}
+
+/// Parses a size given in decimal or `0x` hex.
+pub fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(h) => u64::from_str_radix(h, 16).ok(),
+        None => s.parse().ok(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_size("0x100000"), Some(0x100000));
+        assert_eq!(parse_size("4096"), Some(4096));
+        assert_eq!(parse_size("zz"), None);
+    }
+
+    #[test]
+    fn old_backend_syntax_parses() {
+        let c = Cli::try_parse_from([
+            "nydus-image", "create", "--bootstrap", "b", "--backend_type", "localfs",
+            "--backend_config", r#"{"dir":"d"}"#, "src",
+        ])
+        .unwrap();
+        match c.command {
+            Command::Create(a) => assert_eq!(a.backend_type.as_deref(), Some("localfs")),
+            _ => panic!(),
+        }
+    }
+}

@@ -1,0 +1,367 @@
+//! `nydus-image create`: a directory to a RAFS v6 bootstrap and data blob.
+
+use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use nydus_core::blob::writer::{BlobOptions, BlobWriter};
+use nydus_core::chunk::ChunkParams;
+use nydus_core::digest::{sha256, Digester};
+use nydus_core::model::{BlobInfo, ChunkRef, Compressor};
+use nydus_core::tree::{NodeId, Tree};
+use nydus_core::v6::writer::{write_bootstrap, V6Options};
+use serde_json::json;
+
+use super::args::{parse_size, CreateArgs};
+use super::blobsrc::LocalBackend;
+use crate::atomic::{write_file, AtomicFile};
+use crate::pipeline::{self, FileJob};
+use crate::walk::{walk_dir, WhiteoutSpec};
+
+/// Where the data blob goes.
+#[derive(Debug, Clone)]
+enum BlobTarget {
+    /// A blob file at this path.
+    File(PathBuf),
+    /// A directory; the blob is named by its id.
+    Dir(PathBuf),
+    /// `<id>.blob.data` + `<id>.blob.meta` in this directory (uncompressed, aligned).
+    CacheDir(PathBuf),
+}
+
+/// Validated build options.
+#[derive(Debug)]
+struct Plan {
+    source: PathBuf,
+    bootstrap: Option<PathBuf>,
+    blob: Option<BlobTarget>,
+    inline_meta: bool,
+    blob_toc: bool,
+    compressor: Compressor,
+    digester: Digester,
+    chunk_size: u32,
+    whiteout: WhiteoutSpec,
+    prefetch_fs: bool,
+    blob_id: Option<String>,
+    explicit_uid_gid: bool,
+    threads: usize,
+    check: bool,
+}
+
+fn not_built(what: &str) -> anyhow::Error {
+    anyhow::anyhow!("{what} is not supported by this nydus-image yet")
+}
+
+fn plan(a: &CreateArgs) -> Result<Plan> {
+    match a.source_type.as_str() {
+        "dir-rafs" | "directory" => {}
+        "tar-rafs" | "targz-rafs" | "estargz-rafs" | "targz-ref" | "estargz-ref" | "estargztoc-ref"
+        | "stargz_index" | "tar-tarfs" => return Err(not_built(&format!("source type {}", a.source_type))),
+        t => bail!("invalid --type {t:?}: expected dir-rafs, tar-rafs, targz-rafs, estargz-rafs, targz-ref, estargz-ref, estargztoc-ref or tar-tarfs"),
+    }
+    match a.fs_version.as_str() {
+        "6" => {}
+        "5" => return Err(not_built("RAFS v5 (--fs-version 5)")),
+        v => bail!("invalid --fs-version {v:?}: expected 5 or 6"),
+    }
+    if a.parent_bootstrap.is_some() {
+        return Err(not_built("--parent-bootstrap"));
+    }
+    if a.chunk_dict.is_some() {
+        return Err(not_built("--chunk-dict"));
+    }
+    if a.encrypt {
+        return Err(not_built("--encrypt"));
+    }
+    if parse_size(&a.batch_size) != Some(0) {
+        return Err(not_built("--batch-size other than 0"));
+    }
+    if parse_size(&a.blob_offset) != Some(0) {
+        return Err(not_built("--blob-offset other than 0"));
+    }
+    if a.aligned_chunk {
+        bail!("--aligned-chunk applies to RAFS v5 only (v6 chunks are always aligned)");
+    }
+    let chunk_size = parse_size(&a.chunk_size)
+        .filter(|s| s.is_power_of_two() && (0x1000..=0x100_0000).contains(s))
+        .with_context(|| format!("invalid --chunk-size {:?}: expected a power of two in [0x1000, 0x1000000]", a.chunk_size))?
+        as u32;
+    let digester = Digester::from_name(&a.digester)
+        .with_context(|| format!("invalid --digester {:?}: expected blake3 or sha256", a.digester))?;
+    let mut blob_toc = false;
+    for f in &a.features {
+        match f.as_str() {
+            "blob-toc" => blob_toc = true,
+            "" => {}
+            f => bail!("invalid --features {f:?}: expected blob-toc"),
+        }
+    }
+    let prefetch_fs = match a.prefetch_policy.as_str() {
+        "fs" => true,
+        "none" => false,
+        "blob" => return Err(not_built("--prefetch-policy blob")),
+        p => bail!("invalid --prefetch-policy {p:?}: expected fs, blob or none"),
+    };
+    let whiteout = WhiteoutSpec::parse(&a.whiteout_spec)?;
+
+    let mut blob = a.blob.clone().map(BlobTarget::File);
+    if let Some(d) = &a.blob_dir {
+        if blob.is_some() {
+            bail!("--blob and --blob-dir conflict");
+        }
+        blob = Some(BlobTarget::Dir(d.clone()));
+    }
+    if let Some(t) = &a.backend_type {
+        if blob.is_some() {
+            bail!("--backend-type conflicts with --blob and --blob-dir");
+        }
+        let cfg = a.backend_config.as_deref().context("--backend-type needs --backend-config")?;
+        blob = Some(match LocalBackend::parse(t, cfg)? {
+            LocalBackend::Dir(d) => BlobTarget::Dir(d),
+            LocalBackend::File(f) => BlobTarget::File(f),
+        });
+    }
+    let mut compressor = match &a.compressor {
+        Some(c) => match Compressor::from_name(c) {
+            Some(Compressor::Gzip) | None => bail!("invalid --compressor {c:?}: expected none, lz4_block or zstd"),
+            Some(c) => c,
+        },
+        None => Compressor::Zstd,
+    };
+    if let Some(d) = &a.blob_cache_dir {
+        if blob.is_some() || a.blob_inline_meta {
+            bail!("--blob-cache-dir conflicts with --blob, --blob-dir and --blob-inline-meta");
+        }
+        if a.compressor.is_some() && compressor != Compressor::None {
+            bail!("--blob-cache-dir writes uncompressed data and conflicts with --compressor");
+        }
+        compressor = Compressor::None;
+        blob = Some(BlobTarget::CacheDir(d.clone()));
+    }
+    if a.blob_inline_meta {
+        if a.bootstrap.is_some() {
+            bail!("--blob-inline-meta conflicts with --bootstrap");
+        }
+        if a.blob_id.is_some() {
+            bail!("--blob-inline-meta conflicts with --blob-id");
+        }
+        if blob.is_none() {
+            bail!("--blob-inline-meta needs --blob or --blob-dir");
+        }
+    } else if a.bootstrap.is_none() && !matches!(blob, Some(BlobTarget::Dir(_))) {
+        bail!("--bootstrap is required unless --blob-dir or --blob-inline-meta is given");
+    }
+    if let Some(id) = &a.blob_id {
+        if id.is_empty() || id.len() > 64 || !id.is_ascii() || id.contains('/') {
+            bail!("invalid --blob-id {id:?}: at most 64 ASCII characters, no '/'");
+        }
+    }
+    if blob.is_none() {
+        bail!("no blob output: give --blob, --blob-dir, --blob-cache-dir or --backend-type localfs");
+    }
+    let threads = a.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    Ok(Plan {
+        source: a.source.clone(),
+        bootstrap: a.bootstrap.clone(),
+        blob,
+        inline_meta: a.blob_inline_meta,
+        blob_toc,
+        compressor,
+        digester,
+        chunk_size,
+        whiteout,
+        prefetch_fs,
+        blob_id: a.blob_id.clone(),
+        explicit_uid_gid: !a.repeatable,
+        threads,
+        check: !a.disable_check,
+    })
+}
+
+/// Reads prefetch patterns (absolute paths, one per line) from stdin and maps them to nodes,
+/// dropping patterns whose ancestor is already a pattern.
+fn prefetch_nodes(tree: &Tree) -> Result<Vec<NodeId>> {
+    let mut input = String::new();
+    std::io::stdin().read_to_string(&mut input).context("reading prefetch patterns from stdin")?;
+    let mut pats: Vec<&str> = Vec::new();
+    for line in input.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        if !line.starts_with('/') {
+            crate::log::warn(&format!("ignoring prefetch pattern {line:?}: not an absolute path"));
+            continue;
+        }
+        let covered = pats.iter().any(|p| {
+            *p == "/" || line == *p || line.strip_prefix(*p).is_some_and(|rest| rest.starts_with('/'))
+        });
+        if !covered {
+            pats.push(line);
+        }
+    }
+    let mut out = Vec::new();
+    for p in pats {
+        match tree.lookup(p.as_bytes()) {
+            Some(id) => out.push(id),
+            None => crate::log::warn(&format!("prefetch pattern {p:?} matches nothing")),
+        }
+    }
+    Ok(out)
+}
+
+/// Where blob bytes go while building.
+struct BlobOut {
+    file: Option<AtomicFile>,
+    /// `.blob.data` for `--blob-cache-dir`: raw chunks at their uncompressed offsets.
+    cache_data: Option<AtomicFile>,
+    cache_dir: Option<PathBuf>,
+    written: u64,
+}
+
+impl BlobOut {
+    fn append(&mut self, bytes: &[u8]) -> Result<()> {
+        if let Some(f) = &mut self.file {
+            let dest = f.dest().to_path_buf();
+            f.file().write_all(bytes).with_context(|| format!("writing blob {}", dest.display()))?;
+        }
+        self.written += bytes.len() as u64;
+        Ok(())
+    }
+}
+
+pub fn run(a: CreateArgs) -> Result<()> {
+    let t0 = Instant::now();
+    let p = plan(&a)?;
+    let walked = walk_dir(&p.source, p.whiteout)?;
+    let mut tree = walked.builder.finish();
+    let t_walk = t0.elapsed();
+    let prefetch = if p.prefetch_fs { prefetch_nodes(&tree)? } else { Vec::new() };
+
+    let mut out = BlobOut { file: None, cache_data: None, cache_dir: None, written: 0 };
+    match p.blob.as_ref().expect("checked in plan") {
+        BlobTarget::File(f) => out.file = Some(AtomicFile::create(f)?),
+        BlobTarget::Dir(d) => out.file = Some(AtomicFile::create(&d.join("blob"))?),
+        BlobTarget::CacheDir(d) => {
+            out.cache_data = Some(AtomicFile::create(&d.join("blob.data"))?);
+            out.cache_dir = Some(d.clone());
+        }
+    }
+
+    let mut writer = BlobWriter::new(BlobOptions {
+        compressor: p.compressor,
+        digester: p.digester,
+        chunk_size: p.chunk_size,
+        blob_index: 0,
+        chunk_info_v2: false,
+        inline_meta: p.inline_meta,
+        blob_toc: p.blob_toc,
+        aligned: true,
+    });
+    let order = tree.data_order(&prefetch);
+    let files: Vec<FileJob> = order
+        .iter()
+        .map(|&id| FileJob { id, path: walked.sources[tree.node(id).source as usize].clone(), size: tree.node(id).size })
+        .collect();
+    let mut chunks: Vec<Vec<ChunkRef>> = vec![Vec::new(); tree.len()];
+    let mut raw_bytes = 0u64;
+    let t1 = Instant::now();
+    pipeline::run(files, p.chunk_size, ChunkParams { compressor: p.compressor, digester: p.digester }, p.threads, |d| {
+        raw_bytes += d.raw.len() as u64;
+        let (cref, stored) = writer.add(d.processed, None);
+        if let Some(bytes) = stored {
+            out.append(&bytes)?;
+            if let Some(cd) = &mut out.cache_data {
+                cd.file().write_all_at(d.raw, cref.uncompressed_offset).context("writing the blob cache data file")?;
+            }
+        }
+        chunks[d.id].push(cref);
+        Ok(())
+    })?;
+    let t_data = t1.elapsed();
+    for (id, c) in chunks.into_iter().enumerate() {
+        if !c.is_empty() {
+            tree.set_chunks(id, c);
+        }
+    }
+
+    let (trailing, pending) = writer.finish_chunks();
+    out.append(&trailing)?;
+    let cache_meta = out.cache_dir.as_ref().map(|_| pending.cache_meta());
+    let v6 = |blobs: &[BlobInfo]| V6Options {
+        chunk_size: p.chunk_size,
+        compressor: p.compressor,
+        digester: p.digester,
+        explicit_uid_gid: p.explicit_uid_gid,
+        prefetch: if blobs.is_empty() { Vec::new() } else { prefetch.clone() },
+        inlined_chunk_digest: p.blob_toc,
+        force_has_xattr: false,
+    };
+    let has_data = pending.blob_info().chunk_count > 0;
+    let (bootstrap, info, blob_id) = if p.inline_meta {
+        // The bootstrap inside the blob names its own blob "x" × 64; readers substitute the
+        // blob's digest (blob.md §7).
+        let mut pre = pending.blob_info();
+        pre.blob_id = "x".repeat(64);
+        let blobs = if has_data { vec![pre] } else { Vec::new() };
+        let boot = write_bootstrap(&tree, &blobs, &v6(&blobs)).map_err(anyhow::Error::new)?;
+        let (more, info, digest) = pending.finish(Some(&boot));
+        out.append(&more)?;
+        (boot, info, digest.to_hex())
+    } else {
+        let (more, mut info, digest) = pending.finish(None);
+        out.append(&more)?;
+        info.blob_id = p.blob_id.clone().unwrap_or_else(|| digest.to_hex());
+        let blobs = if has_data { vec![info.clone()] } else { Vec::new() };
+        let boot = write_bootstrap(&tree, &blobs, &v6(&blobs)).map_err(anyhow::Error::new)?;
+        let id = info.blob_id.clone();
+        (boot, info, id)
+    };
+
+    if p.check {
+        super::check::self_check(&bootstrap).context("post-build validation of the new bootstrap")?;
+    }
+
+    // Commit outputs: data first, bootstrap last, so a bootstrap never names missing data.
+    if let Some(mut f) = out.file.take() {
+        if let Some(BlobTarget::Dir(d)) = &p.blob {
+            f.set_dest(d.join(&blob_id));
+        }
+        f.commit()?;
+    }
+    if let (Some(mut cd), Some(dir)) = (out.cache_data.take(), out.cache_dir.clone()) {
+        let size = info.uncompressed_size.next_multiple_of(4096);
+        cd.file().set_len(size).context("sizing the blob cache data file")?;
+        cd.set_dest(dir.join(format!("{blob_id}.blob.data")));
+        cd.commit()?;
+        write_file(&dir.join(format!("{blob_id}.blob.meta")), cache_meta.as_deref().unwrap_or_default())?;
+    }
+    let bootstrap_path = match (&p.bootstrap, &p.blob) {
+        (Some(b), _) => Some(b.clone()),
+        (None, Some(BlobTarget::Dir(d))) if !p.inline_meta => Some(d.join(sha256(&bootstrap).to_hex())),
+        _ => None,
+    };
+    if let Some(bp) = &bootstrap_path {
+        write_file(bp, &bootstrap)?;
+    }
+    let total = t0.elapsed();
+    if let Some(j) = &a.output_json {
+        let v = json!({
+            "version": concat!(env!("CARGO_PKG_NAME"), "-", env!("CARGO_PKG_VERSION")),
+            "bootstrap": bootstrap_path.as_ref().map(|b| b.display().to_string()).unwrap_or_default(),
+            "blobs": if has_data { vec![blob_id.clone()] } else { Vec::new() },
+            "external_bootstrap": "",
+            "external_blobs": [],
+            "trace": {
+                "walk_seconds": t_walk.as_secs_f64(),
+                "data_seconds": t_data.as_secs_f64(),
+                "total_seconds": total.as_secs_f64(),
+                "files": tree.len(),
+                "raw_bytes": raw_bytes,
+                "blob_bytes": out.written,
+            },
+            "fs_version": "6",
+            "compressor": p.compressor.name(),
+        });
+        write_file(j, serde_json::to_string_pretty(&v)?.as_bytes())?;
+    }
+    Ok(())
+}

@@ -1,0 +1,10 @@
+//! Native hosts of the Nydus core: the `nydus-image` command (and, later, `nydusify`).
+//!
+//! The core does every encoding and decoding; this crate owns what touches the OS: walking
+//! directories, reading files on all cores, writing outputs atomically, and the command line.
+
+pub mod atomic;
+pub mod image;
+pub mod log;
+pub mod pipeline;
+pub mod walk;

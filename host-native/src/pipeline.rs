@@ -1,0 +1,198 @@
+//! The parallel data pipeline of a build: one reader thread cuts files into chunks, worker
+//! threads digest and compress them ([`nydus_core::chunk::process_chunk`] is pure), and the
+//! calling thread receives the results strictly in input order, so the blob is the same bytes
+//! whatever the thread count.
+//!
+//! Memory is bounded: the reader needs a credit (a reusable chunk buffer) for every chunk it
+//! reads, and a credit returns only when the chunk has been delivered in order. At most
+//! `credits` chunks (raw + stored) exist at once, whatever the input size.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Read;
+use std::path::PathBuf;
+
+use anyhow::{anyhow, bail, Context, Result};
+use crossbeam_channel::{bounded, Receiver, Sender};
+use nydus_core::chunk::{process_chunk, ChunkParams, Processed};
+
+/// One file to read, in blob order.
+#[derive(Debug, Clone)]
+pub struct FileJob {
+    /// Caller's identifier (a tree node id).
+    pub id: usize,
+    pub path: PathBuf,
+    /// Size recorded at walk time; the file must still have exactly this size.
+    pub size: u64,
+}
+
+/// A processed chunk delivered to the sink.
+#[derive(Debug)]
+pub struct Delivered<'a> {
+    pub id: usize,
+    /// Index of the chunk within its file.
+    pub index_in_file: u32,
+    /// The uncompressed bytes.
+    pub raw: &'a [u8],
+    pub processed: Processed,
+}
+
+struct Job {
+    seq: u64,
+    id: usize,
+    index_in_file: u32,
+    data: Vec<u8>,
+}
+
+struct Done {
+    seq: u64,
+    id: usize,
+    index_in_file: u32,
+    data: Vec<u8>,
+    result: Result<Processed>,
+}
+
+/// Runs the pipeline over `files`, calling `sink` once per chunk in order.
+pub fn run(
+    files: Vec<FileJob>,
+    chunk_size: u32,
+    params: ChunkParams,
+    threads: usize,
+    mut sink: impl FnMut(Delivered<'_>) -> Result<()>,
+) -> Result<()> {
+    let threads = threads.max(1);
+    let credits = (threads * 4).max(4);
+    let (credit_tx, credit_rx) = bounded::<Vec<u8>>(credits);
+    for _ in 0..credits {
+        credit_tx.send(Vec::new()).expect("credit channel sized for all credits");
+    }
+    let (job_tx, job_rx) = bounded::<Job>(credits);
+    let (done_tx, done_rx) = bounded::<Done>(credits);
+
+    std::thread::scope(|scope| -> Result<()> {
+        let reader = scope.spawn(move || read_files(files, chunk_size as usize, credit_rx, job_tx));
+        for _ in 0..threads {
+            let job_rx = job_rx.clone();
+            let done_tx = done_tx.clone();
+            let params = params.clone();
+            scope.spawn(move || work(job_rx, done_tx, &params));
+        }
+        drop(done_tx);
+        drop(job_rx);
+
+        let mut pending: BTreeMap<u64, Done> = BTreeMap::new();
+        let mut next = 0u64;
+        let mut outcome: Result<()> = Ok(());
+        for done in done_rx.iter() {
+            pending.insert(done.seq, done);
+            while let Some(d) = pending.remove(&next) {
+                next += 1;
+                if outcome.is_ok() {
+                    outcome = d.result.and_then(|processed| {
+                        sink(Delivered { id: d.id, index_in_file: d.index_in_file, raw: &d.data, processed })
+                    });
+                }
+                let _ = credit_tx.send(d.data);
+            }
+            if outcome.is_err() {
+                break;
+            }
+        }
+        // Dropping the credit sender unblocks a reader waiting for credits after a failure.
+        drop(credit_tx);
+        drop(done_rx);
+        let read = reader.join().map_err(|_| anyhow!("the reader thread panicked"))?;
+        outcome?;
+        read?;
+        if !pending.is_empty() {
+            bail!("internal error: {} chunks were not delivered", pending.len());
+        }
+        Ok(())
+    })
+}
+
+fn read_files(files: Vec<FileJob>, chunk_size: usize, credits: Receiver<Vec<u8>>, jobs: Sender<Job>) -> Result<()> {
+    let mut seq = 0u64;
+    for f in files {
+        let mut file = File::open(&f.path).with_context(|| format!("opening {}", f.path.display()))?;
+        let mut left = f.size;
+        let mut index_in_file = 0u32;
+        while left > 0 {
+            let Ok(mut buf) = credits.recv() else { return Ok(()) };
+            let n = left.min(chunk_size as u64) as usize;
+            buf.clear();
+            buf.resize(n, 0);
+            file.read_exact(&mut buf).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                    anyhow!("{} shrank while it was being read (expected {} bytes)", f.path.display(), f.size)
+                } else {
+                    anyhow!("reading {}: {e}", f.path.display())
+                }
+            })?;
+            left -= n as u64;
+            if jobs.send(Job { seq, id: f.id, index_in_file, data: buf }).is_err() {
+                return Ok(());
+            }
+            seq += 1;
+            index_in_file += 1;
+        }
+    }
+    Ok(())
+}
+
+fn work(jobs: Receiver<Job>, done: Sender<Done>, params: &ChunkParams) {
+    for j in jobs.iter() {
+        let result = process_chunk(&j.data, params).map_err(anyhow::Error::new);
+        if done
+            .send(Done { seq: j.seq, id: j.id, index_in_file: j.index_in_file, data: j.data, result })
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nydus_core::digest::Digester;
+    use nydus_core::model::Compressor;
+
+    #[test]
+    fn delivers_in_order_with_many_threads() {
+        let d = tempfile::tempdir().unwrap();
+        let mut files = Vec::new();
+        for i in 0..20usize {
+            let p = d.path().join(format!("f{i}"));
+            let data: Vec<u8> = (0..(i * 5000 + 1)).map(|x| (x * 7 + i) as u8).collect();
+            std::fs::write(&p, &data).unwrap();
+            files.push(FileJob { id: i, path: p, size: data.len() as u64 });
+        }
+        let params = ChunkParams { compressor: Compressor::Zstd, digester: Digester::Blake3 };
+        let mut seen = Vec::new();
+        run(files, 4096, params, 4, |c| {
+            seen.push((c.id, c.index_in_file, c.raw.len()));
+            Ok(())
+        })
+        .unwrap();
+        let mut expect = Vec::new();
+        for i in 0..20usize {
+            let size = i * 5000 + 1;
+            for k in 0..size.div_ceil(4096) {
+                expect.push((i, k as u32, (size - k * 4096).min(4096)));
+            }
+        }
+        assert_eq!(seen, expect);
+    }
+
+    #[test]
+    fn shrunken_file_is_an_error_naming_it() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("short");
+        std::fs::write(&p, b"abc").unwrap();
+        let files = vec![FileJob { id: 0, path: p, size: 10 }];
+        let params = ChunkParams { compressor: Compressor::None, digester: Digester::Blake3 };
+        let e = run(files, 4096, params, 2, |_| Ok(())).unwrap_err();
+        assert!(e.to_string().contains("short"), "{e}");
+    }
+}
