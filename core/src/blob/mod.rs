@@ -1,1 +1,1 @@
-//! Nydus data blobs (spec blob.md): writer, compression-info table, ToC, cache files, reader.
+//! Nydus data blobs (`blob.md`).

@@ -1,1 +1,1 @@
-//! RAFS v6 bootstrap (spec rafs-v6.md): on-disk structures, layout, writer, reader, checker.
+//! RAFS v6
