@@ -179,6 +179,19 @@ impl FileType {
             FileType::Symlink => 7,
         }
     }
+    /// Inverse of [`FileType::erofs_code`].
+    pub fn from_erofs_code(code: u8) -> Option<Self> {
+        Some(match code {
+            1 => FileType::Regular,
+            2 => FileType::Directory,
+            3 => FileType::CharDevice,
+            4 => FileType::BlockDevice,
+            5 => FileType::Fifo,
+            6 => FileType::Socket,
+            7 => FileType::Symlink,
+            _ => return None,
+        })
+    }
     pub fn is_device(self) -> bool {
         matches!(self, FileType::CharDevice | FileType::BlockDevice)
     }

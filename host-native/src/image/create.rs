@@ -1,8 +1,8 @@
 //! `nydus-image create`: a directory to a RAFS v6 bootstrap and data blob.
 
-use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{Read, Write};
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
@@ -266,7 +266,7 @@ pub fn run(a: CreateArgs) -> Result<()> {
     let t1 = Instant::now();
     pipeline::run(files, p.chunk_size, ChunkParams { compressor: p.compressor, digester: p.digester }, p.threads, |d| {
         raw_bytes += d.raw.len() as u64;
-        let (cref, stored) = writer.add(d.processed, None);
+        let (cref, stored) = writer.add(d.processed).map_err(anyhow::Error::new)?;
         if let Some(bytes) = stored {
             out.append(&bytes)?;
             if let Some(cd) = &mut out.cache_data {

@@ -190,7 +190,7 @@ impl Session<'_> {
                     .boot
                     .read_dir(d.nid)?
                     .iter()
-                    .map(|e| json!({ "name": String::from_utf8_lossy(&e.name), "nid": e.nid, "type": type_name(e.file_type) }))
+                    .map(|e| json!({ "name": String::from_utf8_lossy(&e.name), "nid": e.nid, "type": FileType::from_erofs_code(e.file_type).map_or("unknown", type_name) }))
                     .collect();
                 json!({ "path": String::from_utf8_lossy(&dir), "entries": entries })
             }
