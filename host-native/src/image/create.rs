@@ -239,7 +239,10 @@ pub fn run(a: CreateArgs) -> Result<()> {
     let mut out = BlobOut { file: None, cache_data: None, cache_dir: None, written: 0 };
     match p.blob.as_ref().expect("checked in plan") {
         BlobTarget::File(f) => out.file = Some(AtomicFile::create(f)?),
-        BlobTarget::Dir(d) => out.file = Some(AtomicFile::create(&d.join("blob"))?),
+        BlobTarget::Dir(d) => {
+            std::fs::create_dir_all(d).with_context(|| format!("creating the blob directory {}", d.display()))?;
+            out.file = Some(AtomicFile::create(&d.join("blob"))?)
+        }
         BlobTarget::CacheDir(d) => {
             out.cache_data = Some(AtomicFile::create(&d.join("blob.data"))?);
             out.cache_dir = Some(d.clone());
