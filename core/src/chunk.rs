@@ -49,7 +49,13 @@ pub fn process_chunk(raw: &[u8], params: &ChunkParams) -> Result<Processed, Buil
             }
         }
     };
-    Ok(Processed { digest, data, compressed, uncompressed_size: raw.len() as u32, crc32 })
+    Ok(Processed {
+        digest,
+        data,
+        compressed,
+        uncompressed_size: raw.len() as u32,
+        crc32,
+    })
 }
 
 #[cfg(test)]

@@ -14,8 +14,10 @@ pub fn compress(c: Compressor, data: &[u8]) -> Result<Vec<u8>, BuildError> {
         Compressor::Lz4Block => Ok(lz4_flex::block::compress(data)),
         Compressor::Zstd => {
             let mut out = Vec::with_capacity(zstd_safe::compress_bound(data.len()));
-            zstd_safe::compress(&mut out, data, ZSTD_LEVEL).map_err(|code| BuildError::Compress {
-                reason: format!("zstd: {}", zstd_safe::get_error_name(code)),
+            zstd_safe::compress(&mut out, data, ZSTD_LEVEL).map_err(|code| {
+                BuildError::Compress {
+                    reason: format!("zstd: {}", zstd_safe::get_error_name(code)),
+                }
             })?;
             Ok(out)
         }
@@ -35,10 +37,16 @@ pub fn decompress(
     what: &'static str,
     offset: u64,
 ) -> Result<Vec<u8>, DecodeError> {
-    let fail = |reason: String| DecodeError::Decompress { what, offset, reason };
+    let fail = |reason: String| DecodeError::Decompress {
+        what,
+        offset,
+        reason,
+    };
     let out = match c {
         Compressor::None => data.to_vec(),
-        Compressor::Lz4Block => lz4_flex::block::decompress(data, size).map_err(|e| fail(format!("lz4: {e}")))?,
+        Compressor::Lz4Block => {
+            lz4_flex::block::decompress(data, size).map_err(|e| fail(format!("lz4: {e}")))?
+        }
         Compressor::Zstd => {
             let mut out = Vec::with_capacity(size);
             let n = zstd_safe::decompress(&mut out, data)
@@ -49,7 +57,10 @@ pub fn decompress(
         Compressor::Gzip => gunzip(data, size).map_err(fail)?,
     };
     if out.len() != size {
-        return Err(fail(format!("expanded to {} bytes, expected {size}", out.len())));
+        return Err(fail(format!(
+            "expanded to {} bytes, expected {size}",
+            out.len()
+        )));
     }
     Ok(out)
 }
@@ -79,7 +90,9 @@ fn gunzip(data: &[u8], limit: usize) -> Result<Vec<u8>, String> {
     if flags & FHCRC != 0 {
         pos += 2;
     }
-    let body = data.get(pos..data.len().saturating_sub(8)).ok_or_else(short)?;
+    let body = data
+        .get(pos..data.len().saturating_sub(8))
+        .ok_or_else(short)?;
     let out = miniz_oxide::inflate::decompress_to_vec_with_limit(body, limit)
         .map_err(|e| format!("deflate: {:?}", e.status))?;
     let trailer = &data[data.len() - 8..];
@@ -116,9 +129,12 @@ mod tests {
     fn gunzip_decodes_a_member() {
         // `printf hello | gzip -n`
         let gz = [
-            0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x03, 0xcb, 0x48, 0xcd, 0xc9, 0xc9,
-            0x07, 0x00, 0x86, 0xa6, 0x10, 0x36, 0x05, 0x00, 0x00, 0x00,
+            0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x03, 0xcb, 0x48, 0xcd, 0xc9,
+            0xc9, 0x07, 0x00, 0x86, 0xa6, 0x10, 0x36, 0x05, 0x00, 0x00, 0x00,
         ];
-        assert_eq!(decompress(Compressor::Gzip, &gz, 5, "t", 0).unwrap(), b"hello");
+        assert_eq!(
+            decompress(Compressor::Gzip, &gz, 5, "t", 0).unwrap(),
+            b"hello"
+        );
     }
 }

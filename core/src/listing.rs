@@ -28,7 +28,10 @@ pub fn type_name(t: FileType) -> &'static str {
 /// Line format (tab-separated): path, type, permission bits (octal), `uid:gid`, mtime, size
 /// (0 for directories), content (`sha256` of a file, hex of a symlink target, `major:minor` of
 /// a device, else `-`), xattrs (`name=hexvalue` joined by `,`, or `-`).
-pub fn listing<R: ReadAt, S: ReadAt>(boot: &Bootstrap<R>, blobs: &[S]) -> Result<String, DecodeError> {
+pub fn listing<R: ReadAt, S: ReadAt>(
+    boot: &Bootstrap<R>,
+    blobs: &[S],
+) -> Result<String, DecodeError> {
     let mut out = String::new();
     let info = boot.blobs().to_vec();
     boot.walk(&mut |path, i| {
@@ -36,8 +39,16 @@ pub fn listing<R: ReadAt, S: ReadAt>(boot: &Bootstrap<R>, blobs: &[S]) -> Result
             FileType::Regular => {
                 let mut h = Sha256Stream::new();
                 for c in boot.chunks(i.nid)? {
-                    let b = info.get(c.blob_index as usize).ok_or(DecodeError::NotFound { path: format!("blob {}", c.blob_index) })?;
-                    let src = blobs.get(c.blob_index as usize).ok_or(DecodeError::NotFound { path: b.blob_id.clone() })?;
+                    let b = info
+                        .get(c.blob_index as usize)
+                        .ok_or(DecodeError::NotFound {
+                            path: format!("blob {}", c.blob_index),
+                        })?;
+                    let src = blobs
+                        .get(c.blob_index as usize)
+                        .ok_or(DecodeError::NotFound {
+                            path: b.blob_id.clone(),
+                        })?;
                     h.update(&read_chunk(src, b, &c, b.digester)?);
                 }
                 h.finish().to_hex()
@@ -55,7 +66,11 @@ pub fn listing<R: ReadAt, S: ReadAt>(boot: &Bootstrap<R>, blobs: &[S]) -> Result
             .map(|(k, v)| format!("{}={}", String::from_utf8_lossy(k), hex(v)))
             .collect();
         xs.sort();
-        let size = if i.file_type == FileType::Directory { 0 } else { i.size };
+        let size = if i.file_type == FileType::Directory {
+            0
+        } else {
+            i.size
+        };
         let _ = writeln!(
             out,
             "{}\t{}\t{:o}\t{}:{}\t{}\t{}\t{}\t{}",
@@ -67,7 +82,11 @@ pub fn listing<R: ReadAt, S: ReadAt>(boot: &Bootstrap<R>, blobs: &[S]) -> Result
             i.attrs.mtime,
             size,
             content,
-            if xs.is_empty() { "-".into() } else { xs.join(",") }
+            if xs.is_empty() {
+                "-".into()
+            } else {
+                xs.join(",")
+            }
         );
         Ok(())
     })?;

@@ -62,7 +62,10 @@ pub fn build(entries: &[MemEntry], o: &MemOptions) -> Result<MemImage, BuildErro
         b.insert(&e.path, entry)?;
     }
     let mut tree = b.finish();
-    let params = ChunkParams { compressor: o.compressor, digester: o.digester };
+    let params = ChunkParams {
+        compressor: o.compressor,
+        digester: o.digester,
+    };
     let mut w = BlobWriter::new(BlobOptions {
         compressor: o.compressor,
         digester: o.digester,
@@ -104,14 +107,26 @@ pub fn build(entries: &[MemEntry], o: &MemOptions) -> Result<MemImage, BuildErro
         let (more, mut info, id) = pending.finish(Some(&bootstrap));
         blob.extend(more);
         info.blob_id = id.to_hex();
-        Ok(MemImage { bootstrap, blob, blob_info: info })
+        Ok(MemImage {
+            bootstrap,
+            blob,
+            blob_info: info,
+        })
     } else {
         let (more, mut info, id) = pending.finish(None);
         blob.extend(more);
         info.blob_id = id.to_hex();
-        let blobs = if has_data { vec![info.clone()] } else { Vec::new() };
+        let blobs = if has_data {
+            vec![info.clone()]
+        } else {
+            Vec::new()
+        };
         let bootstrap = write_bootstrap(&tree, &blobs, &v6)?;
-        Ok(MemImage { bootstrap, blob, blob_info: info })
+        Ok(MemImage {
+            bootstrap,
+            blob,
+            blob_info: info,
+        })
     }
 }
 
@@ -121,7 +136,11 @@ pub fn worked_example() -> Vec<MemEntry> {
     use crate::model::{Attrs, FileType};
     let e = |ft: FileType, mode: u32, mtime: u64, symlink: Option<&[u8]>| Entry {
         file_type: ft,
-        attrs: Attrs { mode, mtime, ..Default::default() },
+        attrs: Attrs {
+            mode,
+            mtime,
+            ..Default::default()
+        },
         xattrs: Vec::new(),
         size: 0,
         symlink: symlink.map(|s| s.to_vec()),
@@ -129,7 +148,11 @@ pub fn worked_example() -> Vec<MemEntry> {
         source: 0,
     };
     vec![
-        MemEntry { path: b"/".to_vec(), entry: e(FileType::Directory, 0o755, 0, None), data: Vec::new() },
+        MemEntry {
+            path: b"/".to_vec(),
+            entry: e(FileType::Directory, 0o755, 0, None),
+            data: Vec::new(),
+        },
         MemEntry {
             path: b"/hello.txt".to_vec(),
             entry: e(FileType::Regular, 0o644, 1_700_000_000, None),

@@ -45,16 +45,27 @@ pub struct Report {
 
 impl Report {
     pub fn error(&mut self, location: impl Into<String>, message: impl Into<String>) {
-        self.findings.push(Finding { severity: Severity::Error, location: location.into(), message: message.into() });
+        self.findings.push(Finding {
+            severity: Severity::Error,
+            location: location.into(),
+            message: message.into(),
+        });
     }
     pub fn warning(&mut self, location: impl Into<String>, message: impl Into<String>) {
-        self.findings.push(Finding { severity: Severity::Warning, location: location.into(), message: message.into() });
+        self.findings.push(Finding {
+            severity: Severity::Warning,
+            location: location.into(),
+            message: message.into(),
+        });
     }
     /// Whether there is no error (warnings allowed).
     pub fn is_ok(&self) -> bool {
         self.findings.iter().all(|f| f.severity != Severity::Error)
     }
     pub fn errors(&self) -> usize {
-        self.findings.iter().filter(|f| f.severity == Severity::Error).count()
+        self.findings
+            .iter()
+            .filter(|f| f.severity == Severity::Error)
+            .count()
     }
 }

@@ -2,6 +2,9 @@
 //! exactly the source tree's listing. The WASM build runs the same checks
 //! (`tests/wasm-golden`).
 
+// Tests are hosts: they read golden files from disk.
+#![allow(clippy::disallowed_methods)]
+
 use nydus_core::blob::reader::extract_inline_bootstrap;
 use nydus_core::listing::listing;
 use nydus_core::v6::check::check;

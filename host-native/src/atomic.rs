@@ -22,15 +22,31 @@ impl AtomicFile {
             _ => PathBuf::from("."),
         };
         if !dir.is_dir() {
-            anyhow::bail!("output directory {} does not exist (for {})", dir.display(), dest.display());
+            anyhow::bail!(
+                "output directory {} does not exist (for {})",
+                dir.display(),
+                dest.display()
+            );
         }
-        let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = dest
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let tmp = tempfile::Builder::new()
             .prefix(&format!(".{name}."))
             .suffix(".tmp")
             .tempfile_in(&dir)
-            .with_context(|| format!("creating a temporary file in {} for {}", dir.display(), dest.display()))?;
-        Ok(Self { tmp: Some(tmp), dest: dest.to_path_buf() })
+            .with_context(|| {
+                format!(
+                    "creating a temporary file in {} for {}",
+                    dir.display(),
+                    dest.display()
+                )
+            })?;
+        Ok(Self {
+            tmp: Some(tmp),
+            dest: dest.to_path_buf(),
+        })
     }
 
     /// The open temporary file.
@@ -51,11 +67,15 @@ impl AtomicFile {
     /// Flushes, syncs and renames into place (readable by others: 0644).
     pub fn commit(mut self) -> Result<()> {
         let tmp = self.tmp.take().expect("committed twice");
-        tmp.as_file().sync_all().with_context(|| format!("writing {}", self.dest.display()))?;
+        tmp.as_file()
+            .sync_all()
+            .with_context(|| format!("writing {}", self.dest.display()))?;
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644))
             .with_context(|| format!("setting permissions of {}", self.dest.display()))?;
-        tmp.persist(&self.dest).map_err(|e| e.error).with_context(|| format!("renaming into {}", self.dest.display()))?;
+        tmp.persist(&self.dest)
+            .map_err(|e| e.error)
+            .with_context(|| format!("renaming into {}", self.dest.display()))?;
         Ok(())
     }
 }
@@ -65,8 +85,10 @@ pub fn write_file(dest: &Path, data: &[u8]) -> Result<()> {
     let mut f = AtomicFile::create(dest)?;
     {
         let mut w = BufWriter::new(f.file());
-        w.write_all(data).with_context(|| format!("writing {}", dest.display()))?;
-        w.flush().with_context(|| format!("writing {}", dest.display()))?;
+        w.write_all(data)
+            .with_context(|| format!("writing {}", dest.display()))?;
+        w.flush()
+            .with_context(|| format!("writing {}", dest.display()))?;
     }
     f.commit()
 }

@@ -53,7 +53,11 @@ pub fn init(level: &str, file: Option<&Path>) -> Result<()> {
     let level = Level::parse(level)?;
     let file = match file {
         Some(p) => Some(Mutex::new(
-            File::options().create(true).append(true).open(p).with_context(|| format!("opening log file {}", p.display()))?,
+            File::options()
+                .create(true)
+                .append(true)
+                .open(p)
+                .with_context(|| format!("opening log file {}", p.display()))?,
         )),
         None => None,
     };

@@ -64,7 +64,9 @@ pub fn run(
     let credits = (threads * 4).max(4);
     let (credit_tx, credit_rx) = bounded::<Vec<u8>>(credits);
     for _ in 0..credits {
-        credit_tx.send(Vec::new()).expect("credit channel sized for all credits");
+        credit_tx
+            .send(Vec::new())
+            .expect("credit channel sized for all credits");
     }
     let (job_tx, job_rx) = bounded::<Job>(credits);
     let (done_tx, done_rx) = bounded::<Done>(credits);
@@ -74,7 +76,6 @@ pub fn run(
         for _ in 0..threads {
             let job_rx = job_rx.clone();
             let done_tx = done_tx.clone();
-            let params = params.clone();
             scope.spawn(move || work(job_rx, done_tx, &params));
         }
         drop(done_tx);
@@ -89,7 +90,12 @@ pub fn run(
                 next += 1;
                 if outcome.is_ok() {
                     outcome = d.result.and_then(|processed| {
-                        sink(Delivered { id: d.id, index_in_file: d.index_in_file, raw: &d.data, processed })
+                        sink(Delivered {
+                            id: d.id,
+                            index_in_file: d.index_in_file,
+                            raw: &d.data,
+                            processed,
+                        })
                     });
                 }
                 let _ = credit_tx.send(d.data);
@@ -101,36 +107,61 @@ pub fn run(
         // Dropping the credit sender unblocks a reader waiting for credits after a failure.
         drop(credit_tx);
         drop(done_rx);
-        let read = reader.join().map_err(|_| anyhow!("the reader thread panicked"))?;
+        let read = reader
+            .join()
+            .map_err(|_| anyhow!("the reader thread panicked"))?;
         outcome?;
         read?;
         if !pending.is_empty() {
-            bail!("internal error: {} chunks were not delivered", pending.len());
+            bail!(
+                "internal error: {} chunks were not delivered",
+                pending.len()
+            );
         }
         Ok(())
     })
 }
 
-fn read_files(files: Vec<FileJob>, chunk_size: usize, credits: Receiver<Vec<u8>>, jobs: Sender<Job>) -> Result<()> {
+fn read_files(
+    files: Vec<FileJob>,
+    chunk_size: usize,
+    credits: Receiver<Vec<u8>>,
+    jobs: Sender<Job>,
+) -> Result<()> {
     let mut seq = 0u64;
     for f in files {
-        let mut file = File::open(&f.path).with_context(|| format!("opening {}", f.path.display()))?;
+        let mut file =
+            File::open(&f.path).with_context(|| format!("opening {}", f.path.display()))?;
         let mut left = f.size;
         let mut index_in_file = 0u32;
         while left > 0 {
-            let Ok(mut buf) = credits.recv() else { return Ok(()) };
+            let Ok(mut buf) = credits.recv() else {
+                return Ok(());
+            };
             let n = left.min(chunk_size as u64) as usize;
             buf.clear();
             buf.resize(n, 0);
             file.read_exact(&mut buf).map_err(|e| {
                 if e.kind() == std::io::ErrorKind::UnexpectedEof {
-                    anyhow!("{} shrank while it was being read (expected {} bytes)", f.path.display(), f.size)
+                    anyhow!(
+                        "{} shrank while it was being read (expected {} bytes)",
+                        f.path.display(),
+                        f.size
+                    )
                 } else {
                     anyhow!("reading {}: {e}", f.path.display())
                 }
             })?;
             left -= n as u64;
-            if jobs.send(Job { seq, id: f.id, index_in_file, data: buf }).is_err() {
+            if jobs
+                .send(Job {
+                    seq,
+                    id: f.id,
+                    index_in_file,
+                    data: buf,
+                })
+                .is_err()
+            {
                 return Ok(());
             }
             seq += 1;
@@ -144,7 +175,13 @@ fn work(jobs: Receiver<Job>, done: Sender<Done>, params: &ChunkParams) {
     for j in jobs.iter() {
         let result = process_chunk(&j.data, params).map_err(anyhow::Error::new);
         if done
-            .send(Done { seq: j.seq, id: j.id, index_in_file: j.index_in_file, data: j.data, result })
+            .send(Done {
+                seq: j.seq,
+                id: j.id,
+                index_in_file: j.index_in_file,
+                data: j.data,
+                result,
+            })
             .is_err()
         {
             return;
@@ -166,9 +203,16 @@ mod tests {
             let p = d.path().join(format!("f{i}"));
             let data: Vec<u8> = (0..(i * 5000 + 1)).map(|x| (x * 7 + i) as u8).collect();
             std::fs::write(&p, &data).unwrap();
-            files.push(FileJob { id: i, path: p, size: data.len() as u64 });
+            files.push(FileJob {
+                id: i,
+                path: p,
+                size: data.len() as u64,
+            });
         }
-        let params = ChunkParams { compressor: Compressor::Zstd, digester: Digester::Blake3 };
+        let params = ChunkParams {
+            compressor: Compressor::Zstd,
+            digester: Digester::Blake3,
+        };
         let mut seen = Vec::new();
         run(files, 4096, params, 4, |c| {
             seen.push((c.id, c.index_in_file, c.raw.len()));
@@ -190,8 +234,15 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("short");
         std::fs::write(&p, b"abc").unwrap();
-        let files = vec![FileJob { id: 0, path: p, size: 10 }];
-        let params = ChunkParams { compressor: Compressor::None, digester: Digester::Blake3 };
+        let files = vec![FileJob {
+            id: 0,
+            path: p,
+            size: 10,
+        }];
+        let params = ChunkParams {
+            compressor: Compressor::None,
+            digester: Digester::Blake3,
+        };
         let e = run(files, 4096, params, 2, |_| Ok(())).unwrap_err();
         assert!(e.to_string().contains("short"), "{e}");
     }

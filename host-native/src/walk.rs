@@ -96,7 +96,11 @@ fn entry_for(path: &Path, md: &std::fs::Metadata, source: u64) -> Result<Entry> 
             gid: md.gid(),
             mtime: md.mtime().max(0) as u64,
             mtime_nsec: md.mtime_nsec().clamp(0, 999_999_999) as u32,
-            rdev: if ft.is_device() { encode_rdev(major, minor) } else { 0 },
+            rdev: if ft.is_device() {
+                encode_rdev(major, minor)
+            } else {
+                0
+            },
         },
         xattrs: read_xattrs(path)?,
         size: if ft == FileType::Regular { md.len() } else { 0 },
@@ -109,22 +113,28 @@ fn entry_for(path: &Path, md: &std::fs::Metadata, source: u64) -> Result<Entry> 
 /// Walks `root` (which must be a directory) into a tree builder. The root directory's mtime
 /// is forced to 0, as upstream does for directory sources.
 pub fn walk_dir(root: &Path, whiteout: WhiteoutSpec) -> Result<WalkedDir> {
-    let md = std::fs::symlink_metadata(root)
-        .with_context(|| format!("source {}", root.display()))?;
+    let md =
+        std::fs::symlink_metadata(root).with_context(|| format!("source {}", root.display()))?;
     if !md.is_dir() {
-        bail!("source {} is not a directory (dir-rafs needs a directory)", root.display());
+        bail!(
+            "source {} is not a directory (dir-rafs needs a directory)",
+            root.display()
+        );
     }
     let mut builder = TreeBuilder::new();
     let mut sources = vec![root.to_path_buf()];
     let mut root_entry = entry_for(root, &md, 0)?;
     root_entry.attrs.mtime = 0;
     root_entry.attrs.mtime_nsec = 0;
-    builder.insert(b"/", root_entry).map_err(anyhow::Error::new)?;
+    builder
+        .insert(b"/", root_entry)
+        .map_err(anyhow::Error::new)?;
 
     // Explicit stack of (directory path, relative path bytes) to avoid recursion limits.
     let mut stack: Vec<(PathBuf, Vec<u8>)> = vec![(root.to_path_buf(), Vec::new())];
     while let Some((dir, rel)) = stack.pop() {
-        let rd = std::fs::read_dir(&dir).with_context(|| format!("reading directory {}", dir.display()))?;
+        let rd = std::fs::read_dir(&dir)
+            .with_context(|| format!("reading directory {}", dir.display()))?;
         for ent in rd {
             let ent = ent.with_context(|| format!("reading directory {}", dir.display()))?;
             let name = ent.file_name();

@@ -58,7 +58,11 @@ impl Codec for CiHeader {
         let at = r.offset();
         let magic = r.u32()?;
         if magic != BLOB_CI_MAGIC {
-            return Err(DecodeError::BadMagic { what: Self::NAME, offset: at, found: magic as u64 });
+            return Err(DecodeError::BadMagic {
+                what: Self::NAME,
+                offset: at,
+                found: magic as u64,
+            });
         }
         let h = CiHeader {
             features: r.u32()?,
@@ -75,7 +79,11 @@ impl Codec for CiHeader {
         let at2 = r.offset();
         let magic2 = r.u32()?;
         if magic2 != BLOB_CI_MAGIC {
-            return Err(DecodeError::BadMagic { what: Self::NAME, offset: at2, found: magic2 as u64 });
+            return Err(DecodeError::BadMagic {
+                what: Self::NAME,
+                offset: at2,
+                found: magic2 as u64,
+            });
         }
         Ok(h)
     }
@@ -103,8 +111,12 @@ impl CiEntry {
     pub fn encode_v1(&self, out: &mut Vec<u8>) {
         let u = (self.uncompressed_size - 1) as u64;
         let c = (self.compressed_size - 1) as u64;
-        let uncomp = ((u >> 20) & 0xf) << 8 | (self.uncompressed_offset & 0x0FFF_FFFF_F000) | (u & 0xF_FFFF) << 44;
-        let comp = (self.compressed_offset & 0xFF_FFFF_FFFF) | ((c >> 20) & 0xf) << 40 | (c & 0xF_FFFF) << 44;
+        let uncomp = ((u >> 20) & 0xf) << 8
+            | (self.uncompressed_offset & 0x0FFF_FFFF_F000)
+            | (u & 0xF_FFFF) << 44;
+        let comp = (self.compressed_offset & 0xFF_FFFF_FFFF)
+            | ((c >> 20) & 0xf) << 40
+            | (c & 0xF_FFFF) << 44;
         out.put_u64(uncomp);
         out.put_u64(comp);
     }
@@ -115,7 +127,11 @@ impl CiEntry {
         let comp = r.u64()?;
         let uncompressed_size = ((((uncomp >> 8) & 0xf) << 20 | (uncomp >> 44)) + 1) as u32;
         let compressed_size = ((((comp >> 40) & 0xf) << 20 | (comp >> 44)) + 1) as u32;
-        let flags = if compressed_size != uncompressed_size { chunk_flags::COMPRESSED } else { 0 };
+        let flags = if compressed_size != uncompressed_size {
+            chunk_flags::COMPRESSED
+        } else {
+            0
+        };
         Ok(CiEntry {
             uncompressed_offset: uncomp & 0x0FFF_FFFF_F000,
             uncompressed_size,
@@ -138,7 +154,8 @@ impl CiEntry {
         let uncomp = (self.uncompressed_offset >> 12) & 0xFFFF_FFFF
             | ((self.uncompressed_size - 1) as u64 & 0xFF_FFFF) << 32
             | (f as u64) << 56;
-        let comp = (self.compressed_offset & 0xFF_FFFF_FFFF) | (self.compressed_size as u64 & 0xFF_FFFF) << 40;
+        let comp = (self.compressed_offset & 0xFF_FFFF_FFFF)
+            | (self.compressed_size as u64 & 0xFF_FFFF) << 40;
         out.put_u64(uncomp);
         out.put_u64(comp);
         out.put_u64(self.data);
@@ -173,8 +190,17 @@ impl CiEntry {
 }
 
 /// Decodes `count` entries from uncompressed ci data starting at absolute `base`.
-pub fn decode_entries(bytes: &[u8], count: u32, v2: bool, base: u64) -> Result<Vec<CiEntry>, DecodeError> {
-    let size = if v2 { CI_V2_ENTRY_SIZE } else { CI_V1_ENTRY_SIZE };
+pub fn decode_entries(
+    bytes: &[u8],
+    count: u32,
+    v2: bool,
+    base: u64,
+) -> Result<Vec<CiEntry>, DecodeError> {
+    let size = if v2 {
+        CI_V2_ENTRY_SIZE
+    } else {
+        CI_V1_ENTRY_SIZE
+    };
     let need = size as u64 * count as u64;
     if (bytes.len() as u64) < need {
         return Err(DecodeError::Truncated {
@@ -185,7 +211,15 @@ pub fn decode_entries(bytes: &[u8], count: u32, v2: bool, base: u64) -> Result<V
         });
     }
     let mut r = Reader::new(&bytes[..need as usize], base, "compression-info entry");
-    (0..count).map(|_| if v2 { CiEntry::decode_v2(&mut r) } else { CiEntry::decode_v1(&mut r) }).collect()
+    (0..count)
+        .map(|_| {
+            if v2 {
+                CiEntry::decode_v2(&mut r)
+            } else {
+                CiEntry::decode_v1(&mut r)
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -195,7 +229,11 @@ mod tests {
     #[test]
     fn v1_matches_the_worked_example() {
         // rafs-v6.md §18.1: "hello\n" at 0/0, 6 bytes raw.
-        let e = CiEntry { uncompressed_size: 6, compressed_size: 6, ..Default::default() };
+        let e = CiEntry {
+            uncompressed_size: 6,
+            compressed_size: 6,
+            ..Default::default()
+        };
         let mut v = Vec::new();
         e.encode_v1(&mut v);
         assert_eq!(v, [0, 0, 0, 0, 0, 0x50, 0, 0, 0, 0, 0, 0, 0, 0x50, 0, 0]);
@@ -215,7 +253,11 @@ mod tests {
         let mut v = Vec::new();
         e.encode_v1(&mut v);
         assert_eq!(decode_entries(&v, 1, false, 0).unwrap()[0], e);
-        let e2 = CiEntry { flags: chunk_flags::COMPRESSED | chunk_flags::HAS_CRC32, data: 0xdead_beef, ..e };
+        let e2 = CiEntry {
+            flags: chunk_flags::COMPRESSED | chunk_flags::HAS_CRC32,
+            data: 0xdead_beef,
+            ..e
+        };
         let mut v = Vec::new();
         e2.encode_v2(&mut v);
         assert_eq!(decode_entries(&v, 1, true, 0).unwrap()[0], e2);
@@ -223,7 +265,14 @@ mod tests {
 
     #[test]
     fn header_round_trips_and_checks_magic() {
-        let h = CiHeader { features: 0x4000_0001, ci_entries: 1, ci_offset: 6, ci_compressed_size: 16, ci_uncompressed_size: 16, ..Default::default() };
+        let h = CiHeader {
+            features: 0x4000_0001,
+            ci_entries: 1,
+            ci_offset: 6,
+            ci_compressed_size: 16,
+            ci_uncompressed_size: 16,
+            ..Default::default()
+        };
         let b = h.to_bytes();
         assert_eq!(b.len(), 4096);
         assert_eq!(CiHeader::decode_at(&b, 0).unwrap(), h);

@@ -2,7 +2,9 @@
 //! ToC and an inlined bootstrap. Every offset and length is checked against the source size
 //! before it is read.
 
-use crate::blob::ci::{decode_entries, CiEntry, CiHeader, CI_HEADER_SIZE, CI_V1_ENTRY_SIZE, CI_V2_ENTRY_SIZE};
+use crate::blob::ci::{
+    decode_entries, CiEntry, CiHeader, CI_HEADER_SIZE, CI_V1_ENTRY_SIZE, CI_V2_ENTRY_SIZE,
+};
 use crate::blob::tarhdr::{self, TAR_HEADER_SIZE};
 use crate::blob::toc::{TocEntry, TOC_ENTRY_SIZE};
 use crate::blob::{MAX_CHUNK_SIZE, SECTION_BOOT, SECTION_TOC};
@@ -17,13 +19,19 @@ use crate::source::ReadAt;
 pub const MAX_BOOTSTRAP_SIZE: u64 = 1 << 32;
 
 /// Reads and validates the ci header of `info`'s blob against the blob-table entry.
-pub fn read_ci_header<R: ReadAt + ?Sized>(src: &R, info: &BlobInfo) -> Result<CiHeader, DecodeError> {
-    let at = info.ci_offset.checked_add(info.ci_compressed_size).ok_or(DecodeError::OutOfBounds {
-        what: "compression-info table",
-        offset: info.ci_offset,
-        len: info.ci_compressed_size,
-        file_size: src.size(),
-    })?;
+pub fn read_ci_header<R: ReadAt + ?Sized>(
+    src: &R,
+    info: &BlobInfo,
+) -> Result<CiHeader, DecodeError> {
+    let at =
+        info.ci_offset
+            .checked_add(info.ci_compressed_size)
+            .ok_or(DecodeError::OutOfBounds {
+                what: "compression-info table",
+                offset: info.ci_offset,
+                len: info.ci_compressed_size,
+                file_size: src.size(),
+            })?;
     let bytes = src.read_vec(at, CI_HEADER_SIZE as u64)?;
     let h = CiHeader::decode_at(&bytes, at)?;
     let mismatch = |field: &str, a: u64, b: u64| DecodeError::Malformed {
@@ -31,14 +39,32 @@ pub fn read_ci_header<R: ReadAt + ?Sized>(src: &R, info: &BlobInfo) -> Result<Ci
         offset: at,
         reason: format!("{field} is {a} but the blob table says {b}"),
     };
-    if h.ci_entries != info.chunk_count && info.features & blob_features::IS_CHUNKDICT_GENERATED == 0 {
-        return Err(mismatch("ci_entries", h.ci_entries as u64, info.chunk_count as u64));
+    if h.ci_entries != info.chunk_count
+        && info.features & blob_features::IS_CHUNKDICT_GENERATED == 0
+    {
+        return Err(mismatch(
+            "ci_entries",
+            h.ci_entries as u64,
+            info.chunk_count as u64,
+        ));
     }
     for (f, a, b) in [
-        ("ci_compressor", h.ci_compressor as u64, info.ci_compressor.code() as u64),
+        (
+            "ci_compressor",
+            h.ci_compressor as u64,
+            info.ci_compressor.code() as u64,
+        ),
         ("ci_offset", h.ci_offset, info.ci_offset),
-        ("ci_compressed_size", h.ci_compressed_size, info.ci_compressed_size),
-        ("ci_uncompressed_size", h.ci_uncompressed_size, info.ci_uncompressed_size),
+        (
+            "ci_compressed_size",
+            h.ci_compressed_size,
+            info.ci_compressed_size,
+        ),
+        (
+            "ci_uncompressed_size",
+            h.ci_uncompressed_size,
+            info.ci_uncompressed_size,
+        ),
     ] {
         if a != b {
             return Err(mismatch(f, a, b));
@@ -48,10 +74,17 @@ pub fn read_ci_header<R: ReadAt + ?Sized>(src: &R, info: &BlobInfo) -> Result<Ci
 }
 
 /// Reads, decompresses and decodes the ci entries of a blob.
-pub fn read_ci_entries<R: ReadAt + ?Sized>(src: &R, info: &BlobInfo) -> Result<Vec<CiEntry>, DecodeError> {
+pub fn read_ci_entries<R: ReadAt + ?Sized>(
+    src: &R,
+    info: &BlobInfo,
+) -> Result<Vec<CiEntry>, DecodeError> {
     read_ci_header(src, info)?;
     let v2 = info.features & blob_features::CHUNK_INFO_V2 != 0;
-    let entry = if v2 { CI_V2_ENTRY_SIZE } else { CI_V1_ENTRY_SIZE } as u64;
+    let entry = if v2 {
+        CI_V2_ENTRY_SIZE
+    } else {
+        CI_V1_ENTRY_SIZE
+    } as u64;
     let need = entry * info.chunk_count as u64;
     if info.ci_uncompressed_size < need || info.ci_uncompressed_size > need + (1 << 30) {
         return Err(DecodeError::Malformed {
@@ -79,7 +112,10 @@ pub fn read_ci_entries<R: ReadAt + ?Sized>(src: &R, info: &BlobInfo) -> Result<V
 }
 
 fn check_size(c: &ChunkRef, what: &'static str) -> Result<(), DecodeError> {
-    if c.uncompressed_size == 0 || c.uncompressed_size > MAX_CHUNK_SIZE || c.compressed_size > MAX_CHUNK_SIZE * 2 {
+    if c.uncompressed_size == 0
+        || c.uncompressed_size > MAX_CHUNK_SIZE
+        || c.compressed_size > MAX_CHUNK_SIZE * 2
+    {
         return Err(DecodeError::Malformed {
             what,
             offset: c.compressed_offset,
@@ -124,7 +160,13 @@ pub fn read_chunk<R: ReadAt + ?Sized>(
     check_size(c, "chunk")?;
     let stored = src.read_vec(c.compressed_offset, c.compressed_size as u64)?;
     let data = if c.is_compressed() {
-        decompress(info.compressor, &stored, c.uncompressed_size as usize, "chunk", c.compressed_offset)?
+        decompress(
+            info.compressor,
+            &stored,
+            c.uncompressed_size as usize,
+            "chunk",
+            c.compressed_offset,
+        )?
     } else {
         if stored.len() != c.uncompressed_size as usize {
             return Err(DecodeError::Malformed {
@@ -160,7 +202,8 @@ pub fn read_toc<R: ReadAt + ?Sized>(src: &R) -> Result<Option<Vec<TocEntry>>, De
         return Ok(None);
     }
     let hdr_at = size - TAR_HEADER_SIZE as u64;
-    let Ok((name, len)) = tarhdr::decode(&src.read_vec(hdr_at, TAR_HEADER_SIZE as u64)?, hdr_at) else {
+    let Ok((name, len)) = tarhdr::decode(&src.read_vec(hdr_at, TAR_HEADER_SIZE as u64)?, hdr_at)
+    else {
         return Ok(None);
     };
     if name != SECTION_TOC {
@@ -170,7 +213,9 @@ pub fn read_toc<R: ReadAt + ?Sized>(src: &R) -> Result<Option<Vec<TocEntry>>, De
         return Err(DecodeError::Malformed {
             what: "blob ToC",
             offset: hdr_at,
-            reason: format!("size {len} is not a small multiple of {TOC_ENTRY_SIZE} inside the blob"),
+            reason: format!(
+                "size {len} is not a small multiple of {TOC_ENTRY_SIZE} inside the blob"
+            ),
         });
     }
     let at = hdr_at - len;
@@ -192,7 +237,10 @@ pub fn extract_inline_bootstrap<R: ReadAt + ?Sized>(src: &R) -> Result<Vec<u8>, 
         reason: "it has no inlined bootstrap (no image.boot section)".into(),
     };
     if let Some(toc) = read_toc(src)? {
-        let e = toc.iter().find(|e| e.name == SECTION_BOOT).ok_or_else(not_inline)?;
+        let e = toc
+            .iter()
+            .find(|e| e.name == SECTION_BOOT)
+            .ok_or_else(not_inline)?;
         let c = e.compressor().ok_or_else(|| DecodeError::Malformed {
             what: "blob ToC entry image.boot",
             offset: e.compressed_offset,
@@ -206,7 +254,13 @@ pub fn extract_inline_bootstrap<R: ReadAt + ?Sized>(src: &R) -> Result<Vec<u8>, 
             });
         }
         let stored = src.read_vec(e.compressed_offset, e.compressed_size)?;
-        let boot = decompress(c, &stored, e.uncompressed_size as usize, "inlined bootstrap", e.compressed_offset)?;
+        let boot = decompress(
+            c,
+            &stored,
+            e.uncompressed_size as usize,
+            "inlined bootstrap",
+            e.compressed_offset,
+        )?;
         let actual = sha256(&boot);
         if actual.0 != e.uncompressed_digest {
             return Err(DecodeError::DigestMismatch {
@@ -222,7 +276,8 @@ pub fn extract_inline_bootstrap<R: ReadAt + ?Sized>(src: &R) -> Result<Vec<u8>, 
         return Err(not_inline());
     }
     let hdr_at = size - TAR_HEADER_SIZE as u64;
-    let (name, len) = tarhdr::decode(&src.read_vec(hdr_at, TAR_HEADER_SIZE as u64)?, hdr_at).map_err(|_| not_inline())?;
+    let (name, len) = tarhdr::decode(&src.read_vec(hdr_at, TAR_HEADER_SIZE as u64)?, hdr_at)
+        .map_err(|_| not_inline())?;
     if name != SECTION_BOOT || len > hdr_at || len > MAX_BOOTSTRAP_SIZE {
         return Err(not_inline());
     }
@@ -264,14 +319,24 @@ mod tests {
 
     #[test]
     fn chunks_and_ci_read_back() {
-        for (inline, toc, v2) in [(false, false, false), (true, true, true), (false, true, false)] {
+        for (inline, toc, v2) in [
+            (false, false, false),
+            (true, true, true),
+            (false, true, false),
+        ] {
             let (blob, info, refs) = build(inline, toc, v2);
             let ci = read_ci_entries(&blob, &info).unwrap();
             assert_eq!(ci.len(), info.chunk_count as usize);
             for c in &refs {
                 let e = ci[c.index as usize];
-                assert_eq!((e.compressed_offset, e.compressed_size), (c.compressed_offset, c.compressed_size));
-                assert_eq!(read_chunk(&blob, &info, c, Digester::Blake3).unwrap().len(), 3000);
+                assert_eq!(
+                    (e.compressed_offset, e.compressed_size),
+                    (c.compressed_offset, c.compressed_size)
+                );
+                assert_eq!(
+                    read_chunk(&blob, &info, c, Digester::Blake3).unwrap().len(),
+                    3000
+                );
             }
             if inline {
                 assert_eq!(extract_inline_bootstrap(&blob).unwrap(), b"bootstrap bytes");

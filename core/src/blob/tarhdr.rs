@@ -18,7 +18,7 @@ pub fn encode(name: &str, size: u64) -> [u8; TAR_HEADER_SIZE] {
     let mut h = [0u8; TAR_HEADER_SIZE];
     let n = name.as_bytes();
     h[..n.len().min(NAME_LEN)].copy_from_slice(&n[..n.len().min(NAME_LEN)]);
-    if size < 0o100_0000_0000_0 {
+    if size < 0o100_000_000_000 {
         h[SIZE_OFF..SIZE_OFF + 12].copy_from_slice(format!("{size:011o}\0").as_bytes());
     } else {
         h[SIZE_OFF] = 0x80;
@@ -35,13 +35,23 @@ pub fn encode(name: &str, size: u64) -> [u8; TAR_HEADER_SIZE] {
 fn checksum(h: &[u8; TAR_HEADER_SIZE]) -> u32 {
     h.iter()
         .enumerate()
-        .map(|(i, &b)| if (CHKSUM_OFF..CHKSUM_OFF + 8).contains(&i) { 0x20 } else { b as u32 })
+        .map(|(i, &b)| {
+            if (CHKSUM_OFF..CHKSUM_OFF + 8).contains(&i) {
+                0x20
+            } else {
+                b as u32
+            }
+        })
         .sum()
 }
 
 fn parse_octal(field: &[u8]) -> Option<u64> {
     let start = field.iter().position(|&b| b != b' ')?;
-    let digits: Vec<u8> = field[start..].iter().take_while(|&&b| (b'0'..=b'7').contains(&b)).copied().collect();
+    let digits: Vec<u8> = field[start..]
+        .iter()
+        .take_while(|&&b| (b'0'..=b'7').contains(&b))
+        .copied()
+        .collect();
     if digits.is_empty() {
         return Some(0);
     }
@@ -51,12 +61,17 @@ fn parse_octal(field: &[u8]) -> Option<u64> {
 /// Parses a section header at absolute offset `offset`: `(name, size)`. Checks the checksum,
 /// the magic and the regular-file type.
 pub fn decode(h: &[u8], offset: u64) -> Result<(String, u64), DecodeError> {
-    let bad = |reason: &str| DecodeError::Malformed { what: "blob section tar header", offset, reason: reason.into() };
+    let bad = |reason: &str| DecodeError::Malformed {
+        what: "blob section tar header",
+        offset,
+        reason: reason.into(),
+    };
     let h: &[u8; TAR_HEADER_SIZE] = h.try_into().map_err(|_| bad("not 512 bytes"))?;
     if &h[MAGIC_OFF..MAGIC_OFF + 6] != b"ustar " && &h[MAGIC_OFF..MAGIC_OFF + 6] != b"ustar\0" {
         return Err(bad("no ustar/GNU magic"));
     }
-    let recorded = parse_octal(&h[CHKSUM_OFF..CHKSUM_OFF + 8]).ok_or_else(|| bad("unreadable checksum"))?;
+    let recorded =
+        parse_octal(&h[CHKSUM_OFF..CHKSUM_OFF + 8]).ok_or_else(|| bad("unreadable checksum"))?;
     if recorded != checksum(h) as u64 {
         return Err(bad("checksum mismatch"));
     }
@@ -70,7 +85,10 @@ pub fn decode(h: &[u8], offset: u64) -> Result<(String, u64), DecodeError> {
     } else {
         parse_octal(&h[SIZE_OFF..SIZE_OFF + 12]).ok_or_else(|| bad("unreadable size"))?
     };
-    let end = h[..NAME_LEN].iter().position(|&b| b == 0).unwrap_or(NAME_LEN);
+    let end = h[..NAME_LEN]
+        .iter()
+        .position(|&b| b == 0)
+        .unwrap_or(NAME_LEN);
     let name = String::from_utf8(h[..end].to_vec()).map_err(|_| bad("name is not UTF-8"))?;
     Ok((name, size))
 }

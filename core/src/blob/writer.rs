@@ -9,7 +9,8 @@ use crate::blob::ci::{CiEntry, CiHeader};
 use crate::blob::tarhdr;
 use crate::blob::toc::{flag_of, TocEntry, TOC_FLAG_NONE};
 use crate::blob::{
-    MAX_CHUNKS_PER_BLOB, SECTION_BLOB, SECTION_BOOT, SECTION_DIGEST, SECTION_META, SECTION_META_HEADER, SECTION_TOC,
+    MAX_CHUNKS_PER_BLOB, SECTION_BLOB, SECTION_BOOT, SECTION_DIGEST, SECTION_META,
+    SECTION_META_HEADER, SECTION_TOC,
 };
 use crate::chunk::Processed;
 use crate::codec::{round_up, Codec};
@@ -63,7 +64,9 @@ impl BlobWriter {
 
     /// Makes an existing chunk (of a parent layer or a chunk dictionary) available for dedup.
     pub fn add_known(&mut self, c: ChunkRef) {
-        self.known.entry((c.digest, c.uncompressed_size)).or_insert(c);
+        self.known
+            .entry((c.digest, c.uncompressed_size))
+            .or_insert(c);
     }
 
     /// Number of chunks written to this blob so far.
@@ -215,7 +218,10 @@ impl BlobWriter {
             out.extend_from_slice(&ci_stored);
             out.extend_from_slice(&ci_header);
             if tar {
-                let h = tarhdr::encode(SECTION_META, info.ci_compressed_size + ci_header.len() as u64);
+                let h = tarhdr::encode(
+                    SECTION_META,
+                    info.ci_compressed_size + ci_header.len() as u64,
+                );
                 self.emit(&h);
                 out.extend_from_slice(&h);
             }
@@ -374,7 +380,10 @@ mod tests {
     /// rafs-v6.md §18.1: the 4118-byte blob of the worked example.
     #[test]
     fn worked_example_blob_is_byte_exact() {
-        let params = ChunkParams { compressor: Compressor::None, digester: Digester::Blake3 };
+        let params = ChunkParams {
+            compressor: Compressor::None,
+            digester: Digester::Blake3,
+        };
         let mut w = BlobWriter::new(opts());
         let (c, data) = w.add(process_chunk(b"hello\n", &params).unwrap()).unwrap();
         let mut blob = data.unwrap();
@@ -385,7 +394,10 @@ mod tests {
         blob.extend_from_slice(&more);
         assert_eq!(blob.len(), 4118);
         assert_eq!(&blob[..6], b"hello\n");
-        assert_eq!(&blob[6..22], &[0, 0, 0, 0, 0, 0x50, 0, 0, 0, 0, 0, 0, 0, 0x50, 0, 0]);
+        assert_eq!(
+            &blob[6..22],
+            &[0, 0, 0, 0, 0, 0x50, 0, 0, 0, 0, 0, 0, 0, 0x50, 0, 0]
+        );
         let h = CiHeader::decode_at(&blob[22..], 22).unwrap();
         assert_eq!(
             h,
@@ -399,13 +411,19 @@ mod tests {
             }
         );
         assert_eq!(id, sha256(&blob));
-        assert_eq!((info.compressed_size, info.uncompressed_size, info.features), (4118, 4096, 0x4000_0001));
+        assert_eq!(
+            (info.compressed_size, info.uncompressed_size, info.features),
+            (4118, 4096, 0x4000_0001)
+        );
     }
 
     /// rafs-v6.md §18.8: section sizes of the nydusify-style layer.
     #[test]
     fn nydusify_layer_sections_are_placed_as_upstream() {
-        let params = ChunkParams { compressor: Compressor::Zstd, digester: Digester::Blake3 };
+        let params = ChunkParams {
+            compressor: Compressor::Zstd,
+            digester: Digester::Blake3,
+        };
         let mut w = BlobWriter::new(BlobOptions {
             compressor: Compressor::Zstd,
             inline_meta: true,
@@ -423,16 +441,26 @@ mod tests {
         let boot = vec![0u8; 20480];
         let (more, _, id) = pending.finish(Some(&boot));
         blob.extend_from_slice(&more);
-        assert_eq!(tarhdr::decode(&blob[blob.len() - 512..], 0).unwrap(), (SECTION_TOC.into(), 640));
+        assert_eq!(
+            tarhdr::decode(&blob[blob.len() - 512..], 0).unwrap(),
+            (SECTION_TOC.into(), 640)
+        );
         assert_eq!(id, sha256(&blob));
     }
 
     #[test]
     fn duplicates_are_not_stored_twice() {
         let params = ChunkParams::default();
-        let mut w = BlobWriter::new(BlobOptions { compressor: Compressor::Zstd, ..opts() });
-        let (a, da) = w.add(process_chunk(&[1u8; 5000], &params).unwrap()).unwrap();
-        let (b, db) = w.add(process_chunk(&[1u8; 5000], &params).unwrap()).unwrap();
+        let mut w = BlobWriter::new(BlobOptions {
+            compressor: Compressor::Zstd,
+            ..opts()
+        });
+        let (a, da) = w
+            .add(process_chunk(&[1u8; 5000], &params).unwrap())
+            .unwrap();
+        let (b, db) = w
+            .add(process_chunk(&[1u8; 5000], &params).unwrap())
+            .unwrap();
         assert!(da.is_some() && db.is_none());
         assert_eq!(a, b);
         let (c, _) = w.add(process_chunk(&[2u8; 100], &params).unwrap()).unwrap();

@@ -21,23 +21,54 @@ pub fn check<R: ReadAt>(boot: &Bootstrap<R>) -> Report {
     };
     for w in table.windows(2) {
         if (w[0].0.digest, w[0].0.blob_index) >= (w[1].0.digest, w[1].0.blob_index) {
-            rep.error("chunk-info table", format!("records for {} are not in ascending unique order", w[1].0.digest));
+            rep.error(
+                "chunk-info table",
+                format!(
+                    "records for {} are not in ascending unique order",
+                    w[1].0.digest
+                ),
+            );
             break;
         }
     }
     let blobs = boot.blobs();
     for (c, _) in &table {
         match blobs.get(c.blob_index as usize) {
-            None => rep.error("chunk-info table", format!("chunk {} names blob {} of {}", c.digest, c.blob_index, blobs.len())),
+            None => rep.error(
+                "chunk-info table",
+                format!(
+                    "chunk {} names blob {} of {}",
+                    c.digest,
+                    c.blob_index,
+                    blobs.len()
+                ),
+            ),
             Some(b) => {
                 if c.index >= b.chunk_count {
-                    rep.error(&b.blob_id, format!("chunk {} has ci index {} of {}", c.digest, c.index, b.chunk_count));
+                    rep.error(
+                        &b.blob_id,
+                        format!(
+                            "chunk {} has ci index {} of {}",
+                            c.digest, c.index, b.chunk_count
+                        ),
+                    );
                 }
-                if c.uncompressed_offset % 4096 != 0 || c.uncompressed_offset + c.uncompressed_size as u64 > b.uncompressed_size {
-                    rep.error(&b.blob_id, format!("chunk {} lies outside the aligned uncompressed blob", c.digest));
+                if c.uncompressed_offset % 4096 != 0
+                    || c.uncompressed_offset + c.uncompressed_size as u64 > b.uncompressed_size
+                {
+                    rep.error(
+                        &b.blob_id,
+                        format!(
+                            "chunk {} lies outside the aligned uncompressed blob",
+                            c.digest
+                        ),
+                    );
                 }
                 if !c.is_compressed() && c.compressed_size != c.uncompressed_size {
-                    rep.error(&b.blob_id, format!("uncompressed chunk {} has differing sizes", c.digest));
+                    rep.error(
+                        &b.blob_id,
+                        format!("uncompressed chunk {} has differing sizes", c.digest),
+                    );
                 }
             }
         }
@@ -70,18 +101,30 @@ pub fn check<R: ReadAt>(boot: &Bootstrap<R>) -> Report {
                         match boot.inode(e.nid) {
                             Ok(c) => {
                                 if c.file_type.erofs_code() != e.file_type {
-                                    rep.error(&shown, format!("entry {:?} has the wrong file type", String::from_utf8_lossy(&e.name)));
+                                    rep.error(
+                                        &shown,
+                                        format!(
+                                            "entry {:?} has the wrong file type",
+                                            String::from_utf8_lossy(&e.name)
+                                        ),
+                                    );
                                 }
                                 if c.file_type == FileType::Directory {
                                     subdirs += 1;
                                     parent_of.insert(e.nid, i.nid);
                                 }
                             }
-                            Err(err) => rep.error(&shown, format!("entry {:?}: {err}", String::from_utf8_lossy(&e.name))),
+                            Err(err) => rep.error(
+                                &shown,
+                                format!("entry {:?}: {err}", String::from_utf8_lossy(&e.name)),
+                            ),
                         }
                     }
                     if i.nlink != 2 + subdirs {
-                        rep.warning(&shown, format!("nlink {} but {subdirs} subdirectories", i.nlink));
+                        rep.warning(
+                            &shown,
+                            format!("nlink {} but {subdirs} subdirectories", i.nlink),
+                        );
                     }
                 }
                 Err(e) => rep.error(&shown, e.to_string()),
@@ -113,7 +156,10 @@ pub fn check<R: ReadAt>(boot: &Bootstrap<R>) -> Report {
     for (nid, names) in &seen_nids {
         if let Ok(i) = boot.inode(*nid) {
             if i.file_type == FileType::Regular && i.nlink != *names {
-                rep.warning(format!("nid {nid}"), format!("nlink {} but {names} names", i.nlink));
+                rep.warning(
+                    format!("nid {nid}"),
+                    format!("nlink {} but {names} names", i.nlink),
+                );
             }
             if i.file_type == FileType::Directory && *names != 1 {
                 rep.error(format!("nid {nid}"), "a directory is linked more than once");
@@ -121,7 +167,13 @@ pub fn check<R: ReadAt>(boot: &Bootstrap<R>) -> Report {
         }
     }
     if entries != boot.superblock().inos {
-        rep.warning("superblock", format!("inos is {} but the tree has {entries} entries", boot.superblock().inos));
+        rep.warning(
+            "superblock",
+            format!(
+                "inos is {} but the tree has {entries} entries",
+                boot.superblock().inos
+            ),
+        );
     }
     match boot.prefetch() {
         Ok(list) => {

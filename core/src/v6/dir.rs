@@ -39,8 +39,15 @@ pub fn dir_size(names: &[&[u8]], block: u64) -> u64 {
     let b = blocks(names, block);
     let mut size = 0;
     for (k, r) in b.iter().enumerate() {
-        let used: u64 = names[r.clone()].iter().map(|n| EROFS_DIRENT_SIZE + n.len() as u64).sum();
-        size = if k + 1 == b.len() { size + used } else { size + block };
+        let used: u64 = names[r.clone()]
+            .iter()
+            .map(|n| EROFS_DIRENT_SIZE + n.len() as u64)
+            .sum();
+        size = if k + 1 == b.len() {
+            size + used
+        } else {
+            size + block
+        };
     }
     size
 }
@@ -75,7 +82,11 @@ pub fn decode(data: &[u8], block: u64, base: u64) -> Result<Vec<DirEntry>, Decod
     let mut out = Vec::new();
     for (k, blk) in data.chunks(block as usize).enumerate() {
         let at = base + k as u64 * block;
-        let bad = |reason: String| DecodeError::Malformed { what: "directory block", offset: at, reason };
+        let bad = |reason: String| DecodeError::Malformed {
+            what: "directory block",
+            offset: at,
+            reason,
+        };
         let mut r = Reader::new(blk, at, "directory block");
         let first_off = {
             let mut p = Reader::new(blk, at, "directory block");
@@ -83,7 +94,9 @@ pub fn decode(data: &[u8], block: u64, base: u64) -> Result<Vec<DirEntry>, Decod
             p.u16()? as u64
         };
         if first_off == 0 || first_off % EROFS_DIRENT_SIZE != 0 || first_off > blk.len() as u64 {
-            return Err(bad(format!("first name offset {first_off} is not a valid multiple of 12")));
+            return Err(bad(format!(
+                "first name offset {first_off} is not a valid multiple of 12"
+            )));
         }
         let count = (first_off / EROFS_DIRENT_SIZE) as usize;
         let mut raw = Vec::with_capacity(count);
@@ -99,16 +112,24 @@ pub fn decode(data: &[u8], block: u64, base: u64) -> Result<Vec<DirEntry>, Decod
             let end = if i + 1 < count {
                 raw[i + 1].1
             } else {
-                let tail = blk.get(start..).ok_or_else(|| bad(format!("name offset {start} past the block")))?;
+                let tail = blk
+                    .get(start..)
+                    .ok_or_else(|| bad(format!("name offset {start} past the block")))?;
                 start + tail.iter().position(|&b| b == 0).unwrap_or(tail.len())
             };
             if start < first_off as usize || end < start || end > blk.len() {
-                return Err(bad(format!("entry {i} has name range {start}..{end} outside the block")));
+                return Err(bad(format!(
+                    "entry {i} has name range {start}..{end} outside the block"
+                )));
             }
             if end == start {
                 return Err(bad(format!("entry {i} has an empty name")));
             }
-            out.push(DirEntry { name: blk[start..end].to_vec(), nid, file_type: ft });
+            out.push(DirEntry {
+                name: blk[start..end].to_vec(),
+                nid,
+                file_type: ft,
+            });
         }
     }
     Ok(out)
@@ -121,10 +142,22 @@ mod tests {
     #[test]
     fn multi_block_round_trip_and_size() {
         let mut entries: Vec<DirEntry> = (0..600u32)
-            .map(|i| DirEntry { name: format!("file-{i:05}").into_bytes(), nid: 200 + i as u64, file_type: 1 })
+            .map(|i| DirEntry {
+                name: format!("file-{i:05}").into_bytes(),
+                nid: 200 + i as u64,
+                file_type: 1,
+            })
             .collect();
-        entries.push(DirEntry { name: b".".to_vec(), nid: 128, file_type: 2 });
-        entries.push(DirEntry { name: b"..".to_vec(), nid: 128, file_type: 2 });
+        entries.push(DirEntry {
+            name: b".".to_vec(),
+            nid: 128,
+            file_type: 2,
+        });
+        entries.push(DirEntry {
+            name: b"..".to_vec(),
+            nid: 128,
+            file_type: 2,
+        });
         entries.sort_by(|a, b| a.name.cmp(&b.name));
         let names: Vec<&[u8]> = entries.iter().map(|e| e.name.as_slice()).collect();
         let size = dir_size(&names, 4096);

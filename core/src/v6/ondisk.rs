@@ -20,7 +20,8 @@ pub const EROFS_DEVT_SLOT_SIZE: u64 = 128;
 pub const EROFS_FEATURE_COMPAT_RAFS_V6: u32 = 0x4000_0000;
 pub const EROFS_FEATURE_INCOMPAT_CHUNKED_FILE: u32 = 0x4;
 pub const EROFS_FEATURE_INCOMPAT_DEVICE_TABLE: u32 = 0x8;
-pub const RAFS_V6_FEATURE_INCOMPAT: u32 = EROFS_FEATURE_INCOMPAT_CHUNKED_FILE | EROFS_FEATURE_INCOMPAT_DEVICE_TABLE;
+pub const RAFS_V6_FEATURE_INCOMPAT: u32 =
+    EROFS_FEATURE_INCOMPAT_CHUNKED_FILE | EROFS_FEATURE_INCOMPAT_DEVICE_TABLE;
 /// Blob-table entry size.
 pub const RAFS_V6_BLOB_ENTRY_SIZE: u64 = 256;
 /// Chunk-info record size.
@@ -183,7 +184,11 @@ impl Codec for DeviceSlot {
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let raw = r.take(64)?;
         let end = raw.iter().position(|&b| b == 0).unwrap_or(64);
-        let s = DeviceSlot { tag: raw[..end].to_vec(), blocks: r.u32()?, mapped_blkaddr: r.u32()? };
+        let s = DeviceSlot {
+            tag: raw[..end].to_vec(),
+            blocks: r.u32()?,
+            mapped_blkaddr: r.u32()?,
+        };
         r.skip(56)?;
         Ok(s)
     }
@@ -216,23 +221,31 @@ pub fn encode_blob_entry(b: &BlobInfo, index: u32, o: &mut Vec<u8>) {
 /// Decodes a blob-table entry: `(recorded blob_index, info)`. Codes are validated.
 pub fn decode_blob_entry(r: &mut Reader<'_>) -> Result<(u32, BlobInfo), DecodeError> {
     let at = r.offset();
-    let bad = |reason: String| DecodeError::Malformed { what: "blob table entry", offset: at, reason };
+    let bad = |reason: String| DecodeError::Malformed {
+        what: "blob table entry",
+        offset: at,
+        reason,
+    };
     let raw = r.take(64)?;
     let end = raw.iter().position(|&b| b == 0).unwrap_or(64);
-    let blob_id = String::from_utf8(raw[..end].to_vec()).map_err(|_| bad("blob id is not UTF-8".into()))?;
+    let blob_id =
+        String::from_utf8(raw[..end].to_vec()).map_err(|_| bad("blob id is not UTF-8".into()))?;
     let index = r.u32()?;
     let chunk_size = r.u32()?;
     let chunk_count = r.u32()?;
     let comp = r.u32()?;
-    let compressor = Compressor::from_code(comp).ok_or_else(|| bad(format!("unknown compression_algo {comp}")))?;
+    let compressor = Compressor::from_code(comp)
+        .ok_or_else(|| bad(format!("unknown compression_algo {comp}")))?;
     let dig = r.u32()?;
-    let digester = Digester::from_code(dig).ok_or_else(|| bad(format!("unknown digest_algo {dig}")))?;
+    let digester =
+        Digester::from_code(dig).ok_or_else(|| bad(format!("unknown digest_algo {dig}")))?;
     let features = r.u32()?;
     let compressed_size = r.u64()?;
     let uncompressed_size = r.u64()?;
     let toc_size = r.u32()?;
     let cic = r.u32()?;
-    let ci_compressor = Compressor::from_code(cic).ok_or_else(|| bad(format!("unknown ci_compressor {cic}")))?;
+    let ci_compressor =
+        Compressor::from_code(cic).ok_or_else(|| bad(format!("unknown ci_compressor {cic}")))?;
     let info = BlobInfo {
         blob_id,
         chunk_size,
@@ -329,7 +342,19 @@ impl RawInode {
             let uid = r.u16()? as u32;
             let gid = r.u16()? as u32;
             r.skip(4)?;
-            Ok(RawInode { format, xattr_icount, mode, nlink, size, u, ino, uid, gid, mtime: 0, mtime_nsec: 0 })
+            Ok(RawInode {
+                format,
+                xattr_icount,
+                mode,
+                nlink,
+                size,
+                u,
+                ino,
+                uid,
+                gid,
+                mtime: 0,
+                mtime_nsec: 0,
+            })
         } else {
             r.skip(2)?;
             let size = r.u64()?;
@@ -341,7 +366,19 @@ impl RawInode {
             let mtime_nsec = r.u32()?;
             let nlink = r.u32()?;
             r.skip(16)?;
-            Ok(RawInode { format, xattr_icount, mode, nlink, size, u, ino, uid, gid, mtime, mtime_nsec })
+            Ok(RawInode {
+                format,
+                xattr_icount,
+                mode,
+                nlink,
+                size,
+                u,
+                ino,
+                uid,
+                gid,
+                mtime,
+                mtime_nsec,
+            })
         }
     }
 }
@@ -431,12 +468,24 @@ mod tests {
         };
         let mut v = Vec::new();
         encode_chunk_index(&c, &mut v);
-        assert_eq!(decode_chunk_index(&mut Reader::new(&v, 0, "t")).unwrap(), (3, 0x12_3456, 5));
+        assert_eq!(
+            decode_chunk_index(&mut Reader::new(&v, 0, "t")).unwrap(),
+            (3, 0x12_3456, 5)
+        );
     }
 
     #[test]
     fn inode_round_trips() {
-        let i = RawInode { format: 9, mode: 0o100644, nlink: 1, size: 6, u: 0x28, ino: 2, mtime: 1_700_000_000, ..Default::default() };
+        let i = RawInode {
+            format: 9,
+            mode: 0o100644,
+            nlink: 1,
+            size: 6,
+            u: 0x28,
+            ino: 2,
+            mtime: 1_700_000_000,
+            ..Default::default()
+        };
         let mut v = Vec::new();
         i.encode_extended(&mut v);
         assert_eq!(v.len(), 64);

@@ -8,7 +8,9 @@ use std::fmt;
 use crate::codec::{round_down, round_up, Codec, Reader};
 use crate::digest::Digester;
 use crate::error::DecodeError;
-use crate::model::{blob_features, rafs_flags, Attrs, BlobInfo, ChunkRef, Compressor, FileType, Xattrs};
+use crate::model::{
+    blob_features, rafs_flags, Attrs, BlobInfo, ChunkRef, Compressor, FileType, Xattrs,
+};
 use crate::source::ReadAt;
 use crate::v6::dir::{self, DirEntry};
 use crate::v6::ondisk::*;
@@ -20,6 +22,9 @@ pub const RAFS_V5_SUPER_MAGIC: u32 = 0x5241_4653;
 pub const MAX_DEPTH: usize = 4096;
 
 const B: u64 = EROFS_BLOCK_SIZE;
+
+/// The visitor of [`Bootstrap::walk`]: called with each path and its inode.
+pub type WalkFn<'a> = dyn FnMut(&[u8], &InodeInfo) -> Result<(), DecodeError> + 'a;
 
 /// One decoded inode.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,34 +85,74 @@ impl<R: ReadAt> fmt::Debug for Bootstrap<R> {
 }
 
 fn malformed(what: &'static str, offset: u64, reason: impl Into<String>) -> DecodeError {
-    DecodeError::Malformed { what, offset, reason: reason.into() }
+    DecodeError::Malformed {
+        what,
+        offset,
+        reason: reason.into(),
+    }
 }
 
 fn in_file(what: &'static str, offset: u64, len: u64, size: u64) -> Result<(), DecodeError> {
     match offset.checked_add(len) {
         Some(end) if end <= size => Ok(()),
-        _ => Err(DecodeError::OutOfBounds { what, offset, len, file_size: size }),
+        _ => Err(DecodeError::OutOfBounds {
+            what,
+            offset,
+            len,
+            file_size: size,
+        }),
     }
 }
 
 fn validate_sb(sb: &SuperBlock, size: u64) -> Result<(), DecodeError> {
     let at = EROFS_SUPER_OFFSET;
     if sb.magic != EROFS_SUPER_MAGIC {
-        return Err(DecodeError::BadMagic { what: "EROFS superblock", offset: at, found: sb.magic as u64 });
+        return Err(DecodeError::BadMagic {
+            what: "EROFS superblock",
+            offset: at,
+            found: sb.magic as u64,
+        });
     }
     if sb.blkszbits == 9 {
-        return Err(DecodeError::Unsupported { what: "bootstrap", reason: "TARFS mode (512-byte blocks)".into() });
+        return Err(DecodeError::Unsupported {
+            what: "bootstrap",
+            reason: "TARFS mode (512-byte blocks)".into(),
+        });
     }
     let checks: [(bool, String); 9] = [
-        (sb.checksum == 0, format!("checksum {:#x} must be 0", sb.checksum)),
-        (sb.feature_compat & EROFS_FEATURE_COMPAT_RAFS_V6 != 0, format!("feature_compat {:#x} lacks RAFS_V6", sb.feature_compat)),
-        (sb.blkszbits == EROFS_BLOCK_BITS, format!("blkszbits {} (only 12 is read)", sb.blkszbits)),
-        (sb.extslots == 0, format!("sb_extslots {} must be 0", sb.extslots)),
+        (
+            sb.checksum == 0,
+            format!("checksum {:#x} must be 0", sb.checksum),
+        ),
+        (
+            sb.feature_compat & EROFS_FEATURE_COMPAT_RAFS_V6 != 0,
+            format!("feature_compat {:#x} lacks RAFS_V6", sb.feature_compat),
+        ),
+        (
+            sb.blkszbits == EROFS_BLOCK_BITS,
+            format!("blkszbits {} (only 12 is read)", sb.blkszbits),
+        ),
+        (
+            sb.extslots == 0,
+            format!("sb_extslots {} must be 0", sb.extslots),
+        ),
         (sb.inos != 0, "inos is 0".into()),
-        (sb.u1 == 0 && sb.xattr_blkaddr == 0, "compression union and xattr_blkaddr must be 0".into()),
-        (sb.feature_incompat == RAFS_V6_FEATURE_INCOMPAT, format!("feature_incompat {:#x} must be 0xc", sb.feature_incompat)),
-        (sb.devt_slotoff as u64 * EROFS_DEVT_SLOT_SIZE == EROFS_DEVTABLE_OFFSET, format!("devt_slotoff {} must be 11", sb.devt_slotoff)),
-        ((sb.meta_blkaddr as u64) * B <= size, format!("meta_blkaddr {} lies past the end", sb.meta_blkaddr)),
+        (
+            sb.u1 == 0 && sb.xattr_blkaddr == 0,
+            "compression union and xattr_blkaddr must be 0".into(),
+        ),
+        (
+            sb.feature_incompat == RAFS_V6_FEATURE_INCOMPAT,
+            format!("feature_incompat {:#x} must be 0xc", sb.feature_incompat),
+        ),
+        (
+            sb.devt_slotoff as u64 * EROFS_DEVT_SLOT_SIZE == EROFS_DEVTABLE_OFFSET,
+            format!("devt_slotoff {} must be 11", sb.devt_slotoff),
+        ),
+        (
+            (sb.meta_blkaddr as u64) * B <= size,
+            format!("meta_blkaddr {} lies past the end", sb.meta_blkaddr),
+        ),
     ];
     for (ok, why) in checks {
         if !ok {
@@ -121,31 +166,52 @@ fn validate_ext(ext: &ExtSuperBlock, sb: &SuperBlock, size: u64) -> Result<(), D
     let at = RAFS_V6_EXT_SUPER_OFFSET;
     let bad = |why: String| Err(malformed("RAFS v6 extended superblock", at, why));
     if ext.flags & !rafs_flags::KNOWN != 0 {
-        return bad(format!("unknown flag bits {:#x}", ext.flags & !rafs_flags::KNOWN));
+        return bad(format!(
+            "unknown flag bits {:#x}",
+            ext.flags & !rafs_flags::KNOWN
+        ));
     }
     if (ext.flags & rafs_flags::COMPRESSION_MASK).count_ones() != 1 {
-        return bad(format!("flags {:#x} must name exactly one compressor", ext.flags));
+        return bad(format!(
+            "flags {:#x} must name exactly one compressor",
+            ext.flags
+        ));
     }
     if (ext.flags & rafs_flags::HASH_MASK).count_ones() != 1 {
-        return bad(format!("flags {:#x} must name exactly one digester", ext.flags));
+        return bad(format!(
+            "flags {:#x} must name exactly one digester",
+            ext.flags
+        ));
     }
     let cs = ext.chunk_size as u64;
     if !cs.is_power_of_two() || !(0x1000..=RAFS_MAX_CHUNK_SIZE).contains(&cs) {
-        return bad(format!("chunk_size {cs:#x} is not a power of two in 0x1000..=0x1000000"));
+        return bad(format!(
+            "chunk_size {cs:#x} is not a power of two in 0x1000..=0x1000000"
+        ));
     }
     let devt_end = EROFS_DEVTABLE_OFFSET + EROFS_DEVT_SLOT_SIZE * sb.extra_devices as u64;
     let bt = (ext.blob_table_offset, ext.blob_table_size as u64);
     if bt.0 % B != 0 || bt.0 < B || bt.0 < devt_end || bt.1 % RAFS_V6_BLOB_ENTRY_SIZE != 0 {
-        return bad(format!("blob table at {:#x} size {} is misplaced", bt.0, bt.1));
+        return bad(format!(
+            "blob table at {:#x} size {} is misplaced",
+            bt.0, bt.1
+        ));
     }
     in_file("blob table", bt.0, bt.1, size)?;
     if bt.1 / RAFS_V6_BLOB_ENTRY_SIZE != sb.extra_devices as u64 {
-        return bad(format!("{} blob entries but {} device slots", bt.1 / RAFS_V6_BLOB_ENTRY_SIZE, sb.extra_devices));
+        return bad(format!(
+            "{} blob entries but {} device slots",
+            bt.1 / RAFS_V6_BLOB_ENTRY_SIZE,
+            sb.extra_devices
+        ));
     }
     if ext.chunk_table_size > 0 {
         let ct = (ext.chunk_table_offset, ext.chunk_table_size);
         if ct.0 % B != 0 || ct.0 < B || ct.1 % RAFS_V6_CHUNK_INFO_SIZE != 0 {
-            return bad(format!("chunk table at {:#x} size {} is misplaced", ct.0, ct.1));
+            return bad(format!(
+                "chunk table at {:#x} size {} is misplaced",
+                ct.0, ct.1
+            ));
         }
         in_file("chunk-info table", ct.0, ct.1, size)?;
         if ct.0 < bt.0 + bt.1 && bt.0 < ct.0 + ct.1 {
@@ -155,15 +221,30 @@ fn validate_ext(ext: &ExtSuperBlock, sb: &SuperBlock, size: u64) -> Result<(), D
     if ext.prefetch_table_size > 0 && ext.prefetch_table_offset != 0 {
         let pt = (ext.prefetch_table_offset, ext.prefetch_table_size as u64);
         if pt.0 < B || pt.1 % 4 != 0 {
-            return bad(format!("prefetch table at {:#x} size {} is misplaced", pt.0, pt.1));
+            return bad(format!(
+                "prefetch table at {:#x} size {} is misplaced",
+                pt.0, pt.1
+            ));
         }
         in_file("prefetch table", pt.0, pt.1, size)?;
     }
     Ok(())
 }
 
-fn validate_blob(b: &BlobInfo, index: u32, recorded: u32, chunk_size: u32, at: u64) -> Result<(), DecodeError> {
-    let bad = |why: String| Err(malformed("blob table entry", at, format!("blob {index}: {why}")));
+fn validate_blob(
+    b: &BlobInfo,
+    index: u32,
+    recorded: u32,
+    chunk_size: u32,
+    at: u64,
+) -> Result<(), DecodeError> {
+    let bad = |why: String| {
+        Err(malformed(
+            "blob table entry",
+            at,
+            format!("blob {index}: {why}"),
+        ))
+    };
     if recorded != index {
         return bad(format!("blob_index field is {recorded}"));
     }
@@ -171,7 +252,10 @@ fn validate_blob(b: &BlobInfo, index: u32, recorded: u32, chunk_size: u32, at: u
         return bad("empty blob id".into());
     }
     if b.chunk_size != chunk_size {
-        return bad(format!("chunk_size {:#x} differs from the superblock's {chunk_size:#x}", b.chunk_size));
+        return bad(format!(
+            "chunk_size {:#x} differs from the superblock's {chunk_size:#x}",
+            b.chunk_size
+        ));
     }
     if b.chunk_count > 1 << 24 || b.uncompressed_size > 1 << 44 || b.compressed_size > 1 << 40 {
         return bad("chunk count or sizes beyond format limits".into());
@@ -182,7 +266,9 @@ fn validate_blob(b: &BlobInfo, index: u32, recorded: u32, chunk_size: u32, at: u
     if b.features & blob_features::TARFS == 0 && b.features & blob_features::ALIGNED == 0 {
         return bad("ALIGNED is not set".into());
     }
-    if b.ci_offset.checked_add(b.ci_compressed_size).is_none() || b.ci_compressed_size > b.ci_uncompressed_size {
+    if b.ci_offset.checked_add(b.ci_compressed_size).is_none()
+        || b.ci_compressed_size > b.ci_uncompressed_size
+    {
         return bad("inconsistent compression-info sizes".into());
     }
     let special = blob_features::BATCH | blob_features::ZRAN | blob_features::ENCRYPTED;
@@ -194,7 +280,10 @@ fn validate_blob(b: &BlobInfo, index: u32, recorded: u32, chunk_size: u32, at: u
             b.ci_uncompressed_size == 24 * count
         };
         if !ok {
-            return bad(format!("ci_uncompressed_size {} does not match {count} v2 entries", b.ci_uncompressed_size));
+            return bad(format!(
+                "ci_uncompressed_size {} does not match {count} v2 entries",
+                b.ci_uncompressed_size
+            ));
         }
     } else {
         if b.features & special != 0 {
@@ -203,7 +292,10 @@ fn validate_blob(b: &BlobInfo, index: u32, recorded: u32, chunk_size: u32, at: u
         if b.features & (blob_features::IS_CHUNKDICT_GENERATED | blob_features::TARFS) == 0
             && b.ci_uncompressed_size != 16 * count
         {
-            return bad(format!("ci_uncompressed_size {} does not match {count} v1 entries", b.ci_uncompressed_size));
+            return bad(format!(
+                "ci_uncompressed_size {} does not match {count} v1 entries",
+                b.ci_uncompressed_size
+            ));
         }
     }
     if b.cipher_algo > 1 {
@@ -216,13 +308,26 @@ impl<R: ReadAt> Bootstrap<R> {
     /// Opens and validates the fixed regions (superblocks, blob table, device slots).
     pub fn open(src: R) -> Result<Self, DecodeError> {
         let size = src.size();
-        if size >= 4 && u32::from_le_bytes(src.read_vec(0, 4)?.try_into().expect("4 bytes")) == RAFS_V5_SUPER_MAGIC {
-            return Err(DecodeError::Unsupported { what: "bootstrap", reason: "RAFS v5 is not read yet".into() });
+        if size >= 4
+            && u32::from_le_bytes(src.read_vec(0, 4)?.try_into().expect("4 bytes"))
+                == RAFS_V5_SUPER_MAGIC
+        {
+            return Err(DecodeError::Unsupported {
+                what: "bootstrap",
+                reason: "RAFS v5 is not read yet".into(),
+            });
         }
         if size < B || size % B != 0 {
-            return Err(malformed("bootstrap", 0, format!("size {size} is not a non-zero multiple of 4096")));
+            return Err(malformed(
+                "bootstrap",
+                0,
+                format!("size {size} is not a non-zero multiple of 4096"),
+            ));
         }
-        let sb = SuperBlock::decode_at(&src.read_vec(EROFS_SUPER_OFFSET, SuperBlock::SIZE as u64)?, EROFS_SUPER_OFFSET)?;
+        let sb = SuperBlock::decode_at(
+            &src.read_vec(EROFS_SUPER_OFFSET, SuperBlock::SIZE as u64)?,
+            EROFS_SUPER_OFFSET,
+        )?;
         validate_sb(&sb, size)?;
         let ext = ExtSuperBlock::decode_at(
             &src.read_vec(RAFS_V6_EXT_SUPER_OFFSET, ExtSuperBlock::SIZE as u64)?,
@@ -248,16 +353,34 @@ impl<R: ReadAt> Bootstrap<R> {
             let at = r.offset();
             let mut e = r.sub(EROFS_DEVT_SLOT_SIZE as usize, "device slot")?;
             let s = DeviceSlot::decode(&mut e)?;
-            if std::str::from_utf8(&s.tag).is_err() || s.blocks == 0 || !seen.insert(s.tag.clone()) {
-                return Err(malformed("device slot", at, format!("slot {i}: tag not UTF-8, zero blocks or duplicate")));
+            if std::str::from_utf8(&s.tag).is_err() || s.blocks == 0 || !seen.insert(s.tag.clone())
+            {
+                return Err(malformed(
+                    "device slot",
+                    at,
+                    format!("slot {i}: tag not UTF-8, zero blocks or duplicate"),
+                ));
             }
             if s.tag != blobs[i].blob_id.as_bytes() {
-                return Err(malformed("device slot", at, format!("slot {i} names a different blob than the blob table")));
+                return Err(malformed(
+                    "device slot",
+                    at,
+                    format!("slot {i} names a different blob than the blob table"),
+                ));
             }
             slots.push(s);
         }
         let meta = sb.meta_blkaddr as u64 * B;
-        Ok(Bootstrap { src, size, sb, ext, meta, blobs, slots, chunk_map: OnceCell::new() })
+        Ok(Bootstrap {
+            src,
+            size,
+            sb,
+            ext,
+            meta,
+            blobs,
+            slots,
+            chunk_map: OnceCell::new(),
+        })
     }
 
     pub fn source(&self) -> &R {
@@ -312,7 +435,12 @@ impl<R: ReadAt> Bootstrap<R> {
         nid.checked_mul(EROFS_INODE_SLOT_SIZE)
             .and_then(|o| o.checked_add(self.meta))
             .filter(|&o| o < self.size)
-            .ok_or(DecodeError::OutOfBounds { what: "inode", offset: self.meta, len: nid, file_size: self.size })
+            .ok_or(DecodeError::OutOfBounds {
+                what: "inode",
+                offset: self.meta,
+                len: nid,
+                file_size: self.size,
+            })
     }
 
     /// Decodes the inode at `nid`.
@@ -321,11 +449,27 @@ impl<R: ReadAt> Bootstrap<R> {
         let len = EROFS_INODE_EXTENDED_SIZE.min(self.size - off);
         let bytes = self.src.read_vec(off, len)?;
         let raw = RawInode::decode(&mut Reader::new(&bytes, off, "inode"))?;
-        if raw.format & 0xFFF0 != 0 || ![EROFS_INODE_FLAT_PLAIN, EROFS_INODE_FLAT_INLINE, EROFS_INODE_CHUNK_BASED].contains(&raw.layout()) {
-            return Err(malformed("inode", off, format!("nid {nid}: unsupported i_format {:#x}", raw.format)));
+        if raw.format & 0xFFF0 != 0
+            || ![
+                EROFS_INODE_FLAT_PLAIN,
+                EROFS_INODE_FLAT_INLINE,
+                EROFS_INODE_CHUNK_BASED,
+            ]
+            .contains(&raw.layout())
+        {
+            return Err(malformed(
+                "inode",
+                off,
+                format!("nid {nid}: unsupported i_format {:#x}", raw.format),
+            ));
         }
-        let file_type = FileType::from_mode(raw.mode as u32)
-            .ok_or_else(|| malformed("inode", off, format!("nid {nid}: mode {:#o} has no file type", raw.mode)))?;
+        let file_type = FileType::from_mode(raw.mode as u32).ok_or_else(|| {
+            malformed(
+                "inode",
+                off,
+                format!("nid {nid}: mode {:#o} has no file type", raw.mode),
+            )
+        })?;
         if raw.nlink == 0 {
             return Err(malformed("inode", off, format!("nid {nid}: nlink is 0")));
         }
@@ -335,7 +479,14 @@ impl<R: ReadAt> Bootstrap<R> {
             _ => raw.layout() == EROFS_INODE_FLAT_PLAIN,
         };
         if !want_layout_ok {
-            return Err(malformed("inode", off, format!("nid {nid}: layout {} does not suit a {file_type:?}", raw.layout())));
+            return Err(malformed(
+                "inode",
+                off,
+                format!(
+                    "nid {nid}: layout {} does not suit a {file_type:?}",
+                    raw.layout()
+                ),
+            ));
         }
         in_file("inode", off, raw.inode_size() + raw.xattr_size(), self.size)?;
         let rdev = if file_type.is_device() { raw.u } else { 0 };
@@ -383,7 +534,11 @@ impl<R: ReadAt> Bootstrap<R> {
         let tail_at = at + i.inode_size() + i.xattr_size();
         let tail = i.size - full;
         if tail_at % B + tail > B {
-            return Err(malformed("inode", at, format!("nid {}: inline data crosses a block boundary", i.nid)));
+            return Err(malformed(
+                "inode",
+                at,
+                format!("nid {}: inline data crosses a block boundary", i.nid),
+            ));
         }
         in_file("directory or symlink data", start, full, self.size)?;
         in_file("inline data", tail_at, tail, self.size)?;
@@ -396,7 +551,11 @@ impl<R: ReadAt> Bootstrap<R> {
     pub fn read_dir(&self, nid: u64) -> Result<Vec<DirEntry>, DecodeError> {
         let i = self.inode(nid)?;
         if i.file_type != FileType::Directory {
-            return Err(malformed("inode", self.inode_offset(nid)?, format!("nid {nid} is not a directory")));
+            return Err(malformed(
+                "inode",
+                self.inode_offset(nid)?,
+                format!("nid {nid} is not a directory"),
+            ));
         }
         let data = self.flat_data(&i)?;
         dir::decode(&data, B, i.u as u64 * B)
@@ -406,14 +565,22 @@ impl<R: ReadAt> Bootstrap<R> {
     pub fn symlink(&self, nid: u64) -> Result<Vec<u8>, DecodeError> {
         let i = self.inode(nid)?;
         if i.file_type != FileType::Symlink || i.size == 0 || i.size > B {
-            return Err(malformed("inode", self.inode_offset(nid)?, format!("nid {nid}: not a symlink of 1..=4096 bytes")));
+            return Err(malformed(
+                "inode",
+                self.inode_offset(nid)?,
+                format!("nid {nid}: not a symlink of 1..=4096 bytes"),
+            ));
         }
         self.flat_data(&i)
     }
 
     /// The chunk-info table.
     pub fn chunk_table(&self) -> Result<Vec<ChunkRef>, DecodeError> {
-        Ok(self.chunk_table_with_offsets()?.into_iter().map(|(c, _)| c).collect())
+        Ok(self
+            .chunk_table_with_offsets()?
+            .into_iter()
+            .map(|(c, _)| c)
+            .collect())
     }
 
     /// The chunk-info table with each record's `file_offset`.
@@ -436,7 +603,11 @@ impl<R: ReadAt> Bootstrap<R> {
         if let Some(m) = self.chunk_map.get() {
             return Ok(m);
         }
-        let m = self.chunk_table()?.into_iter().map(|c| ((c.blob_index, c.index), c)).collect();
+        let m = self
+            .chunk_table()?
+            .into_iter()
+            .map(|c| ((c.blob_index, c.index), c))
+            .collect();
         Ok(self.chunk_map.get_or_init(|| m))
     }
 
@@ -449,7 +620,7 @@ impl<R: ReadAt> Bootstrap<R> {
         let off = self.inode_offset(nid)?;
         let count = i.size.div_ceil(self.ext.chunk_size as u64);
         let at = round_up(off + i.inode_size() + i.xattr_size(), 8);
-        let len = count.checked_mul(EROFS_CHUNK_INDEX_SIZE).unwrap_or(u64::MAX);
+        let len = count.saturating_mul(EROFS_CHUNK_INDEX_SIZE);
         in_file("chunk indexes", at, len, self.size)?;
         let bytes = self.src.read_vec(at, len)?;
         let mut r = Reader::new(&bytes, at, "chunk index");
@@ -468,12 +639,19 @@ impl<R: ReadAt> Bootstrap<R> {
                     format!("nid {nid} chunk {k}: blkaddr {blkaddr} disagrees with the chunk-info record"),
                 ));
             }
-            let expect = if k + 1 == count { i.size - k * self.ext.chunk_size as u64 } else { self.ext.chunk_size as u64 };
+            let expect = if k + 1 == count {
+                i.size - k * self.ext.chunk_size as u64
+            } else {
+                self.ext.chunk_size as u64
+            };
             if c.uncompressed_size as u64 != expect {
                 return Err(malformed(
                     "chunk index",
                     here,
-                    format!("nid {nid} chunk {k}: chunk holds {} bytes, the file needs {expect}", c.uncompressed_size),
+                    format!(
+                        "nid {nid} chunk {k}: chunk holds {} bytes, the file needs {expect}",
+                        c.uncompressed_size
+                    ),
                 ));
             }
             out.push(*c);
@@ -483,7 +661,10 @@ impl<R: ReadAt> Bootstrap<R> {
 
     /// The prefetch table (nids), up to the first zero entry.
     pub fn prefetch(&self) -> Result<Vec<u32>, DecodeError> {
-        let (at, len) = (self.ext.prefetch_table_offset, self.ext.prefetch_table_size as u64);
+        let (at, len) = (
+            self.ext.prefetch_table_offset,
+            self.ext.prefetch_table_size as u64,
+        );
         if at == 0 || len == 0 {
             return Ok(Vec::new());
         }
@@ -498,7 +679,10 @@ impl<R: ReadAt> Bootstrap<R> {
     /// Resolves an absolute path to a nid.
     pub fn lookup(&self, path: &[u8]) -> Result<Option<u64>, DecodeError> {
         let mut cur = self.root_nid();
-        for comp in path.split(|&b| b == b'/').filter(|c| !c.is_empty() && *c != b".") {
+        for comp in path
+            .split(|&b| b == b'/')
+            .filter(|c| !c.is_empty() && *c != b".")
+        {
             let i = self.inode(cur)?;
             if i.file_type != FileType::Directory {
                 return Ok(None);
@@ -513,7 +697,7 @@ impl<R: ReadAt> Bootstrap<R> {
 
     /// Visits every entry, depth first in directory order, starting with the root (`/`).
     /// Hard links are visited once per name. Cycles and excessive depth are errors.
-    pub fn walk(&self, f: &mut dyn FnMut(&[u8], &InodeInfo) -> Result<(), DecodeError>) -> Result<(), DecodeError> {
+    pub fn walk(&self, f: &mut WalkFn<'_>) -> Result<(), DecodeError> {
         let root = self.inode(self.root_nid())?;
         if root.file_type != FileType::Directory {
             return Err(malformed("inode", self.meta, "the root is not a directory"));
@@ -521,7 +705,8 @@ impl<R: ReadAt> Bootstrap<R> {
         f(b"/", &root)?;
         let mut on_path: HashSet<u64> = HashSet::from([root.nid]);
         // Each frame: directory path, its nid, its entries, next entry index.
-        let mut stack: Vec<(Vec<u8>, u64, Vec<DirEntry>, usize)> = vec![(Vec::new(), root.nid, self.read_dir(root.nid)?, 0)];
+        let mut stack: Vec<(Vec<u8>, u64, Vec<DirEntry>, usize)> =
+            vec![(Vec::new(), root.nid, self.read_dir(root.nid)?, 0)];
         while let Some(top) = stack.last_mut() {
             if top.3 >= top.2.len() {
                 on_path.remove(&top.1);

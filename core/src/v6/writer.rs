@@ -43,7 +43,10 @@ struct Allocator {
 
 impl Allocator {
     fn new() -> Self {
-        Allocator { cursor: B, queues: vec![VecDeque::new(); (B / 32) as usize] }
+        Allocator {
+            cursor: B,
+            queues: vec![VecDeque::new(); (B / 32) as usize],
+        }
     }
     fn add_partial(&mut self, off: u64) {
         if off % B != 0 {
@@ -144,13 +147,21 @@ struct Slot {
 }
 
 fn err_entry(tree: &Tree, id: NodeId, reason: String) -> BuildError {
-    BuildError::InvalidEntry { path: String::from_utf8_lossy(&tree.path(id)).into_owned(), reason }
+    BuildError::InvalidEntry {
+        path: String::from_utf8_lossy(&tree.path(id)).into_owned(),
+        reason,
+    }
 }
 
 /// The sorted entry names of a directory, `.` and `..` included.
 fn dir_names(tree: &Tree, id: NodeId) -> Vec<&[u8]> {
     let mut names: Vec<&[u8]> = vec![b".", b".."];
-    names.extend(tree.node(id).children.iter().map(|&c| tree.node(c).name.as_slice()));
+    names.extend(
+        tree.node(id)
+            .children
+            .iter()
+            .map(|&c| tree.node(c).name.as_slice()),
+    );
     names.sort_unstable();
     names
 }
@@ -164,21 +175,33 @@ fn validate(tree: &Tree, blobs: &[BlobInfo], o: &V6Options) -> Result<(), BuildE
         });
     }
     if blobs.len() > MAX_BLOBS {
-        return Err(BuildError::Limit { what: "blobs", reason: format!("{} blobs, at most {MAX_BLOBS}", blobs.len()) });
+        return Err(BuildError::Limit {
+            what: "blobs",
+            reason: format!("{} blobs, at most {MAX_BLOBS}", blobs.len()),
+        });
     }
     for (i, b) in blobs.iter().enumerate() {
         if b.blob_id.is_empty() || b.blob_id.len() > 64 {
-            return Err(BuildError::InvalidOption { option: "blob id", reason: format!("blob {i}: id must be 1..=64 bytes") });
+            return Err(BuildError::InvalidOption {
+                option: "blob id",
+                reason: format!("blob {i}: id must be 1..=64 bytes"),
+            });
         }
         if b.chunk_size != o.chunk_size {
             return Err(BuildError::InvalidOption {
                 option: "chunk size",
-                reason: format!("blob {} uses chunk size {:#x}, the image {cs:#x}", b.blob_id, b.chunk_size),
+                reason: format!(
+                    "blob {} uses chunk size {:#x}, the image {cs:#x}",
+                    b.blob_id, b.chunk_size
+                ),
             });
         }
     }
     if tree.is_empty() || tree.len() > u32::MAX as usize {
-        return Err(BuildError::Limit { what: "inodes", reason: format!("{} tree entries", tree.len()) });
+        return Err(BuildError::Limit {
+            what: "inodes",
+            reason: format!("{} tree entries", tree.len()),
+        });
     }
     Ok(())
 }
@@ -187,15 +210,24 @@ fn validate(tree: &Tree, blobs: &[BlobInfo], o: &V6Options) -> Result<(), BuildE
 fn chunk_format(size: u64, chunks: &[ChunkRef], chunk_size: u64) -> u32 {
     let contiguous = size > chunk_size
         && chunks.windows(2).all(|w| {
-            w[0].blob_index == w[1].blob_index && w[1].uncompressed_offset == w[0].uncompressed_offset + chunk_size
+            w[0].blob_index == w[1].blob_index
+                && w[1].uncompressed_offset == w[0].uncompressed_offset + chunk_size
         });
-    let ics = if contiguous { size.next_power_of_two() } else { chunk_size };
+    let ics = if contiguous {
+        size.next_power_of_two()
+    } else {
+        chunk_size
+    };
     (EROFS_CHUNK_FORMAT_INDEXES as u32) | (ics.trailing_zeros() - EROFS_BLOCK_BITS as u32)
 }
 
 /// Encodes a bootstrap for `tree`, whose regular files carry their chunks, referring to
 /// `blobs` (blob-table order = chunk `blob_index`).
-pub fn write_bootstrap(tree: &Tree, blobs: &[BlobInfo], o: &V6Options) -> Result<Vec<u8>, BuildError> {
+pub fn write_bootstrap(
+    tree: &Tree,
+    blobs: &[BlobInfo],
+    o: &V6Options,
+) -> Result<Vec<u8>, BuildError> {
     validate(tree, blobs, o)?;
     let cs = o.chunk_size as u64;
     let n = tree.len();
@@ -215,7 +247,11 @@ pub fn write_bootstrap(tree: &Tree, blobs: &[BlobInfo], o: &V6Options) -> Result
             FileType::Symlink => {
                 let len = node.symlink.as_ref().map_or(0, |t| t.len() as u64);
                 if len == 0 || len > B {
-                    return Err(err_entry(tree, id, format!("symlink target of {len} bytes (must be 1..=4096)")));
+                    return Err(err_entry(
+                        tree,
+                        id,
+                        format!("symlink target of {len} bytes (must be 1..=4096)"),
+                    ));
                 }
                 len
             }
@@ -225,10 +261,25 @@ pub fn write_bootstrap(tree: &Tree, blobs: &[BlobInfo], o: &V6Options) -> Result
             let want = node.size.div_ceil(cs);
             let got = tree.chunks(id).len() as u64;
             if want != got {
-                return Err(err_entry(tree, id, format!("{got} chunks recorded for {} bytes ({want} expected)", node.size)));
+                return Err(err_entry(
+                    tree,
+                    id,
+                    format!(
+                        "{got} chunks recorded for {} bytes ({want} expected)",
+                        node.size
+                    ),
+                ));
             }
-            if let Some(c) = tree.chunks(id).iter().find(|c| c.blob_index as usize >= blobs.len()) {
-                return Err(err_entry(tree, id, format!("chunk refers to blob {} of {}", c.blob_index, blobs.len())));
+            if let Some(c) = tree
+                .chunks(id)
+                .iter()
+                .find(|c| c.blob_index as usize >= blobs.len())
+            {
+                return Err(err_entry(
+                    tree,
+                    id,
+                    format!("chunk refers to blob {} of {}", c.blob_index, blobs.len()),
+                ));
             }
         }
     }
@@ -249,7 +300,8 @@ pub fn write_bootstrap(tree: &Tree, blobs: &[BlobInfo], o: &V6Options) -> Result
                 (s.off, s.dirents, s.inline) = (off, dirents, inline);
             }
             FileType::Regular => {
-                let total = round_up(isz, 8) + EROFS_CHUNK_INDEX_SIZE * tree.chunks(leader).len() as u64;
+                let total =
+                    round_up(isz, 8) + EROFS_CHUNK_INDEX_SIZE * tree.chunks(leader).len() as u64;
                 s.off = a.place_file(total);
             }
             _ => s.off = a.place_special(isz),
@@ -282,14 +334,23 @@ pub fn write_bootstrap(tree: &Tree, blobs: &[BlobInfo], o: &V6Options) -> Result
             }
         }
     }
-    let nid = |id: NodeId| slots[tree.node(id).hardlink_of.unwrap_or(id)].off / EROFS_INODE_SLOT_SIZE;
+    let nid =
+        |id: NodeId| slots[tree.node(id).hardlink_of.unwrap_or(id)].off / EROFS_INODE_SLOT_SIZE;
 
     // Fixed regions.
     let nblobs = blobs.len() as u64;
     let blob_table_offset = round_up(EROFS_DEVTABLE_OFFSET + EROFS_DEVT_SLOT_SIZE * nblobs, B);
-    let prefetch: Vec<u32> = if nblobs > 0 { o.prefetch.iter().map(|&p| nid(p) as u32).collect() } else { Vec::new() };
+    let prefetch: Vec<u32> = if nblobs > 0 {
+        o.prefetch.iter().map(|&p| nid(p) as u32).collect()
+    } else {
+        Vec::new()
+    };
     let prefetch_offset = blob_table_offset + RAFS_V6_BLOB_ENTRY_SIZE * nblobs;
-    let meta = if nblobs > 0 { round_up(prefetch_offset + 4 * prefetch.len() as u64, B) } else { 0 };
+    let meta = if nblobs > 0 {
+        round_up(prefetch_offset + 4 * prefetch.len() as u64, B)
+    } else {
+        0
+    };
 
     // Meta area.
     let mut out = vec![0u8; (meta + a.cursor.max(B)) as usize];
@@ -311,30 +372,56 @@ pub fn write_bootstrap(tree: &Tree, blobs: &[BlobInfo], o: &V6Options) -> Result
         let (layout, size, u) = match node.file_type {
             FileType::Directory => {
                 let mut entries: Vec<DirEntry> = vec![
-                    DirEntry { name: b".".to_vec(), nid: nid(id), file_type: FileType::Directory.erofs_code() },
-                    DirEntry { name: b"..".to_vec(), nid: nid(node.parent), file_type: FileType::Directory.erofs_code() },
+                    DirEntry {
+                        name: b".".to_vec(),
+                        nid: nid(id),
+                        file_type: FileType::Directory.erofs_code(),
+                    },
+                    DirEntry {
+                        name: b"..".to_vec(),
+                        nid: nid(node.parent),
+                        file_type: FileType::Directory.erofs_code(),
+                    },
                 ];
                 for &c in &node.children {
                     let cn = tree.node(c);
-                    entries.push(DirEntry { name: cn.name.clone(), nid: nid(c), file_type: cn.file_type.erofs_code() });
+                    entries.push(DirEntry {
+                        name: cn.name.clone(),
+                        nid: nid(c),
+                        file_type: cn.file_type.erofs_code(),
+                    });
                 }
                 entries.sort_by(|x, y| x.name.cmp(&y.name));
                 content = dir::encode(&entries, B);
                 debug_assert_eq!(content.len() as u64, s.d);
-                let layout = if s.inline { EROFS_INODE_FLAT_INLINE } else { EROFS_INODE_FLAT_PLAIN };
+                let layout = if s.inline {
+                    EROFS_INODE_FLAT_INLINE
+                } else {
+                    EROFS_INODE_FLAT_PLAIN
+                };
                 (layout, s.d, ((s.dirents + meta) / B) as u32)
             }
             FileType::Symlink => {
                 content = node.symlink.clone().unwrap_or_default();
-                let layout = if s.inline { EROFS_INODE_FLAT_INLINE } else { EROFS_INODE_FLAT_PLAIN };
+                let layout = if s.inline {
+                    EROFS_INODE_FLAT_INLINE
+                } else {
+                    EROFS_INODE_FLAT_PLAIN
+                };
                 (layout, s.d, ((s.dirents + meta) / B) as u32)
             }
-            FileType::Regular => {
-                (EROFS_INODE_CHUNK_BASED, node.size, chunk_format(node.size, tree.chunks(id), cs))
-            }
+            FileType::Regular => (
+                EROFS_INODE_CHUNK_BASED,
+                node.size,
+                chunk_format(node.size, tree.chunks(id), cs),
+            ),
             _ => (EROFS_INODE_FLAT_PLAIN, 0, node.attrs.rdev),
         };
-        let (uid, gid) = if o.explicit_uid_gid { (node.attrs.uid, node.attrs.gid) } else { (0, 0) };
+        let (uid, gid) = if o.explicit_uid_gid {
+            (node.attrs.uid, node.attrs.gid)
+        } else {
+            (0, 0)
+        };
         let inode = RawInode {
             format: layout << 1 | 1,
             xattr_icount: s.icount,
@@ -405,8 +492,12 @@ pub fn write_bootstrap(tree: &Tree, blobs: &[BlobInfo], o: &V6Options) -> Result
         let mapped = round_up(pos, EROFS_DEVICE_SEGMENT_ALIGN) / B;
         pos = (mapped + blk) * B;
         blocks += blk;
-        DeviceSlot { tag: b.blob_id.as_bytes().to_vec(), blocks: blk as u32, mapped_blkaddr: mapped as u32 }
-            .encode(&mut devs);
+        DeviceSlot {
+            tag: b.blob_id.as_bytes().to_vec(),
+            blocks: blk as u32,
+            mapped_blkaddr: mapped as u32,
+        }
+        .encode(&mut devs);
         encode_blob_entry(b, i as u32, &mut btab);
     }
     let at = EROFS_DEVTABLE_OFFSET as usize;
@@ -452,7 +543,11 @@ pub fn write_bootstrap(tree: &Tree, blobs: &[BlobInfo], o: &V6Options) -> Result
         chunk_size: o.chunk_size,
         chunk_table_offset,
         chunk_table_size,
-        prefetch_table_offset: if prefetch.is_empty() { 0 } else { prefetch_offset },
+        prefetch_table_offset: if prefetch.is_empty() {
+            0
+        } else {
+            prefetch_offset
+        },
         prefetch_table_size: 4 * prefetch.len() as u32,
     };
     let at = EROFS_SUPER_OFFSET as usize;

@@ -35,17 +35,25 @@ pub fn encode(path: &[u8], xattrs: &Xattrs) -> Result<(Vec<u8>, u16), BuildError
     if xattrs.is_empty() {
         return Ok((Vec::new(), 0));
     }
-    let err = |reason: String| BuildError::InvalidEntry { path: String::from_utf8_lossy(path).into_owned(), reason };
+    let err = |reason: String| BuildError::InvalidEntry {
+        path: String::from_utf8_lossy(path).into_owned(),
+        reason,
+    };
     let mut body = Vec::new();
     body.put_zeros(XATTR_HEADER_SIZE);
     for (name, value) in xattrs {
         let shown = String::from_utf8_lossy(name);
-        let (idx, suffix) = split(name).ok_or_else(|| err(format!("xattr {shown}: unsupported name prefix")))?;
+        let (idx, suffix) =
+            split(name).ok_or_else(|| err(format!("xattr {shown}: unsupported name prefix")))?;
         if name.len() > XATTR_NAME_MAX || suffix.len() > 255 {
-            return Err(err(format!("xattr {shown}: name longer than {XATTR_NAME_MAX} bytes")));
+            return Err(err(format!(
+                "xattr {shown}: name longer than {XATTR_NAME_MAX} bytes"
+            )));
         }
         if value.len() > XATTR_VALUE_MAX {
-            return Err(err(format!("xattr {shown}: value longer than {XATTR_VALUE_MAX} bytes")));
+            return Err(err(format!(
+                "xattr {shown}: value longer than {XATTR_VALUE_MAX} bytes"
+            )));
         }
         body.put_u8(suffix.len() as u8);
         body.put_u8(idx);
@@ -67,7 +75,10 @@ pub fn decode(body: &[u8], base: u64) -> Result<Xattrs, DecodeError> {
     r.skip(4)?;
     let shared = r.u8()?;
     if shared != 0 {
-        return Err(DecodeError::Unsupported { what: "xattrs", reason: "shared xattrs are not used by RAFS".into() });
+        return Err(DecodeError::Unsupported {
+            what: "xattrs",
+            reason: "shared xattrs are not used by RAFS".into(),
+        });
     }
     r.skip(7)?;
     let mut out = Vec::new();
@@ -80,11 +91,15 @@ pub fn decode(body: &[u8], base: u64) -> Result<Xattrs, DecodeError> {
         let value = r.take(value_len)?;
         let pad = (4 - (4 + name_len + value_len) % 4) % 4;
         r.skip(pad.min(r.remaining()))?;
-        let (_, prefix, _) = PREFIXES.iter().find(|p| p.0 == idx).ok_or(DecodeError::Malformed {
-            what: "xattr entry",
-            offset: at,
-            reason: format!("unknown name index {idx}"),
-        })?;
+        let (_, prefix, _) =
+            PREFIXES
+                .iter()
+                .find(|p| p.0 == idx)
+                .ok_or(DecodeError::Malformed {
+                    what: "xattr entry",
+                    offset: at,
+                    reason: format!("unknown name index {idx}"),
+                })?;
         let mut name = prefix.to_vec();
         name.extend_from_slice(suffix);
         out.push((name, value.to_vec()));
@@ -99,7 +114,12 @@ mod tests {
     #[test]
     fn round_trips_all_prefixes() {
         let x: Xattrs = vec![
-            (b"security.capability".to_vec(), vec![1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+            (
+                b"security.capability".to_vec(),
+                vec![
+                    1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                ],
+            ),
             (b"system.posix_acl_access".to_vec(), vec![2, 0, 0, 0]),
             (b"trusted.overlay.opaque".to_vec(), b"y".to_vec()),
             (b"user.a".to_vec(), b"".to_vec()),

@@ -6,7 +6,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "nydus-image", version, about = "Build, check, inspect and unpack RAFS (Nydus) images")]
+#[command(
+    name = "nydus-image",
+    version,
+    about = "Build, check, inspect and unpack RAFS (Nydus) images"
+)]
 pub struct Cli {
     /// Log file (messages also go to stderr).
     #[arg(short = 'L', long = "log-file", global = true)]
@@ -21,7 +25,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Build a RAFS filesystem (bootstrap + data blob) from a directory.
-    Create(CreateArgs),
+    Create(Box<CreateArgs>),
     /// Validate a bootstrap and, given the blobs, every chunk digest.
     Check(CheckArgs),
     /// Answer inspection requests about a bootstrap (stats, blobs, prefetch, stat <path>).
@@ -59,7 +63,12 @@ pub struct CreateArgs {
     /// Source directory.
     pub source: PathBuf,
     /// Source type: dir-rafs (alias directory); tar and stargz types are not built yet.
-    #[arg(short = 't', long = "type", alias = "source-type", default_value = "dir-rafs")]
+    #[arg(
+        short = 't',
+        long = "type",
+        alias = "source-type",
+        default_value = "dir-rafs"
+    )]
     pub source_type: String,
     /// Output bootstrap file.
     #[arg(short = 'B', long = "bootstrap")]
@@ -262,8 +271,15 @@ mod tests {
     #[test]
     fn old_backend_syntax_parses() {
         let c = Cli::try_parse_from([
-            "nydus-image", "create", "--bootstrap", "b", "--backend_type", "localfs",
-            "--backend_config", r#"{"dir":"d"}"#, "src",
+            "nydus-image",
+            "create",
+            "--bootstrap",
+            "b",
+            "--backend_type",
+            "localfs",
+            "--backend_config",
+            r#"{"dir":"d"}"#,
+            "src",
         ])
         .unwrap();
         match c.command {

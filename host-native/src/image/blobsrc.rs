@@ -21,11 +21,17 @@ pub struct FileSource {
 impl FileSource {
     pub fn open(path: &Path) -> Result<Self> {
         let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
-        let md = file.metadata().with_context(|| format!("stat {}", path.display()))?;
+        let md = file
+            .metadata()
+            .with_context(|| format!("stat {}", path.display()))?;
         if !md.is_file() {
             bail!("{} is not a regular file", path.display());
         }
-        Ok(Self { file, size: md.len(), path: path.to_path_buf() })
+        Ok(Self {
+            file,
+            size: md.len(),
+            path: path.to_path_buf(),
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -38,11 +44,13 @@ impl ReadAt for FileSource {
         self.size
     }
     fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), SourceError> {
-        self.file.read_exact_at(buf, offset).map_err(|e| SourceError {
-            offset,
-            len: buf.len() as u64,
-            message: format!("{}: {e}", self.path.display()),
-        })
+        self.file
+            .read_exact_at(buf, offset)
+            .map_err(|e| SourceError {
+                offset,
+                len: buf.len() as u64,
+                message: format!("{}: {e}", self.path.display()),
+            })
     }
 }
 
@@ -81,10 +89,15 @@ pub struct BlobLocator {
 
 impl BlobLocator {
     pub fn from_args(a: &BlobSourceArgs) -> Result<Self> {
-        let mut l = BlobLocator { single: a.blob.clone(), dir: a.blob_dir.clone() };
+        let mut l = BlobLocator {
+            single: a.blob.clone(),
+            dir: a.blob_dir.clone(),
+        };
         let cfg = match (&a.backend_config, &a.backend_config_file) {
             (Some(c), _) => Some(c.clone()),
-            (None, Some(f)) => Some(std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?),
+            (None, Some(f)) => Some(
+                std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?,
+            ),
             _ => None,
         };
         if let Some(cfg) = cfg {
@@ -105,7 +118,10 @@ impl BlobLocator {
 
     /// A locator serving one blob file.
     pub fn single(path: PathBuf) -> Self {
-        Self { single: Some(path), dir: None }
+        Self {
+            single: Some(path),
+            dir: None,
+        }
     }
 
     /// Whether any blob source was given.
@@ -147,7 +163,10 @@ mod tests {
 
     #[test]
     fn parses_localfs_configs() {
-        assert_eq!(LocalBackend::parse("localfs", r#"{"dir":"/d"}"#).unwrap(), LocalBackend::Dir("/d".into()));
+        assert_eq!(
+            LocalBackend::parse("localfs", r#"{"dir":"/d"}"#).unwrap(),
+            LocalBackend::Dir("/d".into())
+        );
         assert_eq!(
             LocalBackend::parse("localfs", r#"{"blob_file":"/f"}"#).unwrap(),
             LocalBackend::File("/f".into())

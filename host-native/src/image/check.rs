@@ -22,7 +22,10 @@ pub fn self_check(bootstrap: &[u8]) -> Result<()> {
     let report = check(&boot);
     if !report.is_ok() {
         let list: Vec<String> = report.findings.iter().map(|f| f.to_string()).collect();
-        bail!("the new bootstrap violates the format:\n  {}", list.join("\n  "));
+        bail!(
+            "the new bootstrap violates the format:\n  {}",
+            list.join("\n  ")
+        );
     }
     Ok(())
 }
@@ -80,10 +83,18 @@ pub fn run(a: CheckArgs) -> Result<()> {
         verify_data(&img.boot, &mut chunks, &mut report);
     }
     for f in &report.findings {
-        crate::log::record(crate::log::Level::Error, &format!("{}: {f}", path.display()));
+        crate::log::record(
+            crate::log::Level::Error,
+            &format!("{}: {f}", path.display()),
+        );
         eprintln!("{}: {f}", path.display());
     }
-    let blob_ids: Vec<&str> = img.boot.blobs().iter().map(|b| b.blob_id.as_str()).collect();
+    let blob_ids: Vec<&str> = img
+        .boot
+        .blobs()
+        .iter()
+        .map(|b| b.blob_id.as_str())
+        .collect();
     println!("RAFS v6 filesystem {}", path.display());
     for (i, b) in img.boot.blobs().iter().enumerate() {
         println!(

@@ -86,10 +86,18 @@ fn plan(a: &CreateArgs) -> Result<Plan> {
     }
     let chunk_size = parse_size(&a.chunk_size)
         .filter(|s| s.is_power_of_two() && (0x1000..=0x100_0000).contains(s))
-        .with_context(|| format!("invalid --chunk-size {:?}: expected a power of two in [0x1000, 0x1000000]", a.chunk_size))?
-        as u32;
-    let digester = Digester::from_name(&a.digester)
-        .with_context(|| format!("invalid --digester {:?}: expected blake3 or sha256", a.digester))?;
+        .with_context(|| {
+            format!(
+                "invalid --chunk-size {:?}: expected a power of two in [0x1000, 0x1000000]",
+                a.chunk_size
+            )
+        })? as u32;
+    let digester = Digester::from_name(&a.digester).with_context(|| {
+        format!(
+            "invalid --digester {:?}: expected blake3 or sha256",
+            a.digester
+        )
+    })?;
     let mut blob_toc = false;
     for f in &a.features {
         match f.as_str() {
@@ -117,7 +125,10 @@ fn plan(a: &CreateArgs) -> Result<Plan> {
         if blob.is_some() {
             bail!("--backend-type conflicts with --blob and --blob-dir");
         }
-        let cfg = a.backend_config.as_deref().context("--backend-type needs --backend-config")?;
+        let cfg = a
+            .backend_config
+            .as_deref()
+            .context("--backend-type needs --backend-config")?;
         blob = Some(match LocalBackend::parse(t, cfg)? {
             LocalBackend::Dir(d) => BlobTarget::Dir(d),
             LocalBackend::File(f) => BlobTarget::File(f),
@@ -125,7 +136,9 @@ fn plan(a: &CreateArgs) -> Result<Plan> {
     }
     let mut compressor = match &a.compressor {
         Some(c) => match Compressor::from_name(c) {
-            Some(Compressor::Gzip) | None => bail!("invalid --compressor {c:?}: expected none, lz4_block or zstd"),
+            Some(Compressor::Gzip) | None => {
+                bail!("invalid --compressor {c:?}: expected none, lz4_block or zstd")
+            }
             Some(c) => c,
         },
         None => Compressor::Zstd,
@@ -159,9 +172,13 @@ fn plan(a: &CreateArgs) -> Result<Plan> {
         }
     }
     if blob.is_none() {
-        bail!("no blob output: give --blob, --blob-dir, --blob-cache-dir or --backend-type localfs");
+        bail!(
+            "no blob output: give --blob, --blob-dir, --blob-cache-dir or --backend-type localfs"
+        );
     }
-    let threads = a.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let threads = a
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     Ok(Plan {
         source: a.source.clone(),
         bootstrap: a.bootstrap.clone(),
@@ -184,15 +201,23 @@ fn plan(a: &CreateArgs) -> Result<Plan> {
 /// dropping patterns whose ancestor is already a pattern.
 fn prefetch_nodes(tree: &Tree) -> Result<Vec<NodeId>> {
     let mut input = String::new();
-    std::io::stdin().read_to_string(&mut input).context("reading prefetch patterns from stdin")?;
+    std::io::stdin()
+        .read_to_string(&mut input)
+        .context("reading prefetch patterns from stdin")?;
     let mut pats: Vec<&str> = Vec::new();
     for line in input.lines().map(str::trim).filter(|l| !l.is_empty()) {
         if !line.starts_with('/') {
-            crate::log::warn(&format!("ignoring prefetch pattern {line:?}: not an absolute path"));
+            crate::log::warn(&format!(
+                "ignoring prefetch pattern {line:?}: not an absolute path"
+            ));
             continue;
         }
         let covered = pats.iter().any(|p| {
-            *p == "/" || line == *p || line.strip_prefix(*p).is_some_and(|rest| rest.starts_with('/'))
+            *p == "/"
+                || line == *p
+                || line
+                    .strip_prefix(*p)
+                    .is_some_and(|rest| rest.starts_with('/'))
         });
         if !covered {
             pats.push(line);
@@ -221,7 +246,9 @@ impl BlobOut {
     fn append(&mut self, bytes: &[u8]) -> Result<()> {
         if let Some(f) = &mut self.file {
             let dest = f.dest().to_path_buf();
-            f.file().write_all(bytes).with_context(|| format!("writing blob {}", dest.display()))?;
+            f.file()
+                .write_all(bytes)
+                .with_context(|| format!("writing blob {}", dest.display()))?;
         }
         self.written += bytes.len() as u64;
         Ok(())
@@ -234,13 +261,23 @@ pub fn run(a: CreateArgs) -> Result<()> {
     let walked = walk_dir(&p.source, p.whiteout)?;
     let mut tree = walked.builder.finish();
     let t_walk = t0.elapsed();
-    let prefetch = if p.prefetch_fs { prefetch_nodes(&tree)? } else { Vec::new() };
+    let prefetch = if p.prefetch_fs {
+        prefetch_nodes(&tree)?
+    } else {
+        Vec::new()
+    };
 
-    let mut out = BlobOut { file: None, cache_data: None, cache_dir: None, written: 0 };
+    let mut out = BlobOut {
+        file: None,
+        cache_data: None,
+        cache_dir: None,
+        written: 0,
+    };
     match p.blob.as_ref().expect("checked in plan") {
         BlobTarget::File(f) => out.file = Some(AtomicFile::create(f)?),
         BlobTarget::Dir(d) => {
-            std::fs::create_dir_all(d).with_context(|| format!("creating the blob directory {}", d.display()))?;
+            std::fs::create_dir_all(d)
+                .with_context(|| format!("creating the blob directory {}", d.display()))?;
             out.file = Some(AtomicFile::create(&d.join("blob"))?)
         }
         BlobTarget::CacheDir(d) => {
@@ -262,23 +299,38 @@ pub fn run(a: CreateArgs) -> Result<()> {
     let order = tree.data_order(&prefetch);
     let files: Vec<FileJob> = order
         .iter()
-        .map(|&id| FileJob { id, path: walked.sources[tree.node(id).source as usize].clone(), size: tree.node(id).size })
+        .map(|&id| FileJob {
+            id,
+            path: walked.sources[tree.node(id).source as usize].clone(),
+            size: tree.node(id).size,
+        })
         .collect();
     let mut chunks: Vec<Vec<ChunkRef>> = vec![Vec::new(); tree.len()];
     let mut raw_bytes = 0u64;
     let t1 = Instant::now();
-    pipeline::run(files, p.chunk_size, ChunkParams { compressor: p.compressor, digester: p.digester }, p.threads, |d| {
-        raw_bytes += d.raw.len() as u64;
-        let (cref, stored) = writer.add(d.processed).map_err(anyhow::Error::new)?;
-        if let Some(bytes) = stored {
-            out.append(&bytes)?;
-            if let Some(cd) = &mut out.cache_data {
-                cd.file().write_all_at(d.raw, cref.uncompressed_offset).context("writing the blob cache data file")?;
+    pipeline::run(
+        files,
+        p.chunk_size,
+        ChunkParams {
+            compressor: p.compressor,
+            digester: p.digester,
+        },
+        p.threads,
+        |d| {
+            raw_bytes += d.raw.len() as u64;
+            let (cref, stored) = writer.add(d.processed).map_err(anyhow::Error::new)?;
+            if let Some(bytes) = stored {
+                out.append(&bytes)?;
+                if let Some(cd) = &mut out.cache_data {
+                    cd.file()
+                        .write_all_at(d.raw, cref.uncompressed_offset)
+                        .context("writing the blob cache data file")?;
+                }
             }
-        }
-        chunks[d.id].push(cref);
-        Ok(())
-    })?;
+            chunks[d.id].push(cref);
+            Ok(())
+        },
+    )?;
     let t_data = t1.elapsed();
     for (id, c) in chunks.into_iter().enumerate() {
         if !c.is_empty() {
@@ -294,7 +346,11 @@ pub fn run(a: CreateArgs) -> Result<()> {
         compressor: p.compressor,
         digester: p.digester,
         explicit_uid_gid: p.explicit_uid_gid,
-        prefetch: if blobs.is_empty() { Vec::new() } else { prefetch.clone() },
+        prefetch: if blobs.is_empty() {
+            Vec::new()
+        } else {
+            prefetch.clone()
+        },
         inlined_chunk_digest: p.blob_toc,
         force_has_xattr: false,
     };
@@ -313,14 +369,19 @@ pub fn run(a: CreateArgs) -> Result<()> {
         let (more, mut info, digest) = pending.finish(None);
         out.append(&more)?;
         info.blob_id = p.blob_id.clone().unwrap_or_else(|| digest.to_hex());
-        let blobs = if has_data { vec![info.clone()] } else { Vec::new() };
+        let blobs = if has_data {
+            vec![info.clone()]
+        } else {
+            Vec::new()
+        };
         let boot = write_bootstrap(&tree, &blobs, &v6(&blobs)).map_err(anyhow::Error::new)?;
         let id = info.blob_id.clone();
         (boot, info, id)
     };
 
     if p.check {
-        super::check::self_check(&bootstrap).context("post-build validation of the new bootstrap")?;
+        super::check::self_check(&bootstrap)
+            .context("post-build validation of the new bootstrap")?;
     }
 
     // Commit outputs: data first, bootstrap last, so a bootstrap never names missing data.
@@ -332,14 +393,21 @@ pub fn run(a: CreateArgs) -> Result<()> {
     }
     if let (Some(mut cd), Some(dir)) = (out.cache_data.take(), out.cache_dir.clone()) {
         let size = info.uncompressed_size.next_multiple_of(4096);
-        cd.file().set_len(size).context("sizing the blob cache data file")?;
+        cd.file()
+            .set_len(size)
+            .context("sizing the blob cache data file")?;
         cd.set_dest(dir.join(format!("{blob_id}.blob.data")));
         cd.commit()?;
-        write_file(&dir.join(format!("{blob_id}.blob.meta")), cache_meta.as_deref().unwrap_or_default())?;
+        write_file(
+            &dir.join(format!("{blob_id}.blob.meta")),
+            cache_meta.as_deref().unwrap_or_default(),
+        )?;
     }
     let bootstrap_path = match (&p.bootstrap, &p.blob) {
         (Some(b), _) => Some(b.clone()),
-        (None, Some(BlobTarget::Dir(d))) if !p.inline_meta => Some(d.join(sha256(&bootstrap).to_hex())),
+        (None, Some(BlobTarget::Dir(d))) if !p.inline_meta => {
+            Some(d.join(sha256(&bootstrap).to_hex()))
+        }
         _ => None,
     };
     if let Some(bp) = &bootstrap_path {

@@ -20,8 +20,14 @@ fn placement(boot: &Bootstrap<Vec<u8>>) -> Result<Vec<(u32, u64, u64)>> {
     let slots = boot.device_slots();
     let mut out = Vec::new();
     for (i, b) in boot.blobs().iter().enumerate() {
-        let slot = slots.get(i).with_context(|| format!("blob {} has no device slot", b.blob_id))?;
-        out.push((i as u32, u64::from(slot.mapped_blkaddr) * BLOCK, u64::from(slot.blocks) * BLOCK));
+        let slot = slots
+            .get(i)
+            .with_context(|| format!("blob {} has no device slot", b.blob_id))?;
+        out.push((
+            i as u32,
+            u64::from(slot.mapped_blkaddr) * BLOCK,
+            u64::from(slot.blocks) * BLOCK,
+        ));
     }
     Ok(out)
 }
@@ -39,10 +45,16 @@ pub fn run(a: ExportArgs) -> Result<()> {
     let path = a.bootstrap.clone().context("export needs --bootstrap")?;
     let img = open_image(&path)?;
     if img.inline_blob.is_some() {
-        bail!("{}: export needs a separate bootstrap, not a blob with inline metadata", path.display());
+        bail!(
+            "{}: export needs a separate bootstrap, not a blob with inline metadata",
+            path.display()
+        );
     }
     let boot_bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-    let locator = BlobLocator::from_args(&BlobSourceArgs { blob_dir: a.localfs_dir.clone(), ..Default::default() })?;
+    let locator = BlobLocator::from_args(&BlobSourceArgs {
+        blob_dir: a.localfs_dir.clone(),
+        ..Default::default()
+    })?;
     if locator.is_empty() && !img.boot.blobs().is_empty() {
         bail!("export needs --localfs-dir <dir> holding the image's blobs");
     }
@@ -50,7 +62,11 @@ pub fn run(a: ExportArgs) -> Result<()> {
     let mut end = boot_bytes.len() as u64;
     for &(_, off, size) in &places {
         if off < end {
-            bail!("{}: blob at block {} overlaps the bootstrap or the previous blob", path.display(), off / BLOCK);
+            bail!(
+                "{}: blob at block {} overlaps the bootstrap or the previous blob",
+                path.display(),
+                off / BLOCK
+            );
         }
         end = off + size;
     }
@@ -61,8 +77,13 @@ pub fn run(a: ExportArgs) -> Result<()> {
     });
     let dest = output.display().to_string();
     let mut out = AtomicFile::create(&output)?;
-    out.file().write_all_at(&boot_bytes, 0).with_context(|| format!("writing {dest}"))?;
-    let table = img.boot.chunk_table().with_context(|| format!("{}: reading the chunk-info table", path.display()))?;
+    out.file()
+        .write_all_at(&boot_bytes, 0)
+        .with_context(|| format!("writing {dest}"))?;
+    let table = img
+        .boot
+        .chunk_table()
+        .with_context(|| format!("{}: reading the chunk-info table", path.display()))?;
     let mut source = ChunkSource::new(locator, img.boot.blobs());
     let mut done = HashSet::new();
     for c in &table {
@@ -70,19 +91,33 @@ pub fn run(a: ExportArgs) -> Result<()> {
             continue;
         }
         let i = c.blob_index as usize;
-        let &(_, base, _) = places.get(i).context("chunk refers to a blob outside the blob table")?;
+        let &(_, base, _) = places
+            .get(i)
+            .context("chunk refers to a blob outside the blob table")?;
         let limit = places.get(i + 1).map_or(u64::MAX, |p| p.1);
         let at = base + c.uncompressed_offset;
         let stop = at + u64::from(c.uncompressed_size);
         if stop > limit {
-            bail!("{}: chunk {} would overlap the next blob in the disk image", path.display(), c.digest.to_hex());
+            bail!(
+                "{}: chunk {} would overlap the next blob in the disk image",
+                path.display(),
+                c.digest.to_hex()
+            );
         }
         let data = source.read(c)?;
-        out.file().write_all_at(&data, at).with_context(|| format!("writing {dest}"))?;
+        out.file()
+            .write_all_at(&data, at)
+            .with_context(|| format!("writing {dest}"))?;
         end = end.max(stop);
     }
-    out.file().set_len(end.next_multiple_of(BLOCK)).with_context(|| format!("sizing {dest}"))?;
+    out.file()
+        .set_len(end.next_multiple_of(BLOCK))
+        .with_context(|| format!("sizing {dest}"))?;
     out.commit()?;
-    println!("exported {} ({} blocks) to {dest}", path.display(), end.div_ceil(BLOCK));
+    println!(
+        "exported {} ({} blocks) to {dest}",
+        path.display(),
+        end.div_ceil(BLOCK)
+    );
     Ok(())
 }

@@ -57,7 +57,12 @@ fn inode_json(boot: &Bootstrap<Vec<u8>>, path: &[u8], i: &InodeInfo) -> Result<V
     if !xattrs.is_empty() {
         let m: serde_json::Map<String, Value> = xattrs
             .iter()
-            .map(|(k, val)| (String::from_utf8_lossy(k).into_owned(), json!(String::from_utf8_lossy(val))))
+            .map(|(k, val)| {
+                (
+                    String::from_utf8_lossy(k).into_owned(),
+                    json!(String::from_utf8_lossy(val)),
+                )
+            })
             .collect();
         v["xattrs"] = Value::Object(m);
     }
@@ -99,15 +104,18 @@ impl Session<'_> {
     }
 
     fn lookup(&self, path: &[u8]) -> Result<InodeInfo> {
-        let nid = self
-            .boot
-            .lookup(path)?
-            .ok_or_else(|| anyhow!("{}: no such file or directory", String::from_utf8_lossy(path)))?;
+        let nid = self.boot.lookup(path)?.ok_or_else(|| {
+            anyhow!(
+                "{}: no such file or directory",
+                String::from_utf8_lossy(path)
+            )
+        })?;
         Ok(self.boot.inode(nid)?)
     }
 
     fn stats(&self) -> Result<Value> {
-        let (mut files, mut dirs, mut symlinks, mut others, mut bytes, mut chunk_refs) = (0u64, 0u64, 0u64, 0u64, 0u64, 0u64);
+        let (mut files, mut dirs, mut symlinks, mut others, mut bytes, mut chunk_refs) =
+            (0u64, 0u64, 0u64, 0u64, 0u64, 0u64);
         self.boot.walk(&mut |_, i| {
             match i.file_type {
                 FileType::Regular => {
@@ -231,7 +239,9 @@ impl Session<'_> {
                 json!({ "path": String::from_utf8_lossy(&p), "chunks": list })
             }
             "icheck" => {
-                let want: u64 = arg.parse().with_context(|| format!("icheck: {arg:?} is not an inode number"))?;
+                let want: u64 = arg
+                    .parse()
+                    .with_context(|| format!("icheck: {arg:?} is not an inode number"))?;
                 let mut found = Vec::new();
                 self.boot.walk(&mut |p, i| {
                     if i.ino == want {
@@ -279,9 +289,14 @@ fn print(v: &Value, text: bool) {
 pub fn run(a: InspectArgs) -> Result<()> {
     let path = bootstrap_arg(&a.bootstrap_pos, &a.bootstrap)?;
     let img = open_image(&path)?;
-    let mut s = Session { boot: &img.boot, cwd: b"/".to_vec() };
+    let mut s = Session {
+        boot: &img.boot,
+        cwd: b"/".to_vec(),
+    };
     if let Some(r) = &a.request {
-        let v = s.request(r).with_context(|| format!("{}: request {r:?}", path.display()))?;
+        let v = s
+            .request(r)
+            .with_context(|| format!("{}: request {r:?}", path.display()))?;
         if let Some(v) = v {
             print(&v, a.text);
         }

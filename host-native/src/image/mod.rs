@@ -16,7 +16,7 @@ use args::{Cli, Command};
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Create(a) => create::run(a),
+        Command::Create(a) => create::run(*a),
         Command::Check(a) => check::run(a),
         Command::Inspect(a) => inspect::run(a),
         Command::Stat(a) => stat::run(a),

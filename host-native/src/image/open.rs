@@ -37,21 +37,39 @@ const MAX_BOOTSTRAP: u64 = 4 << 30;
 pub fn open_image(path: &Path) -> Result<Image> {
     let src = FileSource::open(path)?;
     if ReadAt::size(&src) > MAX_BOOTSTRAP {
-        bail!("{}: {} bytes is too large for a bootstrap", path.display(), ReadAt::size(&src));
+        bail!(
+            "{}: {} bytes is too large for a bootstrap",
+            path.display(),
+            ReadAt::size(&src)
+        );
     }
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     match Bootstrap::open(bytes) {
-        Ok(boot) => Ok(Image { path: path.to_path_buf(), boot, inline_blob: None }),
+        Ok(boot) => Ok(Image {
+            path: path.to_path_buf(),
+            boot,
+            inline_blob: None,
+        }),
         Err(first) => {
             // Maybe a data blob with the bootstrap inlined (`--blob-inline-meta`).
             match extract_inline_bootstrap(&src) {
                 Ok(inner) => {
                     let boot = Bootstrap::open(inner).map_err(|e| {
-                        anyhow!("{}: the bootstrap inlined in this blob is invalid: {e}", path.display())
+                        anyhow!(
+                            "{}: the bootstrap inlined in this blob is invalid: {e}",
+                            path.display()
+                        )
                     })?;
-                    Ok(Image { path: path.to_path_buf(), boot, inline_blob: Some(path.to_path_buf()) })
+                    Ok(Image {
+                        path: path.to_path_buf(),
+                        boot,
+                        inline_blob: Some(path.to_path_buf()),
+                    })
                 }
-                Err(_) => Err(anyhow!("{}: not a valid RAFS v6 bootstrap: {first}", path.display())),
+                Err(_) => Err(anyhow!(
+                    "{}: not a valid RAFS v6 bootstrap: {first}",
+                    path.display()
+                )),
             }
         }
     }
@@ -67,7 +85,11 @@ pub struct ChunkSource {
 
 impl ChunkSource {
     pub fn new(locator: BlobLocator, blobs: &[BlobInfo]) -> Self {
-        Self { locator, blobs: blobs.to_vec(), open: HashMap::new() }
+        Self {
+            locator,
+            blobs: blobs.to_vec(),
+            open: HashMap::new(),
+        }
     }
 
     /// Whether any blob location was given.
@@ -77,14 +99,21 @@ impl ChunkSource {
 
     fn blob(&mut self, index: u32) -> Result<&(FileSource, bool)> {
         if !self.open.contains_key(&index) {
-            let info = self
-                .blobs
-                .get(index as usize)
-                .ok_or_else(|| anyhow!("chunk refers to blob index {index}, but the blob table has {}", self.blobs.len()))?;
+            let info = self.blobs.get(index as usize).ok_or_else(|| {
+                anyhow!(
+                    "chunk refers to blob index {index}, but the blob table has {}",
+                    self.blobs.len()
+                )
+            })?;
             let src = self
                 .locator
                 .open(&info.blob_id, self.blobs.len())?
-                .ok_or_else(|| anyhow!("no blob given for blob {} (use -b <file> or -D <dir>)", info.blob_id))?;
+                .ok_or_else(|| {
+                    anyhow!(
+                        "no blob given for blob {} (use -b <file> or -D <dir>)",
+                        info.blob_id
+                    )
+                })?;
             let cache = self.locator.is_cache_file(&info.blob_id);
             self.open.insert(index, (src, cache));
         }
@@ -111,7 +140,11 @@ impl ChunkSource {
                 "{}: chunk {} (blob offset {:#x}): {e}",
                 src.path().display(),
                 c.digest.to_hex(),
-                if *cache { c.uncompressed_offset } else { c.compressed_offset }
+                if *cache {
+                    c.uncompressed_offset
+                } else {
+                    c.compressed_offset
+                }
             )
         })
     }

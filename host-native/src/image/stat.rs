@@ -38,7 +38,11 @@ pub struct ImageStat {
 }
 
 /// Adds one image to `s`, with `seen` the digests already counted in `s`.
-fn accumulate(img: &Image, s: &mut ImageStat, seen: &mut HashMap<Digest, (u64, u64)>) -> Result<()> {
+fn accumulate(
+    img: &Image,
+    s: &mut ImageStat,
+    seen: &mut HashMap<Digest, (u64, u64)>,
+) -> Result<()> {
     let boot = &img.boot;
     let mut links: HashMap<u64, u32> = HashMap::new();
     boot.walk(&mut |_, i| {
@@ -60,8 +64,8 @@ fn accumulate(img: &Image, s: &mut ImageStat, seen: &mut HashMap<Digest, (u64, u
                 s.file_bytes += i.size;
                 for c in boot.chunks(i.nid)? {
                     s.chunk_references += 1;
-                    if !seen.contains_key(&c.digest) {
-                        seen.insert(c.digest, (u64::from(c.uncompressed_size), u64::from(c.compressed_size)));
+                    if let std::collections::hash_map::Entry::Vacant(v) = seen.entry(c.digest) {
+                        v.insert((u64::from(c.uncompressed_size), u64::from(c.compressed_size)));
                         s.unique_chunks += 1;
                         s.unique_bytes += u64::from(c.uncompressed_size);
                         s.unique_compressed_bytes += u64::from(c.compressed_size);
@@ -75,12 +79,19 @@ fn accumulate(img: &Image, s: &mut ImageStat, seen: &mut HashMap<Digest, (u64, u
         Ok(())
     })
     .with_context(|| format!("{}: walking the filesystem", img.path.display()))?;
-    s.dedup_ratio = if s.unique_bytes == 0 { 1.0 } else { s.file_bytes as f64 / s.unique_bytes as f64 };
+    s.dedup_ratio = if s.unique_bytes == 0 {
+        1.0
+    } else {
+        s.file_bytes as f64 / s.unique_bytes as f64
+    };
     Ok(())
 }
 
 fn stat_one(img: &Image) -> Result<ImageStat> {
-    let mut s = ImageStat { bootstrap: img.path.display().to_string(), ..Default::default() };
+    let mut s = ImageStat {
+        bootstrap: img.path.display().to_string(),
+        ..Default::default()
+    };
     accumulate(img, &mut s, &mut HashMap::new())?;
     Ok(s)
 }
@@ -123,7 +134,10 @@ pub fn run(a: StatArgs) -> Result<()> {
         bail!("nothing to do: give -B <bootstrap>, -D <dir of bootstraps> or -T <target>");
     }
     let per_image: Vec<ImageStat> = images.iter().map(stat_one).collect::<Result<_>>()?;
-    let mut total = ImageStat { bootstrap: "(all)".into(), ..Default::default() };
+    let mut total = ImageStat {
+        bootstrap: "(all)".into(),
+        ..Default::default()
+    };
     let mut seen = HashMap::new();
     for img in &images {
         accumulate(img, &mut total, &mut seen)?;
@@ -131,7 +145,10 @@ pub fn run(a: StatArgs) -> Result<()> {
     // The target after deduplication against everything else.
     let target_stat = match &target {
         Some(t) => {
-            let mut s = ImageStat { bootstrap: t.path.display().to_string(), ..Default::default() };
+            let mut s = ImageStat {
+                bootstrap: t.path.display().to_string(),
+                ..Default::default()
+            };
             accumulate(t, &mut s, &mut seen)?;
             Some(s)
         }

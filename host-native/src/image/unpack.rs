@@ -36,8 +36,14 @@ impl Read for FileReader<'_> {
             if self.left == 0 {
                 return Ok(0);
             }
-            let c = self.chunks.next().ok_or_else(|| io::Error::other("the file has fewer chunks than its size needs"))?;
-            let data = self.source.read(&c).map_err(|e| io::Error::other(format!("{e:#}")))?;
+            let c = self
+                .chunks
+                .next()
+                .ok_or_else(|| io::Error::other("the file has fewer chunks than its size needs"))?;
+            let data = self
+                .source
+                .read(&c)
+                .map_err(|e| io::Error::other(format!("{e:#}")))?;
             let take = (data.len() as u64).min(self.left) as usize;
             self.buf = data;
             self.buf.truncate(take);
@@ -116,16 +122,25 @@ pub fn run(a: UnpackArgs) -> Result<()> {
             // PAX records: xattrs and a precise mtime.
             let mut pax = Vec::new();
             if i.attrs.mtime_nsec != 0 {
-                pax_record(&mut pax, b"mtime", format!("{}.{:09}", i.attrs.mtime, i.attrs.mtime_nsec).as_bytes());
+                pax_record(
+                    &mut pax,
+                    b"mtime",
+                    format!("{}.{:09}", i.attrs.mtime, i.attrs.mtime_nsec).as_bytes(),
+                );
             }
-            for (k, v) in boot.xattrs(i.nid).with_context(|| format!("{shown}: reading xattrs"))? {
+            for (k, v) in boot
+                .xattrs(i.nid)
+                .with_context(|| format!("{shown}: reading xattrs"))?
+            {
                 let mut key = b"SCHILY.xattr.".to_vec();
                 key.extend_from_slice(&k);
                 pax_record(&mut pax, &key, &v);
             }
             let osname = Path::new(OsStr::from_bytes(&name));
             if i.file_type == FileType::Socket {
-                crate::log::warn(&format!("{shown}: sockets cannot be stored in a tar archive; skipped"));
+                crate::log::warn(&format!(
+                    "{shown}: sockets cannot be stored in a tar archive; skipped"
+                ));
                 skipped += 1;
                 continue;
             }
@@ -141,7 +156,9 @@ pub fn run(a: UnpackArgs) -> Result<()> {
             if i.file_type == FileType::Regular && i.nlink > 1 {
                 if let Some(target) = first_link.get(&i.ino) {
                     let mut h = base_header(&i, EntryType::Link);
-                    builder.append_link(&mut h, osname, Path::new(OsStr::from_bytes(target))).with_context(ctx)?;
+                    builder
+                        .append_link(&mut h, osname, Path::new(OsStr::from_bytes(target)))
+                        .with_context(ctx)?;
                     continue;
                 }
                 first_link.insert(i.ino, name.clone());
@@ -149,19 +166,35 @@ pub fn run(a: UnpackArgs) -> Result<()> {
             match i.file_type {
                 FileType::Directory => {
                     let mut h = base_header(&i, EntryType::Directory);
-                    builder.append_data(&mut h, osname, io::empty()).with_context(ctx)?;
+                    builder
+                        .append_data(&mut h, osname, io::empty())
+                        .with_context(ctx)?;
                 }
                 FileType::Regular => {
-                    let chunks = boot.chunks(i.nid).with_context(|| format!("{shown}: reading chunk indexes"))?;
+                    let chunks = boot
+                        .chunks(i.nid)
+                        .with_context(|| format!("{shown}: reading chunk indexes"))?;
                     let mut h = base_header(&i, EntryType::Regular);
                     h.set_size(i.size);
-                    let reader = FileReader { chunks: chunks.into_iter(), source: &mut source, buf: Vec::new(), pos: 0, left: i.size };
-                    builder.append_data(&mut h, osname, reader).with_context(ctx)?;
+                    let reader = FileReader {
+                        chunks: chunks.into_iter(),
+                        source: &mut source,
+                        buf: Vec::new(),
+                        pos: 0,
+                        left: i.size,
+                    };
+                    builder
+                        .append_data(&mut h, osname, reader)
+                        .with_context(ctx)?;
                 }
                 FileType::Symlink => {
-                    let target = boot.symlink(i.nid).with_context(|| format!("{shown}: reading the symlink target"))?;
+                    let target = boot
+                        .symlink(i.nid)
+                        .with_context(|| format!("{shown}: reading the symlink target"))?;
                     let mut h = base_header(&i, EntryType::Symlink);
-                    builder.append_link(&mut h, osname, Path::new(OsStr::from_bytes(&target))).with_context(ctx)?;
+                    builder
+                        .append_link(&mut h, osname, Path::new(OsStr::from_bytes(&target)))
+                        .with_context(ctx)?;
                 }
                 FileType::CharDevice | FileType::BlockDevice | FileType::Fifo => {
                     let t = match i.file_type {
@@ -175,15 +208,22 @@ pub fn run(a: UnpackArgs) -> Result<()> {
                         h.set_device_major(major).with_context(ctx)?;
                         h.set_device_minor(minor).with_context(ctx)?;
                     }
-                    builder.append_data(&mut h, osname, io::empty()).with_context(ctx)?;
+                    builder
+                        .append_data(&mut h, osname, io::empty())
+                        .with_context(ctx)?;
                 }
                 FileType::Socket => {} // skipped above
             }
         }
-        builder.finish().with_context(|| format!("writing {dest}"))?;
-        let mut w = builder.into_inner().with_context(|| format!("writing {dest}"))?;
+        builder
+            .finish()
+            .with_context(|| format!("writing {dest}"))?;
+        let mut w = builder
+            .into_inner()
+            .with_context(|| format!("writing {dest}"))?;
         w.flush().with_context(|| format!("writing {dest}"))?;
-        w.into_inner().map_err(|e| anyhow!("writing {dest}: {}", e.error()))?;
+        w.into_inner()
+            .map_err(|e| anyhow!("writing {dest}: {}", e.error()))?;
     }
     out.commit()?;
     if skipped > 0 {

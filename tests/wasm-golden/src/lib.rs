@@ -1,0 +1,107 @@
+//! The golden-vector checks of `core/tests/{worked_example,upstream_golden}.rs`, compiled to
+//! `wasm32-unknown-unknown` and run by `run.mjs` under Node, so the WASM build of the core is
+//! proven to encode and decode the same bytes as the native one.
+
+use std::sync::Mutex;
+
+use nydus_core::blob::reader::extract_inline_bootstrap;
+use nydus_core::digest::sha256;
+use nydus_core::listing::listing;
+use nydus_core::memimage::{build, worked_example, MemOptions};
+use nydus_core::model::Compressor;
+use nydus_core::v6::check::check;
+use nydus_core::v6::reader::Bootstrap;
+
+const WORKED_BOOT: &[u8] = include_bytes!("../../../core/tests/golden/worked-example.boot");
+const TREE: &str = include_str!("../../../core/tests/golden/tree.listing");
+const DIR_ZSTD: (&[u8], &[u8]) = (
+    include_bytes!("../../../core/tests/golden/upstream/up-dir-zstd.boot"),
+    include_bytes!("../../../core/tests/golden/upstream/up-dir-zstd.blob"),
+);
+const DIR_LZ4: (&[u8], &[u8]) = (
+    include_bytes!("../../../core/tests/golden/upstream/up-dir-lz4-sha256.boot"),
+    include_bytes!("../../../core/tests/golden/upstream/up-dir-lz4-sha256.blob"),
+);
+const LAYER: &[u8] = include_bytes!("../../../core/tests/golden/upstream/up-layer-inline-toc.blob");
+
+static MESSAGE: Mutex<String> = Mutex::new(String::new());
+
+/// Runs every golden check; returns the number of checks passed, or fails with a message.
+pub fn run_all() -> Result<u32, String> {
+    let mut passed = 0;
+    let img = build(
+        &worked_example(),
+        &MemOptions {
+            compressor: Compressor::None,
+            ..Default::default()
+        },
+    )
+    .map_err(|e| format!("worked example build: {e}"))?;
+    if sha256(&img.bootstrap) != sha256(WORKED_BOOT) {
+        return Err("worked example: encoded bootstrap differs from the golden file".into());
+    }
+    if img.blob_info.blob_id != "350fea00b001c21bc5901eeb0cf2a04ab7a282b23fefce94b5b01c809a0fd779" {
+        return Err(format!("worked example: blob id {}", img.blob_info.blob_id));
+    }
+    passed += 1;
+    for (name, (boot, blob)) in [("up-dir-zstd", DIR_ZSTD), ("up-dir-lz4-sha256", DIR_LZ4)] {
+        let b = Bootstrap::open(boot).map_err(|e| format!("{name}: {e}"))?;
+        let rep = check(&b);
+        if !rep.findings.is_empty() {
+            return Err(format!("{name}: {:?}", rep.findings));
+        }
+        let l = listing(&b, &[blob]).map_err(|e| format!("{name}: {e}"))?;
+        if l != TREE {
+            return Err(format!("{name}: listing differs:\n{l}"));
+        }
+        passed += 1;
+    }
+    let inner = extract_inline_bootstrap(LAYER).map_err(|e| format!("layer: {e}"))?;
+    let b = Bootstrap::open(inner).map_err(|e| format!("layer: {e}"))?;
+    let want = TREE.replacen("/\tdir\t755\t0:0\t0\t", "/\tdir\t755\t0:0\t1700000000\t", 1);
+    if listing(&b, &[LAYER]).map_err(|e| format!("layer: {e}"))? != want {
+        return Err("layer: listing differs".into());
+    }
+    passed += 1;
+    Ok(passed)
+}
+
+/// Entry point for Node: the number of checks passed, or 0 with a message in [`message_ptr`].
+#[allow(unsafe_code)] // `no_mangle` exports the symbol; no unsafe operation is involved.
+#[no_mangle]
+pub extern "C" fn golden_run() -> u32 {
+    let r = run_all();
+    let mut m = MESSAGE.lock().unwrap_or_else(|p| p.into_inner());
+    match r {
+        Ok(n) => {
+            *m = format!("{n} golden checks passed");
+            n
+        }
+        Err(e) => {
+            *m = e;
+            0
+        }
+    }
+}
+
+/// Address of the last message (UTF-8) in linear memory.
+#[allow(unsafe_code)]
+#[no_mangle]
+pub extern "C" fn message_ptr() -> u32 {
+    MESSAGE.lock().unwrap_or_else(|p| p.into_inner()).as_ptr() as usize as u32
+}
+
+/// Length of the last message.
+#[allow(unsafe_code)]
+#[no_mangle]
+pub extern "C" fn message_len() -> u32 {
+    MESSAGE.lock().unwrap_or_else(|p| p.into_inner()).len() as u32
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passes_natively_too() {
+        assert_eq!(super::run_all(), Ok(4));
+    }
+}
