@@ -1,1 +1,310 @@
-//! End-to-end test helpers live in `tests/tests/`.
+//! Helpers of the end-to-end tests in `tests/tests/`: locating the built binaries, creating a
+//! source tree with every file type, listing a tree (or a mounted image) for comparison, and
+//! mounting with the kernel through mount(2).
+
+use std::ffi::CString;
+use std::fs;
+use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{symlink, FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use nydus_core::digest::Sha256Stream;
+use nydus_core::model::split_dev_t;
+
+/// The built binary `name` (next to the test executable's `deps/` directory), or the path in
+/// `$NYDUS_IMAGE` for `nydus-image`. Fails with instructions if it is missing.
+pub fn bin(name: &str) -> PathBuf {
+    if name == "nydus-image" {
+        if let Some(p) = std::env::var_os("NYDUS_IMAGE") {
+            return p.into();
+        }
+    }
+    let exe = std::env::current_exe().expect("current_exe");
+    let dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps");
+    let p = dir.join(name);
+    assert!(
+        p.exists(),
+        "{} is missing: build it first with `cargo build --release --workspace` (scripts/test.sh does)",
+        p.display()
+    );
+    p
+}
+
+/// Runs `nydus-image` with `args`; returns its output (never panics on a non-zero exit).
+pub fn nydus_image(args: &[&str]) -> Output {
+    Command::new(bin("nydus-image")).args(args).output().expect("spawning nydus-image")
+}
+
+/// Runs `nydus-image` and fails the test unless it succeeds.
+#[track_caller]
+pub fn nydus_image_ok(args: &[&str]) -> Output {
+    let o = nydus_image(args);
+    assert!(o.status.success(), "nydus-image {args:?} failed:\n{}", String::from_utf8_lossy(&o.stderr));
+    o
+}
+
+/// Fails unless `tool` is on PATH, naming the package that provides it.
+#[track_caller]
+pub fn require_tool(tool: &str, package: &str) {
+    let found = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).exists()))
+        .unwrap_or(false);
+    assert!(found, "prerequisite missing: `{tool}` (Debian package {package}); run scripts/install-deps.sh");
+}
+
+/// Fails unless running as root (mount(2), mknod and chown need it).
+#[track_caller]
+pub fn require_root() {
+    // SAFETY-free: geteuid has no preconditions; libc exposes it as a safe-to-call extern.
+    assert_eq!(current_euid(), 0, "prerequisite missing: these tests must run as root (mount, mknod, chown)");
+}
+
+#[allow(unsafe_code)]
+fn current_euid() -> u32 {
+    // SAFETY: geteuid() takes no arguments, cannot fail and touches no memory.
+    unsafe { libc::geteuid() }
+}
+
+fn cstr(p: &Path) -> CString {
+    CString::new(p.as_os_str().as_bytes()).expect("path without NUL")
+}
+
+/// mknod(2).
+#[allow(unsafe_code)]
+pub fn mknod(path: &Path, mode: u32, major: u32, minor: u32) {
+    let c = cstr(path);
+    let dev = libc::makedev(major, minor);
+    // SAFETY: `c` is a valid NUL-terminated path that outlives the call.
+    let r = unsafe { libc::mknod(c.as_ptr(), mode, dev) };
+    assert_eq!(r, 0, "mknod {}: {}", path.display(), std::io::Error::last_os_error());
+}
+
+/// lchown(2).
+#[allow(unsafe_code)]
+pub fn lchown(path: &Path, uid: u32, gid: u32) {
+    let c = cstr(path);
+    // SAFETY: `c` is a valid NUL-terminated path that outlives the call.
+    let r = unsafe { libc::lchown(c.as_ptr(), uid, gid) };
+    assert_eq!(r, 0, "lchown {}: {}", path.display(), std::io::Error::last_os_error());
+}
+
+/// Sets atime/mtime (seconds, nanoseconds) without following symlinks.
+#[allow(unsafe_code)]
+pub fn set_mtime(path: &Path, sec: i64, nsec: i64) {
+    let c = cstr(path);
+    let ts = [libc::timespec { tv_sec: sec, tv_nsec: nsec }, libc::timespec { tv_sec: sec, tv_nsec: nsec }];
+    // SAFETY: `c` and `ts` are valid for the duration of the call.
+    let r = unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), ts.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) };
+    assert_eq!(r, 0, "utimensat {}: {}", path.display(), std::io::Error::last_os_error());
+}
+
+/// A mount that is undone when dropped.
+#[derive(Debug)]
+pub struct Mounted(PathBuf);
+
+impl Drop for Mounted {
+    #[allow(unsafe_code)]
+    fn drop(&mut self) {
+        let c = cstr(&self.0);
+        // SAFETY: `c` is a valid NUL-terminated path.
+        unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+    }
+}
+
+/// mount(2) of `source` on `target` with filesystem type `fstype` and `data` options,
+/// read-only. Returns an error message (with the kernel's errno) on failure.
+#[allow(unsafe_code)]
+pub fn mount(source: &Path, target: &Path, fstype: &str, data: &str) -> Result<Mounted, String> {
+    let (s, t) = (cstr(source), cstr(target));
+    let f = CString::new(fstype).expect("fstype");
+    let d = CString::new(data).expect("data");
+    // SAFETY: every pointer is a valid NUL-terminated string that outlives the call.
+    let r = unsafe { libc::mount(s.as_ptr(), t.as_ptr(), f.as_ptr(), libc::MS_RDONLY, d.as_ptr().cast()) };
+    if r != 0 {
+        return Err(format!(
+            "mount -t {fstype} -o {data} {} {}: {}",
+            source.display(),
+            target.display(),
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(Mounted(target.to_path_buf()))
+}
+
+/// What [`make_tree`] puts in a tree.
+#[derive(Debug, Clone, Copy)]
+pub struct TreeSpec {
+    /// Files in the big directory.
+    pub big_dir_entries: usize,
+    /// Include a unix socket (tar cannot carry one).
+    pub socket: bool,
+}
+
+fn write(p: &Path, data: &[u8], mode: u32) {
+    fs::write(p, data).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    fs::set_permissions(p, fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+/// Pseudo-random bytes (xorshift), incompressible enough for chunk tests.
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// Creates a tree under `root` (which must exist and be empty) with every file type the
+/// format carries: empty, tiny, multi-chunk, duplicate and sparse regular files, a directory
+/// with `big_dir_entries` entries, short and long symlinks, hard links, char and block devices,
+/// a fifo, optionally a socket, xattrs (user, security.capability, trusted), owners, modes,
+/// mtimes with nanoseconds, and long and non-UTF-8 names.
+pub fn make_tree(root: &Path, spec: TreeSpec) {
+    let d = |p: &str| root.join(p);
+    fs::create_dir_all(d("etc/conf.d")).unwrap();
+    fs::create_dir_all(d("usr/bin")).unwrap();
+    fs::create_dir_all(d("big")).unwrap();
+    write(&d("empty"), b"", 0o644);
+    write(&d("tiny.txt"), b"hello\n", 0o640);
+    write(&d("usr/bin/multi.bin"), &noise(2_500_000 + 123, 7), 0o755);
+    write(&d("usr/bin/copy.bin"), &noise(2_500_000 + 123, 7), 0o755);
+    let text: Vec<u8> = (0..300_000u32).flat_map(|i| format!("line {i} of a compressible file\n").into_bytes()).collect();
+    write(&d("etc/text.conf"), &text, 0o600);
+    {
+        let f = fs::File::create(d("sparse.img")).unwrap();
+        f.set_len(5 * 1024 * 1024 + 17).unwrap();
+        use std::os::unix::fs::FileExt;
+        f.write_all_at(b"in the middle", 3 * 1024 * 1024).unwrap();
+    }
+    for i in 0..spec.big_dir_entries {
+        write(&d(&format!("big/entry-{i:06}")), if i % 1000 == 0 { b"x" } else { b"" }, 0o644);
+    }
+    fs::hard_link(d("tiny.txt"), d("etc/hardlink-1")).unwrap();
+    fs::hard_link(d("tiny.txt"), d("usr/hardlink-2")).unwrap();
+    symlink("../tiny.txt", d("etc/link")).unwrap();
+    symlink("x".repeat(4000), d("long-target-link")).unwrap();
+    mknod(&d("null"), libc::S_IFCHR | 0o666, 1, 3);
+    mknod(&d("disk"), libc::S_IFBLK | 0o660, 259, 65536 + 7);
+    mknod(&d("pipe"), libc::S_IFIFO | 0o644, 0, 0);
+    if spec.socket {
+        let l = std::os::unix::net::UnixListener::bind(d("sock")).unwrap();
+        drop(l);
+    }
+    let long = "n".repeat(255);
+    write(&d(&long), b"long name", 0o644);
+    let weird = std::ffi::OsStr::from_bytes(b"caf\xe9-latin1");
+    write(&root.join(weird), b"non-utf8 name", 0o644);
+    xattr::set(d("tiny.txt"), "user.greeting", b"hi there").unwrap();
+    xattr::set(d("etc"), "trusted.overlay.note", b"y").unwrap();
+    lchown(&d("usr/bin/multi.bin"), 1234, 5678);
+    lchown(&d("etc/link"), 42, 43);
+    let cap = [1u8, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    xattr::set(d("usr/bin/multi.bin"), "security.capability", &cap).unwrap();
+    // Mtimes last (children before parents).
+    let mut all = Vec::new();
+    collect(root, &mut all);
+    for (k, p) in all.iter().rev().enumerate() {
+        set_mtime(p, 1_600_000_000 + k as i64, 123_456_789);
+    }
+}
+
+fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
+    let mut names: Vec<_> = fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    names.sort();
+    for p in names {
+        out.push(p.clone());
+        if fs::symlink_metadata(&p).unwrap().is_dir() {
+            collect(&p, out);
+        }
+    }
+}
+
+/// Options of [`list_tree`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ListOptions {
+    /// Leave sockets out (tar cannot carry them).
+    pub skip_sockets: bool,
+}
+
+/// A listing of a directory tree: one line per entry (root excluded) with type, permissions,
+/// owner, mtime seconds, size (files), nlink (files), content digest, symlink target, device
+/// numbers and xattrs. Two trees are equal for our purposes iff their listings are.
+pub fn list_tree(root: &Path, o: ListOptions) -> Vec<String> {
+    let mut all = Vec::new();
+    collect(root, &mut all);
+    let mut out = Vec::new();
+    for p in all {
+        let m = fs::symlink_metadata(&p).unwrap();
+        let ft = m.file_type();
+        if o.skip_sockets && ft.is_socket() {
+            continue;
+        }
+        let rel = p.strip_prefix(root).unwrap();
+        let (kind, detail) = if ft.is_file() {
+            let mut h = Sha256Stream::new();
+            let mut f = fs::File::open(&p).unwrap();
+            let mut buf = vec![0u8; 1 << 20];
+            loop {
+                let n = f.read(&mut buf).unwrap();
+                if n == 0 {
+                    break;
+                }
+                h.update(&buf[..n]);
+            }
+            ("file", format!("size={} nlink={} sha256={}", m.len(), m.nlink(), h.finish()))
+        } else if ft.is_dir() {
+            ("dir", String::new())
+        } else if ft.is_symlink() {
+            ("symlink", format!("-> {}", fs::read_link(&p).unwrap().display()))
+        } else if ft.is_char_device() || ft.is_block_device() {
+            let (ma, mi) = split_dev_t(m.rdev());
+            (if ft.is_char_device() { "chardev" } else { "blockdev" }, format!("{ma}:{mi}"))
+        } else if ft.is_fifo() {
+            ("fifo", String::new())
+        } else {
+            ("socket", String::new())
+        };
+        let mut xs: Vec<String> = xattr::list(&p)
+            .map(|l| {
+                l.map(|k| {
+                    let v = xattr::get(&p, &k).ok().flatten().unwrap_or_default();
+                    format!("{}={:?}", k.to_string_lossy(), v)
+                })
+                .collect()
+            })
+            .unwrap_or_default();
+        xs.sort();
+        let perm = if ft.is_symlink() { 0o777 } else { m.mode() & 0o7777 };
+        out.push(format!(
+            "{} {kind} {perm:o} {}:{} mtime={} {detail} xattrs=[{}]",
+            String::from_utf8_lossy(rel.as_os_str().as_bytes()),
+            m.uid(),
+            m.gid(),
+            m.mtime(),
+            xs.join(",")
+        ));
+    }
+    out
+}
+
+/// Asserts two listings are equal, showing the first differences.
+#[track_caller]
+pub fn assert_same_tree(want: &[String], got: &[String]) {
+    if want == got {
+        return;
+    }
+    let missing: Vec<_> = want.iter().filter(|l| !got.contains(l)).take(10).collect();
+    let extra: Vec<_> = got.iter().filter(|l| !want.contains(l)).take(10).collect();
+    panic!("trees differ ({} vs {} entries)\nonly in source:\n{missing:#?}\nonly in result:\n{extra:#?}", want.len(), got.len());
+}
+
+/// Runs a command and returns its output; fails the test if it cannot be spawned.
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.output().unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"))
+}
