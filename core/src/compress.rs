@@ -1,11 +1,19 @@
 //! Per-chunk compression (`blob.md` §1.4): `none`, one raw LZ4 block, one gzip member
 //! (decode only) and one zstd frame at level 3.
 
+use std::cell::RefCell;
+
 use crate::error::{BuildError, DecodeError};
 use crate::model::Compressor;
 
 /// The zstd level upstream uses (the zstd default).
 pub const ZSTD_LEVEL: i32 = 3;
+
+// Per-thread zstd contexts. Pure: they hold no state between calls that affects output.
+thread_local! {
+    static ZSTD_CCTX: RefCell<zstd_safe::CCtx<'static>> = RefCell::new(zstd_safe::CCtx::create());
+    static ZSTD_DCTX: RefCell<zstd_safe::DCtx<'static>> = RefCell::new(zstd_safe::DCtx::create());
+}
 
 /// Compresses `data` with `c`. The caller applies the "keep raw if not smaller" rule.
 pub fn compress(c: Compressor, data: &[u8]) -> Result<Vec<u8>, BuildError> {
@@ -49,7 +57,8 @@ pub fn decompress(
         }
         Compressor::Zstd => {
             let mut out = Vec::with_capacity(size);
-            let n = zstd_safe::decompress(&mut out, data)
+            let n = ZSTD_DCTX
+                .with(|d| d.borrow_mut().decompress(&mut out, data))
                 .map_err(|code| fail(format!("zstd: {}", zstd_safe::get_error_name(code))))?;
             out.truncate(n);
             out

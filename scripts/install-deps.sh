@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs everything the build, the tests and the benchmark need on a bare Debian machine
+# with a rustup toolchain. Idempotent: already-present tools are skipped.
+set -euo pipefail
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+
+need_apt=()
+have() { command -v "$1" >/dev/null 2>&1; }
+have fsck.erofs || need_apt+=(erofs-utils)
+have fusermount3 || need_apt+=(fuse3)
+have setfattr || need_apt+=(attr)
+have zstd || need_apt+=(zstd)
+have clang || need_apt+=(clang)
+have node || need_apt+=(nodejs)
+have debootstrap || need_apt+=(debootstrap)
+[ -x /usr/bin/time ] || need_apt+=(time)
+have mkfs.erofs || need_apt+=(erofs-utils)
+have perl || need_apt+=(perl)
+have bc || need_apt+=(bc)
+if [ "${#need_apt[@]}" -gt 0 ]; then
+    echo "install-deps: apt-get install ${need_apt[*]}"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+    echo "install-deps: rustup target add wasm32-unknown-unknown"
+    rustup target add wasm32-unknown-unknown
+fi
+if ! have cargo-fuzz && [ ! -x "$HOME/.cargo/bin/cargo-fuzz" ]; then
+    echo "install-deps: cargo install cargo-fuzz"
+    cargo install cargo-fuzz --locked --quiet
+fi

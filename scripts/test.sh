@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Runs every check of the project: formatting, clippy (native and wasm32, which enforces the
+# core's sans-IO rules), the whole test suite (unit, golden vectors, end-to-end against the
+# kernel's EROFS driver, erofs-utils and upstream's nydus-rafs reader), the golden vectors in
+# WASM under Node, and a short run of every fuzz target. Needs root (mount, mknod).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/nydus-target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+step() { echo; echo "=== $* ==="; }
+
+step "dependencies"
+bash scripts/install-deps.sh
+
+step "format"
+cargo fmt --all --check
+
+step "clippy (native)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+step "clippy (core for wasm32: no OS services)"
+cargo clippy -p nydus-core --target wasm32-unknown-unknown --locked -- -D warnings
+
+step "build"
+cargo build --release --workspace --locked
+
+step "tests"
+cargo test --release --workspace --locked
+
+step "golden vectors in WASM"
+cargo build -p nydus-wasm-golden --target wasm32-unknown-unknown --release --locked
+node tests/wasm-golden/run.mjs "$CARGO_TARGET_DIR/wasm32-unknown-unknown/release/nydus_wasm_golden.wasm"
+
+step "fuzz targets (build and a short run from the golden seeds)"
+(
+    cd fuzz
+    export CARGO_TARGET_DIR="$CARGO_TARGET_DIR/fuzz"
+    # Stable toolchain with unstable flags enabled: a fresh machine has only stable.
+    export RUSTC_BOOTSTRAP=1
+    cargo +stable fuzz build -O
+    seeds=$(mktemp -d)
+    trap 'rm -rf "$seeds"' EXIT
+    cp ../core/tests/golden/*.boot ../core/tests/golden/upstream/* "$seeds/"
+    for t in bootstrap blob; do
+        cargo +stable fuzz run -O "$t" "$seeds" -- -max_total_time=20 -rss_limit_mb=1024 2>&1 | tail -1
+    done
+)
+
+echo
+echo "all checks passed"
