@@ -22,7 +22,10 @@ pub fn bin(name: &str) -> PathBuf {
         }
     }
     let exe = std::env::current_exe().expect("current_exe");
-    let dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps");
     let p = dir.join(name);
     assert!(
         p.exists(),
@@ -34,14 +37,21 @@ pub fn bin(name: &str) -> PathBuf {
 
 /// Runs `nydus-image` with `args`; returns its output (never panics on a non-zero exit).
 pub fn nydus_image(args: &[&str]) -> Output {
-    Command::new(bin("nydus-image")).args(args).output().expect("spawning nydus-image")
+    Command::new(bin("nydus-image"))
+        .args(args)
+        .output()
+        .expect("spawning nydus-image")
 }
 
 /// Runs `nydus-image` and fails the test unless it succeeds.
 #[track_caller]
 pub fn nydus_image_ok(args: &[&str]) -> Output {
     let o = nydus_image(args);
-    assert!(o.status.success(), "nydus-image {args:?} failed:\n{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "nydus-image {args:?} failed:\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     o
 }
 
@@ -51,14 +61,21 @@ pub fn require_tool(tool: &str, package: &str) {
     let found = std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).exists()))
         .unwrap_or(false);
-    assert!(found, "prerequisite missing: `{tool}` (Debian package {package}); run scripts/install-deps.sh");
+    assert!(
+        found,
+        "prerequisite missing: `{tool}` (Debian package {package}); run scripts/install-deps.sh"
+    );
 }
 
 /// Fails unless running as root (mount(2), mknod and chown need it).
 #[track_caller]
 pub fn require_root() {
     // SAFETY-free: geteuid has no preconditions; libc exposes it as a safe-to-call extern.
-    assert_eq!(current_euid(), 0, "prerequisite missing: these tests must run as root (mount, mknod, chown)");
+    assert_eq!(
+        current_euid(),
+        0,
+        "prerequisite missing: these tests must run as root (mount, mknod, chown)"
+    );
 }
 
 #[allow(unsafe_code)]
@@ -78,7 +95,13 @@ pub fn mknod(path: &Path, mode: u32, major: u32, minor: u32) {
     let dev = libc::makedev(major, minor);
     // SAFETY: `c` is a valid NUL-terminated path that outlives the call.
     let r = unsafe { libc::mknod(c.as_ptr(), mode, dev) };
-    assert_eq!(r, 0, "mknod {}: {}", path.display(), std::io::Error::last_os_error());
+    assert_eq!(
+        r,
+        0,
+        "mknod {}: {}",
+        path.display(),
+        std::io::Error::last_os_error()
+    );
 }
 
 /// lchown(2).
@@ -87,17 +110,45 @@ pub fn lchown(path: &Path, uid: u32, gid: u32) {
     let c = cstr(path);
     // SAFETY: `c` is a valid NUL-terminated path that outlives the call.
     let r = unsafe { libc::lchown(c.as_ptr(), uid, gid) };
-    assert_eq!(r, 0, "lchown {}: {}", path.display(), std::io::Error::last_os_error());
+    assert_eq!(
+        r,
+        0,
+        "lchown {}: {}",
+        path.display(),
+        std::io::Error::last_os_error()
+    );
 }
 
 /// Sets atime/mtime (seconds, nanoseconds) without following symlinks.
 #[allow(unsafe_code)]
 pub fn set_mtime(path: &Path, sec: i64, nsec: i64) {
     let c = cstr(path);
-    let ts = [libc::timespec { tv_sec: sec, tv_nsec: nsec }, libc::timespec { tv_sec: sec, tv_nsec: nsec }];
+    let ts = [
+        libc::timespec {
+            tv_sec: sec,
+            tv_nsec: nsec,
+        },
+        libc::timespec {
+            tv_sec: sec,
+            tv_nsec: nsec,
+        },
+    ];
     // SAFETY: `c` and `ts` are valid for the duration of the call.
-    let r = unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), ts.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) };
-    assert_eq!(r, 0, "utimensat {}: {}", path.display(), std::io::Error::last_os_error());
+    let r = unsafe {
+        libc::utimensat(
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            ts.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
+    assert_eq!(
+        r,
+        0,
+        "utimensat {}: {}",
+        path.display(),
+        std::io::Error::last_os_error()
+    );
 }
 
 /// A mount that is undone when dropped.
@@ -121,7 +172,15 @@ pub fn mount(source: &Path, target: &Path, fstype: &str, data: &str) -> Result<M
     let f = CString::new(fstype).expect("fstype");
     let d = CString::new(data).expect("data");
     // SAFETY: every pointer is a valid NUL-terminated string that outlives the call.
-    let r = unsafe { libc::mount(s.as_ptr(), t.as_ptr(), f.as_ptr(), libc::MS_RDONLY, d.as_ptr().cast()) };
+    let r = unsafe {
+        libc::mount(
+            s.as_ptr(),
+            t.as_ptr(),
+            f.as_ptr(),
+            libc::MS_RDONLY,
+            d.as_ptr().cast(),
+        )
+    };
     if r != 0 {
         return Err(format!(
             "mount -t {fstype} -o {data} {} {}: {}",
@@ -174,7 +233,9 @@ pub fn make_tree(root: &Path, spec: TreeSpec) {
     write(&d("tiny.txt"), b"hello\n", 0o640);
     write(&d("usr/bin/multi.bin"), &noise(2_500_000 + 123, 7), 0o755);
     write(&d("usr/bin/copy.bin"), &noise(2_500_000 + 123, 7), 0o755);
-    let text: Vec<u8> = (0..300_000u32).flat_map(|i| format!("line {i} of a compressible file\n").into_bytes()).collect();
+    let text: Vec<u8> = (0..300_000u32)
+        .flat_map(|i| format!("line {i} of a compressible file\n").into_bytes())
+        .collect();
     write(&d("etc/text.conf"), &text, 0o600);
     {
         let f = fs::File::create(d("sparse.img")).unwrap();
@@ -183,7 +244,11 @@ pub fn make_tree(root: &Path, spec: TreeSpec) {
         f.write_all_at(b"in the middle", 3 * 1024 * 1024).unwrap();
     }
     for i in 0..spec.big_dir_entries {
-        write(&d(&format!("big/entry-{i:06}")), if i % 1000 == 0 { b"x" } else { b"" }, 0o644);
+        write(
+            &d(&format!("big/entry-{i:06}")),
+            if i % 1000 == 0 { b"x" } else { b"" },
+            0o644,
+        );
     }
     fs::hard_link(d("tiny.txt"), d("etc/hardlink-1")).unwrap();
     fs::hard_link(d("tiny.txt"), d("usr/hardlink-2")).unwrap();
@@ -204,7 +269,9 @@ pub fn make_tree(root: &Path, spec: TreeSpec) {
     xattr::set(d("etc"), "trusted.overlay.note", b"y").unwrap();
     lchown(&d("usr/bin/multi.bin"), 1234, 5678);
     lchown(&d("etc/link"), 42, 43);
-    let cap = [1u8, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    let cap = [
+        1u8, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    ];
     xattr::set(d("usr/bin/multi.bin"), "security.capability", &cap).unwrap();
     // Mtimes last (children before parents).
     let mut all = Vec::new();
@@ -215,7 +282,10 @@ pub fn make_tree(root: &Path, spec: TreeSpec) {
 }
 
 fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
-    let mut names: Vec<_> = fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut names: Vec<_> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     names.sort();
     for p in names {
         out.push(p.clone());
@@ -257,14 +327,27 @@ pub fn list_tree(root: &Path, o: ListOptions) -> Vec<String> {
                 }
                 h.update(&buf[..n]);
             }
-            ("file", format!("size={} nlink={} sha256={}", m.len(), m.nlink(), h.finish()))
+            (
+                "file",
+                format!("size={} nlink={} sha256={}", m.len(), m.nlink(), h.finish()),
+            )
         } else if ft.is_dir() {
             ("dir", String::new())
         } else if ft.is_symlink() {
-            ("symlink", format!("-> {}", fs::read_link(&p).unwrap().display()))
+            (
+                "symlink",
+                format!("-> {}", fs::read_link(&p).unwrap().display()),
+            )
         } else if ft.is_char_device() || ft.is_block_device() {
             let (ma, mi) = split_dev_t(m.rdev());
-            (if ft.is_char_device() { "chardev" } else { "blockdev" }, format!("{ma}:{mi}"))
+            (
+                if ft.is_char_device() {
+                    "chardev"
+                } else {
+                    "blockdev"
+                },
+                format!("{ma}:{mi}"),
+            )
         } else if ft.is_fifo() {
             ("fifo", String::new())
         } else {
@@ -280,7 +363,11 @@ pub fn list_tree(root: &Path, o: ListOptions) -> Vec<String> {
             })
             .unwrap_or_default();
         xs.sort();
-        let perm = if ft.is_symlink() { 0o777 } else { m.mode() & 0o7777 };
+        let perm = if ft.is_symlink() {
+            0o777
+        } else {
+            m.mode() & 0o7777
+        };
         out.push(format!(
             "{} {kind} {perm:o} {}:{} mtime={} {detail} xattrs=[{}]",
             String::from_utf8_lossy(rel.as_os_str().as_bytes()),
@@ -306,5 +393,6 @@ pub fn assert_same_tree(want: &[String], got: &[String]) {
 
 /// Runs a command and returns its output; fails the test if it cannot be spawned.
 pub fn run(cmd: &mut Command) -> Output {
-    cmd.output().unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"))
+    cmd.output()
+        .unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"))
 }

@@ -14,7 +14,10 @@ fn s(p: &Path) -> String {
 #[track_caller]
 fn fails_cleanly(o: &Output, mentions: &[&str]) {
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success(), "expected failure, got success; stderr:\n{err}");
+    assert!(
+        !o.status.success(),
+        "expected failure, got success; stderr:\n{err}"
+    );
     assert_eq!(o.status.code(), Some(1), "exit code; stderr:\n{err}");
     assert!(!err.contains("panicked"), "panic:\n{err}");
     for m in mentions {
@@ -26,14 +29,23 @@ fn small_image(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     require_root();
     let src = dir.join("src");
     std::fs::create_dir_all(&src).unwrap();
-    make_tree(&src, TreeSpec { big_dir_entries: 50, socket: false });
+    make_tree(
+        &src,
+        TreeSpec {
+            big_dir_entries: 50,
+            socket: false,
+        },
+    );
     let (boot, blob) = (dir.join("boot"), dir.join("blob"));
     nydus_image_ok(&["create", "-B", &s(&boot), "-b", &s(&blob), &s(&src)]);
     (src, boot, blob)
 }
 
 fn entries(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into()).collect();
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into())
+        .collect();
     v.sort();
     v
 }
@@ -52,13 +64,30 @@ fn truncated_and_garbage_bootstraps_are_rejected_by_every_command() {
     for bad in [&trunc, &garbage, &empty] {
         let name = bad.file_name().unwrap().to_str().unwrap();
         fails_cleanly(&nydus_image(&["check", "-B", &s(bad)]), &[name]);
-        fails_cleanly(&nydus_image(&["inspect", "-B", &s(bad), "--request", "stats"]), &[name]);
+        fails_cleanly(
+            &nydus_image(&["inspect", "-B", &s(bad), "--request", "stats"]),
+            &[name],
+        );
         fails_cleanly(&nydus_image(&["stat", "-B", &s(bad)]), &[name]);
         let out = t.path().join("o.tar");
-        fails_cleanly(&nydus_image(&["unpack", "-B", &s(bad), "-b", &s(&blob), "--output", &s(&out)]), &[name]);
+        fails_cleanly(
+            &nydus_image(&[
+                "unpack",
+                "-B",
+                &s(bad),
+                "-b",
+                &s(&blob),
+                "--output",
+                &s(&out),
+            ]),
+            &[name],
+        );
         assert!(!out.exists(), "no partial tar");
     }
-    fails_cleanly(&nydus_image(&["check", "-B", &s(&t.path().join("missing.boot"))]), &["missing.boot"]);
+    fails_cleanly(
+        &nydus_image(&["check", "-B", &s(&t.path().join("missing.boot"))]),
+        &["missing.boot"],
+    );
 }
 
 #[test]
@@ -73,15 +102,36 @@ fn check_detects_a_single_corrupted_blob_byte() {
     let o = nydus_image(&["check", "-B", &s(&boot), "-b", &s(&bad)]);
     fails_cleanly(&o, &["boot"]);
     let all = String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
-    assert!(all.contains("mismatch") || all.contains("decompress"), "the finding says what is wrong:\n{all}");
+    assert!(
+        all.contains("mismatch") || all.contains("decompress"),
+        "the finding says what is wrong:\n{all}"
+    );
 
     let out = t.path().join("out.tar");
-    fails_cleanly(&nydus_image(&["unpack", "-B", &s(&boot), "-b", &s(&bad), "--output", &s(&out)]), &["bad.blob"]);
-    assert_eq!(entries(t.path()), ["bad.blob", "blob", "boot", "src"], "no partial output");
+    fails_cleanly(
+        &nydus_image(&[
+            "unpack",
+            "-B",
+            &s(&boot),
+            "-b",
+            &s(&bad),
+            "--output",
+            &s(&out),
+        ]),
+        &["bad.blob"],
+    );
+    assert_eq!(
+        entries(t.path()),
+        ["bad.blob", "blob", "boot", "src"],
+        "no partial output"
+    );
 
     let short = t.path().join("short.blob");
     std::fs::write(&short, &std::fs::read(&blob).unwrap()[..500_000]).unwrap();
-    fails_cleanly(&nydus_image(&["check", "-B", &s(&boot), "-b", &s(&short)]), &["boot"]);
+    fails_cleanly(
+        &nydus_image(&["check", "-B", &s(&boot), "-b", &s(&short)]),
+        &["boot"],
+    );
 }
 
 #[test]
@@ -89,11 +139,48 @@ fn missing_sources_and_backend_dirs_are_named() {
     let t = tempfile::tempdir().unwrap();
     let (_, boot, _) = small_image(t.path());
     let (b2, blob2) = (t.path().join("b2"), t.path().join("blob2"));
-    fails_cleanly(&nydus_image(&["create", "-B", &s(&b2), "-b", &s(&blob2), "/nonexistent-source"]), &["/nonexistent-source"]);
+    fails_cleanly(
+        &nydus_image(&[
+            "create",
+            "-B",
+            &s(&b2),
+            "-b",
+            &s(&blob2),
+            "/nonexistent-source",
+        ]),
+        &["/nonexistent-source"],
+    );
     assert!(!b2.exists() && !blob2.exists(), "no partial output");
-    fails_cleanly(&nydus_image(&["check", "-B", &s(&boot), "-D", "/nonexistent-dir"]), &["/nonexistent-dir"]);
-    fails_cleanly(&nydus_image(&["create", "-B", &s(&b2), "--compressor", "brotli", "-b", &s(&blob2), "/tmp"]), &["brotli"]);
-    fails_cleanly(&nydus_image(&["create", "-B", &s(&b2), "--chunk-size", "0x3000", "-b", &s(&blob2), "/tmp"]), &["0x3000"]);
+    fails_cleanly(
+        &nydus_image(&["check", "-B", &s(&boot), "-D", "/nonexistent-dir"]),
+        &["/nonexistent-dir"],
+    );
+    fails_cleanly(
+        &nydus_image(&[
+            "create",
+            "-B",
+            &s(&b2),
+            "--compressor",
+            "brotli",
+            "-b",
+            &s(&blob2),
+            "/tmp",
+        ]),
+        &["brotli"],
+    );
+    fails_cleanly(
+        &nydus_image(&[
+            "create",
+            "-B",
+            &s(&b2),
+            "--chunk-size",
+            "0x3000",
+            "-b",
+            &s(&blob2),
+            "/tmp",
+        ]),
+        &["0x3000"],
+    );
 }
 
 #[test]
@@ -103,8 +190,14 @@ fn a_full_disk_fails_cleanly_without_leftovers() {
     let small = t.path().join("small");
     std::fs::create_dir_all(&small).unwrap();
     // A writable 1 MiB tmpfs (the mount() helper mounts read-only).
-    let r = std::process::Command::new("mount").args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"]).arg(&small).status();
-    assert!(r.map(|s| s.success()).unwrap_or(false), "prerequisite missing: cannot mount a tmpfs (needs root)");
+    let r = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .arg(&small)
+        .status();
+    assert!(
+        r.map(|s| s.success()).unwrap_or(false),
+        "prerequisite missing: cannot mount a tmpfs (needs root)"
+    );
     struct Umount(PathBuf);
     impl Drop for Umount {
         fn drop(&mut self) {
@@ -112,9 +205,20 @@ fn a_full_disk_fails_cleanly_without_leftovers() {
         }
     }
     let _u = Umount(small.clone());
-    let o = nydus_image(&["create", "-B", &s(&small.join("boot")), "-b", &s(&small.join("blob")), &s(&src)]);
+    let o = nydus_image(&[
+        "create",
+        "-B",
+        &s(&small.join("boot")),
+        "-b",
+        &s(&small.join("blob")),
+        &s(&src),
+    ]);
     fails_cleanly(&o, &["No space left on device"]);
-    assert!(entries(&small).is_empty(), "partial output left behind: {:?}", entries(&small));
+    assert!(
+        entries(&small).is_empty(),
+        "partial output left behind: {:?}",
+        entries(&small)
+    );
 }
 
 #[test]
@@ -122,10 +226,30 @@ fn unpack_handles_fifos_and_devices() {
     let t = tempfile::tempdir().unwrap();
     let (_, boot, blob) = small_image(t.path());
     let out = t.path().join("out.tar");
-    nydus_image_ok(&["unpack", "-B", &s(&boot), "-b", &s(&blob), "--output", &s(&out)]);
+    nydus_image_ok(&[
+        "unpack",
+        "-B",
+        &s(&boot),
+        "-b",
+        &s(&blob),
+        "--output",
+        &s(&out),
+    ]);
     let o = run(std::process::Command::new("tar").arg("-tvf").arg(&out));
     let list = String::from_utf8_lossy(&o.stdout);
-    assert!(list.lines().any(|l| l.starts_with('p') && l.ends_with("pipe")), "{list}");
-    assert!(list.lines().any(|l| l.starts_with('c') && l.ends_with("null")), "{list}");
-    assert!(list.lines().any(|l| l.starts_with('b') && l.ends_with("disk")), "{list}");
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with('p') && l.ends_with("pipe")),
+        "{list}"
+    );
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with('c') && l.ends_with("null")),
+        "{list}"
+    );
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with('b') && l.ends_with("disk")),
+        "{list}"
+    );
 }

@@ -8,7 +8,13 @@ use nydus_tests::*;
 
 fn tree(root: &Path) {
     require_root();
-    make_tree(root, TreeSpec { big_dir_entries: 12_000, socket: true });
+    make_tree(
+        root,
+        TreeSpec {
+            big_dir_entries: 12_000,
+            socket: true,
+        },
+    );
 }
 
 #[test]
@@ -27,8 +33,19 @@ fn create_check_unpack_round_trips_every_file_type() {
     assert!(text.contains("0 errors"), "{text}");
 
     let tar = out.join("rootfs.tar");
-    let o = nydus_image_ok(&["unpack", "-B", &s(&boot), "-b", &s(&blob), "--output", &s(&tar)]);
-    assert!(String::from_utf8_lossy(&o.stderr).contains("sock"), "the skipped socket is reported");
+    let o = nydus_image_ok(&[
+        "unpack",
+        "-B",
+        &s(&boot),
+        "-b",
+        &s(&blob),
+        "--output",
+        &s(&tar),
+    ]);
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("sock"),
+        "the skipped socket is reported"
+    );
     let x = t.path().join("x");
     std::fs::create_dir_all(&x).unwrap();
     let o = run(Command::new("tar")
@@ -36,7 +53,11 @@ fn create_check_unpack_round_trips_every_file_type() {
         .arg(&tar)
         .arg("-C")
         .arg(&x));
-    assert!(o.status.success(), "tar: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "tar: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let o = ListOptions { skip_sockets: true };
     assert_same_tree(&list_tree(&src, o), &list_tree(&x, o));
 }
@@ -49,8 +70,24 @@ fn builds_are_deterministic_and_old_syntax_matches() {
     tree(&src);
     let s = |p: &Path| p.to_str().unwrap().to_string();
     let p = |n: &str| t.path().join(n);
-    nydus_image_ok(&["create", "-B", &s(&p("b1")), "-b", &s(&p("blob1")), &s(&src)]);
-    nydus_image_ok(&["create", "-B", &s(&p("b2")), "-b", &s(&p("blob2")), "--threads", "1", &s(&src)]);
+    nydus_image_ok(&[
+        "create",
+        "-B",
+        &s(&p("b1")),
+        "-b",
+        &s(&p("blob1")),
+        &s(&src),
+    ]);
+    nydus_image_ok(&[
+        "create",
+        "-B",
+        &s(&p("b2")),
+        "-b",
+        &s(&p("blob2")),
+        "--threads",
+        "1",
+        &s(&src),
+    ]);
     std::fs::create_dir_all(p("d")).unwrap();
     nydus_image_ok(&[
         "create",
@@ -63,11 +100,27 @@ fn builds_are_deterministic_and_old_syntax_matches() {
         &s(&src),
     ]);
     let read = |n: &Path| std::fs::read(n).unwrap();
-    assert_eq!(read(&p("b1")), read(&p("b2")), "bootstrap differs between thread counts");
-    assert_eq!(read(&p("blob1")), read(&p("blob2")), "blob differs between thread counts");
-    assert_eq!(read(&p("b1")), read(&p("b3")), "--backend-config dir gives another bootstrap");
+    assert_eq!(
+        read(&p("b1")),
+        read(&p("b2")),
+        "bootstrap differs between thread counts"
+    );
+    assert_eq!(
+        read(&p("blob1")),
+        read(&p("blob2")),
+        "blob differs between thread counts"
+    );
+    assert_eq!(
+        read(&p("b1")),
+        read(&p("b3")),
+        "--backend-config dir gives another bootstrap"
+    );
     let id = nydus_core::digest::sha256(&read(&p("blob1"))).to_hex();
-    assert_eq!(read(&p("d").join(&id)), read(&p("blob1")), "blob stored under its id");
+    assert_eq!(
+        read(&p("d").join(&id)),
+        read(&p("blob1")),
+        "blob stored under its id"
+    );
 }
 
 #[test]
@@ -78,17 +131,39 @@ fn inspect_and_stat_answer_in_json() {
     tree(&src);
     let s = |p: &Path| p.to_str().unwrap().to_string();
     let (boot, blob) = (t.path().join("boot"), t.path().join("blob"));
-    nydus_image_ok(&["create", "-B", &s(&boot), "-b", &s(&blob), "--chunk-size", "0x100000", &s(&src)]);
+    nydus_image_ok(&[
+        "create",
+        "-B",
+        &s(&boot),
+        "-b",
+        &s(&blob),
+        "--chunk-size",
+        "0x100000",
+        &s(&src),
+    ]);
     let o = nydus_image_ok(&["inspect", "-B", &s(&boot), "--request", "stats"]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("inspect prints JSON");
     assert_eq!(v["blobs"], 1);
     assert_eq!(v["compressor"], "zstd");
-    let o = nydus_image_ok(&["inspect", "-B", &s(&boot), "--request", "stat /usr/bin/multi.bin"]);
+    let o = nydus_image_ok(&[
+        "inspect",
+        "-B",
+        &s(&boot),
+        "--request",
+        "stat /usr/bin/multi.bin",
+    ]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("inspect prints JSON");
     assert_eq!(v["size"], 2_500_123);
     assert_eq!(v["chunks"], 3);
-    let o = nydus_image_ok(&["stat", "-B", &s(&boot), "-J", &s(&t.path().join("stat.json"))]);
+    let o = nydus_image_ok(&[
+        "stat",
+        "-B",
+        &s(&boot),
+        "-J",
+        &s(&t.path().join("stat.json")),
+    ]);
     drop(o);
-    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(t.path().join("stat.json")).unwrap()).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(t.path().join("stat.json")).unwrap()).unwrap();
     assert!(v.to_string().contains("dedup"), "{v}");
 }

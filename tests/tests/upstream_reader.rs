@@ -25,16 +25,31 @@ fn expected(src: &Path) -> BTreeMap<Vec<u8>, String> {
         for e in std::fs::read_dir(&dir).unwrap() {
             let p = e.unwrap().path();
             let m = std::fs::symlink_metadata(&p).unwrap();
-            let rel = [b"/".as_slice(), p.strip_prefix(src).unwrap().as_os_str().as_bytes()].concat();
+            let rel = [
+                b"/".as_slice(),
+                p.strip_prefix(src).unwrap().as_os_str().as_bytes(),
+            ]
+            .concat();
             let ft = m.file_type();
-            let mut line = format!("mode={:o} uid={} gid={} mtime={}", m.mode(), m.uid(), m.gid(), m.mtime());
+            let mut line = format!(
+                "mode={:o} uid={} gid={} mtime={}",
+                m.mode(),
+                m.uid(),
+                m.gid(),
+                m.mtime()
+            );
             if ft.is_file() {
                 let data = std::fs::read(&p).unwrap();
                 let digests: Vec<String> = data
                     .chunks(CHUNK as usize)
                     .map(|c| format!("{}:{}", Digester::Blake3.digest(c).to_hex(), c.len()))
                     .collect();
-                line += &format!(" size={} nlink={} chunks=[{}]", m.len(), m.nlink(), digests.join(","));
+                line += &format!(
+                    " size={} nlink={} chunks=[{}]",
+                    m.len(),
+                    m.nlink(),
+                    digests.join(",")
+                );
             } else if ft.is_symlink() {
                 line += &format!(" target={}", std::fs::read_link(&p).unwrap().display());
             } else if ft.is_dir() {
@@ -45,7 +60,13 @@ fn expected(src: &Path) -> BTreeMap<Vec<u8>, String> {
             }
             let mut xs: Vec<String> = xattr::list(&p)
                 .unwrap()
-                .map(|k| format!("{}={:?}", k.to_string_lossy(), xattr::get(&p, &k).unwrap().unwrap_or_default()))
+                .map(|k| {
+                    format!(
+                        "{}={:?}",
+                        k.to_string_lossy(),
+                        xattr::get(&p, &k).unwrap().unwrap_or_default()
+                    )
+                })
                 .collect();
             xs.sort();
             line += &format!(" xattrs=[{}]", xs.join(","));
@@ -61,10 +82,23 @@ fn upstream_nydus_rafs_reads_our_bootstrap() {
     let t = tempfile::tempdir().unwrap();
     let src = t.path().join("src");
     std::fs::create_dir_all(&src).unwrap();
-    make_tree(&src, TreeSpec { big_dir_entries: 10_200, socket: true });
+    make_tree(
+        &src,
+        TreeSpec {
+            big_dir_entries: 10_200,
+            socket: true,
+        },
+    );
     let boot = t.path().join("boot");
     let blob = t.path().join("blob");
-    nydus_image_ok(&["create", "-B", boot.to_str().unwrap(), "-b", blob.to_str().unwrap(), src.to_str().unwrap()]);
+    nydus_image_ok(&[
+        "create",
+        "-B",
+        boot.to_str().unwrap(),
+        "-b",
+        blob.to_str().unwrap(),
+        src.to_str().unwrap(),
+    ]);
 
     let (rs, _reader) = RafsSuper::load_from_file(&boot, Arc::new(ConfigV2::default()), false)
         .unwrap_or_else(|e| panic!("upstream nydus-rafs refused our bootstrap: {e}"));
@@ -77,14 +111,26 @@ fn upstream_nydus_rafs_reads_our_bootstrap() {
         }
         let a = inode.get_attr();
         let i = inode.as_inode();
-        let mut line = format!("mode={:o} uid={} gid={} mtime={}", a.mode, a.uid, a.gid, a.mtime);
+        let mut line = format!(
+            "mode={:o} uid={} gid={} mtime={}",
+            a.mode, a.uid, a.gid, a.mtime
+        );
         if i.is_reg() {
             let mut chunks = Vec::new();
             for k in 0..i.get_chunk_count() {
                 let c = inode.get_chunk_info(k)?;
-                chunks.push(format!("{}:{}", nydus_core::digest::hex(&c.chunk_id().data), c.uncompressed_size()));
+                chunks.push(format!(
+                    "{}:{}",
+                    nydus_core::digest::hex(&c.chunk_id().data),
+                    c.uncompressed_size()
+                ));
             }
-            line += &format!(" size={} nlink={} chunks=[{}]", a.size, a.nlink, chunks.join(","));
+            line += &format!(
+                " size={} nlink={} chunks=[{}]",
+                a.size,
+                a.nlink,
+                chunks.join(",")
+            );
         } else if i.is_symlink() {
             line += &format!(" target={}", i.get_symlink()?.to_string_lossy());
         } else if !i.is_dir() {
@@ -106,7 +152,19 @@ fn upstream_nydus_rafs_reads_our_bootstrap() {
         .iter()
         .filter(|(k, v)| got.get(*k) != Some(v))
         .take(5)
-        .map(|(k, v)| format!("{}\n  want {v}\n  got  {:?}", String::from_utf8_lossy(k), got.get(k)))
+        .map(|(k, v)| {
+            format!(
+                "{}\n  want {v}\n  got  {:?}",
+                String::from_utf8_lossy(k),
+                got.get(k)
+            )
+        })
         .collect();
-    assert!(diff.is_empty() && want.len() == got.len(), "{} vs {} entries\n{}", want.len(), got.len(), diff.join("\n"));
+    assert!(
+        diff.is_empty() && want.len() == got.len(),
+        "{} vs {} entries\n{}",
+        want.len(),
+        got.len(),
+        diff.join("\n")
+    );
 }

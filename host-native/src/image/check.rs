@@ -39,6 +39,50 @@ fn verify_data(boot: &Bootstrap<Vec<u8>>, chunks: &mut ChunkSource, report: &mut
             return;
         }
     };
+    // The blob's own ci table is what nydusd fetches by: it must agree with the bootstrap.
+    for i in 0..boot.blobs().len() as u32 {
+        let id = &boot.blobs()[i as usize].blob_id;
+        match chunks.ci_entries(i) {
+            Ok(Some(ci)) => {
+                let mut last_end = 0u64;
+                for (k, e) in ci.iter().enumerate() {
+                    if e.uncompressed_offset < last_end || e.uncompressed_offset % 4096 != 0 {
+                        report.error(id, format!("ci entry {k}: uncompressed offsets not 4 KiB aligned and increasing"));
+                    }
+                    last_end = e.uncompressed_offset + u64::from(e.uncompressed_size);
+                }
+                for c in table.iter().filter(|c| c.blob_index == i) {
+                    match ci.get(c.index as usize) {
+                        None => report.error(
+                            id,
+                            format!(
+                                "chunk {} has ci index {} beyond the blob's table",
+                                c.digest, c.index
+                            ),
+                        ),
+                        Some(e) => {
+                            if (
+                                e.compressed_offset,
+                                e.compressed_size,
+                                e.uncompressed_offset,
+                                e.uncompressed_size,
+                            ) != (
+                                c.compressed_offset,
+                                c.compressed_size,
+                                c.uncompressed_offset,
+                                c.uncompressed_size,
+                            ) || e.is_compressed() != c.is_compressed()
+                            {
+                                report.error(id, format!("ci entry {} disagrees with the bootstrap's record of chunk {}", c.index, c.digest));
+                            }
+                        }
+                    }
+                }
+            }
+            Ok(None) => {}
+            Err(e) => report.error(id, format!("{e:#}")),
+        }
+    }
     let mut seen = HashSet::new();
     for c in &table {
         if !seen.insert((c.blob_index, c.index)) {

@@ -5,7 +5,10 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
-use nydus_core::blob::reader::{extract_inline_bootstrap, read_chunk, read_chunk_uncompressed};
+use nydus_core::blob::ci::CiEntry;
+use nydus_core::blob::reader::{
+    extract_inline_bootstrap, read_chunk, read_chunk_uncompressed, read_ci_entries,
+};
 use nydus_core::model::{BlobInfo, ChunkRef};
 use nydus_core::source::ReadAt;
 use nydus_core::v6::reader::Bootstrap;
@@ -118,6 +121,20 @@ impl ChunkSource {
             self.open.insert(index, (src, cache));
         }
         Ok(&self.open[&index])
+    }
+
+    /// The compression-info entries of blob `index` as stored in the blob itself (`None` for
+    /// an uncompressed cache file, which carries none).
+    pub fn ci_entries(&mut self, index: u32) -> Result<Option<Vec<CiEntry>>> {
+        let info = self.blobs.get(index as usize).cloned();
+        let (src, cache) = self.blob(index)?;
+        let info = info.expect("blob() checked the index");
+        if *cache || info.chunk_count == 0 {
+            return Ok(None);
+        }
+        read_ci_entries(src, &info)
+            .map(Some)
+            .map_err(|e| anyhow!("{}: compression-info table: {e}", src.path().display()))
     }
 
     /// The path of blob `index`, once opened.
