@@ -50,6 +50,14 @@ pub fn decompress(
         offset,
         reason,
     };
+    // Reject a claimed size the stored bytes cannot possibly expand to, before allocating it
+    // (a corrupt or hostile length must not cost gigabytes).
+    if size as u64 > (data.len() as u64).saturating_mul(max_ratio(c)) {
+        return Err(fail(format!(
+            "{} stored bytes cannot expand to the claimed {size} bytes",
+            data.len()
+        )));
+    }
     let out = match c {
         Compressor::None => data.to_vec(),
         Compressor::Lz4Block => {
@@ -72,6 +80,17 @@ pub fn decompress(
         )));
     }
     Ok(out)
+}
+
+/// The largest possible expansion of each format: zstd RLE blocks (4 bytes for 128 KiB),
+/// LZ4 literal-length bytes (255 per byte), deflate (1032:1).
+fn max_ratio(c: Compressor) -> u64 {
+    match c {
+        Compressor::None => 1,
+        Compressor::Lz4Block => 256,
+        Compressor::Gzip => 1040,
+        Compressor::Zstd => 32 * 1024,
+    }
 }
 
 /// Decodes one gzip member (RFC 1952) whose content is at most `limit` bytes.
@@ -132,6 +151,9 @@ mod tests {
         assert!(decompress(Compressor::Zstd, b"garbage", 5, "t", 0).is_err());
         assert!(decompress(Compressor::Lz4Block, b"\xff\xff", 5, "t", 0).is_err());
         assert!(decompress(Compressor::Gzip, b"\x1f\x8b\x08", 5, "t", 0).is_err());
+        // A claimed size no input of this length can produce is refused up front.
+        assert!(decompress(Compressor::Zstd, &z, 1 << 40, "t", 0).is_err());
+        assert!(decompress(Compressor::None, b"abc", 4, "t", 0).is_err());
     }
 
     #[test]
