@@ -379,6 +379,8 @@ pub fn run(a: CreateArgs) -> Result<()> {
         (boot, info, id)
     };
 
+    let t_meta = t1.elapsed() - t_data;
+    let t2 = Instant::now();
     if p.check {
         super::check::self_check(&bootstrap)
             .context("post-build validation of the new bootstrap")?;
@@ -413,6 +415,7 @@ pub fn run(a: CreateArgs) -> Result<()> {
     if let Some(bp) = &bootstrap_path {
         write_file(bp, &bootstrap)?;
     }
+    let t_commit = t2.elapsed();
     let total = t0.elapsed();
     if let Some(j) = &a.output_json {
         let v = json!({
@@ -424,6 +427,8 @@ pub fn run(a: CreateArgs) -> Result<()> {
             "trace": {
                 "walk_seconds": t_walk.as_secs_f64(),
                 "data_seconds": t_data.as_secs_f64(),
+                "bootstrap_seconds": t_meta.as_secs_f64(),
+                "check_and_commit_seconds": t_commit.as_secs_f64(),
                 "total_seconds": total.as_secs_f64(),
                 "files": tree.len(),
                 "raw_bytes": raw_bytes,
