@@ -26,18 +26,41 @@ pub struct Processed {
     pub uncompressed_size: u32,
     /// CRC-32C of the uncompressed bytes.
     pub crc32: u32,
+    /// Compression was skipped because an earlier chunk of the blob has the same content
+    /// (`data` is empty); the blob writer must already know that chunk.
+    pub duplicate: bool,
 }
 
-/// Digests and compresses one chunk of at most 16 MiB.
-pub fn process_chunk(raw: &[u8], params: &ChunkParams) -> Result<Processed, BuildError> {
+/// Digest and CRC of a chunk, the part of [`process_chunk`] needed to find duplicates.
+pub fn fingerprint(raw: &[u8], params: &ChunkParams) -> Result<(Digest, u32), BuildError> {
     if raw.is_empty() || raw.len() > 0x100_0000 {
         return Err(BuildError::Limit {
             what: "chunk size",
             reason: format!("a chunk must hold 1..=16 MiB, got {} bytes", raw.len()),
         });
     }
-    let digest = params.digester.digest(raw);
-    let crc32 = crc32c::crc32c(raw);
+    Ok((params.digester.digest(raw), crc32c::crc32c(raw)))
+}
+
+/// A chunk known to duplicate an earlier one: fingerprinted, not compressed.
+pub fn duplicate_chunk(raw: &[u8], digest: Digest, crc32: u32) -> Processed {
+    Processed {
+        digest,
+        data: Vec::new(),
+        compressed: false,
+        uncompressed_size: raw.len() as u32,
+        crc32,
+        duplicate: true,
+    }
+}
+
+/// Compresses a fingerprinted chunk (the rest of [`process_chunk`]).
+pub fn compress_chunk(
+    raw: &[u8],
+    digest: Digest,
+    crc32: u32,
+    params: &ChunkParams,
+) -> Result<Processed, BuildError> {
     let (data, compressed) = match params.compressor {
         Compressor::None => (raw.to_vec(), false),
         c => {
@@ -55,7 +78,14 @@ pub fn process_chunk(raw: &[u8], params: &ChunkParams) -> Result<Processed, Buil
         compressed,
         uncompressed_size: raw.len() as u32,
         crc32,
+        duplicate: false,
     })
+}
+
+/// Digests and compresses one chunk of at most 16 MiB.
+pub fn process_chunk(raw: &[u8], params: &ChunkParams) -> Result<Processed, BuildError> {
+    let (digest, crc32) = fingerprint(raw, params)?;
+    compress_chunk(raw, digest, crc32, params)
 }
 
 #[cfg(test)]

@@ -7,14 +7,16 @@
 //! reads, and a credit returns only when the chunk has been delivered in order. At most
 //! `credits` chunks (raw + stored) exist at once, whatever the input size.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::Read;
 use std::path::PathBuf;
+use std::sync::Mutex;
 
 use anyhow::{anyhow, bail, Context, Result};
 use crossbeam_channel::{bounded, Receiver, Sender};
-use nydus_core::chunk::{process_chunk, ChunkParams, Processed};
+use nydus_core::chunk::{compress_chunk, duplicate_chunk, fingerprint, ChunkParams, Processed};
+use nydus_core::digest::Digest;
 
 /// One file to read, in blob order.
 #[derive(Debug, Clone)]
@@ -71,12 +73,14 @@ pub fn run(
     let (job_tx, job_rx) = bounded::<Job>(credits);
     let (done_tx, done_rx) = bounded::<Done>(credits);
 
+    let first: FirstSeen = Mutex::new(HashMap::new());
     std::thread::scope(|scope| -> Result<()> {
         let reader = scope.spawn(move || read_files(files, chunk_size as usize, credit_rx, job_tx));
         for _ in 0..threads {
             let job_rx = job_rx.clone();
             let done_tx = done_tx.clone();
-            scope.spawn(move || work(job_rx, done_tx, &params));
+            let first = &first;
+            scope.spawn(move || work(job_rx, done_tx, &params, first));
         }
         drop(done_tx);
         drop(job_rx);
@@ -171,9 +175,30 @@ fn read_files(
     Ok(())
 }
 
-fn work(jobs: Receiver<Job>, done: Sender<Done>, params: &ChunkParams) {
+/// First sequence number seen for each chunk content, shared by the workers: a chunk whose
+/// content already appeared at an earlier position will be deduplicated by the blob writer, so
+/// it is not compressed at all. Output bytes do not depend on which worker gets there first.
+type FirstSeen = Mutex<HashMap<(Digest, u32), u64>>;
+
+fn work(jobs: Receiver<Job>, done: Sender<Done>, params: &ChunkParams, first: &FirstSeen) {
     for j in jobs.iter() {
-        let result = process_chunk(&j.data, params).map_err(anyhow::Error::new);
+        let result = fingerprint(&j.data, params)
+            .and_then(|(digest, crc)| {
+                let key = (digest, j.data.len() as u32);
+                let earlier = {
+                    let mut m = first.lock().unwrap_or_else(|p| p.into_inner());
+                    let s = m.entry(key).or_insert(j.seq);
+                    let earlier = *s < j.seq;
+                    *s = (*s).min(j.seq);
+                    earlier
+                };
+                if earlier {
+                    Ok(duplicate_chunk(&j.data, digest, crc))
+                } else {
+                    compress_chunk(&j.data, digest, crc, params)
+                }
+            })
+            .map_err(anyhow::Error::new);
         if done
             .send(Done {
                 seq: j.seq,

@@ -80,6 +80,12 @@ impl BlobWriter {
         if let Some(c) = self.known.get(&(p.digest, p.uncompressed_size)) {
             return Ok((*c, None));
         }
+        if p.duplicate {
+            return Err(BuildError::Conflict {
+                path: p.digest.to_hex(),
+                reason: "a chunk marked as a duplicate has no earlier copy in the blob".into(),
+            });
+        }
         if self.chunks.len() as u32 >= MAX_CHUNKS_PER_BLOB {
             return Err(BuildError::Limit {
                 what: "chunks per blob",
@@ -446,6 +452,13 @@ mod tests {
             (SECTION_TOC.into(), 640)
         );
         assert_eq!(id, sha256(&blob));
+    }
+
+    #[test]
+    fn a_duplicate_without_an_earlier_copy_is_refused() {
+        let mut w = BlobWriter::new(opts());
+        let p = crate::chunk::duplicate_chunk(b"abc", Digester::Blake3.digest(b"abc"), 0);
+        assert!(w.add(p).is_err());
     }
 
     #[test]
