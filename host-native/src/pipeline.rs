@@ -60,8 +60,26 @@ pub fn run(
     chunk_size: u32,
     params: ChunkParams,
     threads: usize,
-    mut sink: impl FnMut(Delivered<'_>) -> Result<()>,
+    sink: impl FnMut(Delivered<'_>) -> Result<()>,
 ) -> Result<()> {
+    run_source(
+        |feeder| read_files(files, feeder),
+        chunk_size,
+        params,
+        threads,
+        sink,
+    )
+}
+
+/// Runs the pipeline over whatever `producer` feeds (on the reader thread, in blob order),
+/// calling `sink` once per chunk in order. Returns the producer's result.
+pub fn run_source<T: Send>(
+    producer: impl FnOnce(&mut Feeder) -> Result<T> + Send,
+    chunk_size: u32,
+    params: ChunkParams,
+    threads: usize,
+    mut sink: impl FnMut(Delivered<'_>) -> Result<()>,
+) -> Result<T> {
     let threads = threads.max(1);
     let credits = (threads * 4).max(4);
     let (credit_tx, credit_rx) = bounded::<Vec<u8>>(credits);
@@ -74,8 +92,17 @@ pub fn run(
     let (done_tx, done_rx) = bounded::<Done>(credits);
 
     let first: FirstSeen = Mutex::new(HashMap::new());
-    std::thread::scope(|scope| -> Result<()> {
-        let reader = scope.spawn(move || read_files(files, chunk_size as usize, credit_rx, job_tx));
+    std::thread::scope(|scope| -> Result<T> {
+        let reader = scope.spawn(move || {
+            let mut feeder = Feeder {
+                credits: credit_rx,
+                jobs: job_tx,
+                seq: 0,
+                chunk_size: chunk_size as usize,
+                spare: None,
+            };
+            producer(&mut feeder)
+        });
         for _ in 0..threads {
             let job_rx = job_rx.clone();
             let done_tx = done_tx.clone();
@@ -115,61 +142,92 @@ pub fn run(
             .join()
             .map_err(|_| anyhow!("the reader thread panicked"))?;
         outcome?;
-        read?;
+        let value = read?;
         if !pending.is_empty() {
             bail!(
                 "internal error: {} chunks were not delivered",
                 pending.len()
             );
         }
-        Ok(())
+        Ok(value)
     })
 }
 
-fn read_files(
-    files: Vec<FileJob>,
-    chunk_size: usize,
+/// The reader side of the pipeline: cuts data into chunks and queues them, waiting for a free
+/// buffer (credit) before each chunk, which is what bounds memory.
+#[derive(Debug)]
+pub struct Feeder {
     credits: Receiver<Vec<u8>>,
     jobs: Sender<Job>,
-) -> Result<()> {
-    let mut seq = 0u64;
-    for f in files {
-        let mut file =
-            File::open(&f.path).with_context(|| format!("opening {}", f.path.display()))?;
-        let mut left = f.size;
+    seq: u64,
+    chunk_size: usize,
+    spare: Option<Vec<u8>>,
+}
+
+impl Feeder {
+    /// Cuts everything `r` yields into chunks for item `id`; returns the byte count. Fails if
+    /// the pipeline stopped (the consumer failed) or reading fails (`name` says what).
+    pub fn feed(&mut self, id: usize, r: &mut dyn Read, name: &dyn Fn() -> String) -> Result<u64> {
+        let mut total = 0u64;
         let mut index_in_file = 0u32;
-        while left > 0 {
-            let Ok(mut buf) = credits.recv() else {
-                return Ok(());
+        loop {
+            let mut buf = match self.spare.take() {
+                Some(b) => b,
+                None => self
+                    .credits
+                    .recv()
+                    .map_err(|_| anyhow!("the build stopped"))?,
             };
-            let n = left.min(chunk_size as u64) as usize;
             buf.clear();
-            buf.resize(n, 0);
-            file.read_exact(&mut buf).map_err(|e| {
-                if e.kind() == std::io::ErrorKind::UnexpectedEof {
-                    anyhow!(
-                        "{} shrank while it was being read (expected {} bytes)",
-                        f.path.display(),
-                        f.size
-                    )
-                } else {
-                    anyhow!("reading {}: {e}", f.path.display())
+            buf.resize(self.chunk_size, 0);
+            let mut n = 0;
+            while n < buf.len() {
+                match r.read(&mut buf[n..]) {
+                    Ok(0) => break,
+                    Ok(k) => n += k,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(anyhow!("reading {}: {e}", name())),
                 }
-            })?;
-            left -= n as u64;
-            if jobs
-                .send(Job {
-                    seq,
-                    id: f.id,
-                    index_in_file,
-                    data: buf,
-                })
-                .is_err()
-            {
-                return Ok(());
             }
-            seq += 1;
+            if n == 0 {
+                // Keep the credit for the next item instead of leaking it.
+                self.spare = Some(buf);
+                return Ok(total);
+            }
+            buf.truncate(n);
+            total += n as u64;
+            let job = Job {
+                seq: self.seq,
+                id,
+                index_in_file,
+                data: buf,
+            };
+            self.jobs
+                .send(job)
+                .map_err(|_| anyhow!("the build stopped"))?;
+            self.seq += 1;
             index_in_file += 1;
+            if n < self.chunk_size {
+                return Ok(total);
+            }
+        }
+    }
+}
+
+fn read_files(files: Vec<FileJob>, feeder: &mut Feeder) -> Result<()> {
+    for f in files {
+        let file = File::open(&f.path).with_context(|| format!("opening {}", f.path.display()))?;
+        // Read exactly the size recorded at walk time: a file that grew is cut, one that
+        // shrank is an error (its chunks would not match the tree).
+        let mut limited = file.take(f.size);
+        let name = || f.path.display().to_string();
+        let n = feeder.feed(f.id, &mut limited, &name)?;
+        if n != f.size {
+            bail!(
+                "{} shrank while it was being read (expected {} bytes, got {n})",
+                f.path.display(),
+                f.size
+            );
         }
     }
     Ok(())
@@ -252,6 +310,33 @@ mod tests {
             }
         }
         assert_eq!(seen, expect);
+    }
+
+    #[test]
+    fn many_files_of_exactly_one_chunk_do_not_exhaust_credits() {
+        let d = tempfile::tempdir().unwrap();
+        let files: Vec<FileJob> = (0..50usize)
+            .map(|i| {
+                let p = d.path().join(format!("f{i}"));
+                std::fs::write(&p, vec![i as u8; 4096]).unwrap();
+                FileJob {
+                    id: i,
+                    path: p,
+                    size: 4096,
+                }
+            })
+            .collect();
+        let params = ChunkParams {
+            compressor: Compressor::None,
+            digester: Digester::Blake3,
+        };
+        let mut n = 0;
+        run(files, 4096, params, 1, |_| {
+            n += 1;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(n, 50);
     }
 
     #[test]
