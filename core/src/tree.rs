@@ -235,6 +235,19 @@ impl TreeBuilder {
         }
     }
 
+    /// A node added so far.
+    pub fn node(&self, id: NodeId) -> &Node {
+        &self.nodes[id]
+    }
+
+    /// Marks a regular file as a member of the hard-link group `key` (a stream source learns
+    /// that a file is hard-linked only when a later entry links to it).
+    pub fn set_link_key(&mut self, id: NodeId, key: (u64, u64)) {
+        if self.nodes[id].file_type == FileType::Regular {
+            self.nodes[id].link_key = Some(key);
+        }
+    }
+
     /// Adds (or replaces) the entry at `path`. An empty path (or `/`) sets the root's
     /// attributes. A directory replacing a directory keeps its children; any other
     /// replacement drops the old entry and its subtree.

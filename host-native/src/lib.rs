@@ -7,4 +7,5 @@ pub mod atomic;
 pub mod image;
 pub mod log;
 pub mod pipeline;
+pub mod tarsrc;
 pub mod walk;

@@ -60,9 +60,9 @@ pub struct BlobSourceArgs {
 
 #[derive(Debug, Args)]
 pub struct CreateArgs {
-    /// Source directory.
+    /// Source directory, or layer tar stream with `-t tar-rafs`/`targz-rafs`.
     pub source: PathBuf,
-    /// Source type: dir-rafs (alias directory); tar and stargz types are not built yet.
+    /// Source type: dir-rafs (alias directory), tar-rafs or targz-rafs (plain, gzip or zstd layer stream; `-` is stdin); stargz and ref types are not built yet.
     #[arg(
         short = 't',
         long = "type",

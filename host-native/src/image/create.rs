@@ -1,5 +1,7 @@
-//! `nydus-image create`: a directory to a RAFS v6 bootstrap and data blob.
+//! `nydus-image create`: a directory or an OCI layer tar stream to a RAFS v6 bootstrap and data
+//! blob.
 
+use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
@@ -17,7 +19,7 @@ use serde_json::json;
 use super::args::{parse_size, CreateArgs};
 use super::blobsrc::LocalBackend;
 use crate::atomic::{write_file, AtomicFile};
-use crate::pipeline::{self, FileJob};
+use crate::pipeline::{self, Delivered, FileJob};
 use crate::walk::{walk_dir, WhiteoutSpec};
 
 /// Where the data blob goes.
@@ -48,6 +50,8 @@ struct Plan {
     explicit_uid_gid: bool,
     threads: usize,
     check: bool,
+    /// The source is a layer tar stream (tar-rafs / targz-rafs).
+    tar: bool,
 }
 
 fn not_built(what: &str) -> anyhow::Error {
@@ -55,12 +59,13 @@ fn not_built(what: &str) -> anyhow::Error {
 }
 
 fn plan(a: &CreateArgs) -> Result<Plan> {
-    match a.source_type.as_str() {
-        "dir-rafs" | "directory" => {}
-        "tar-rafs" | "targz-rafs" | "estargz-rafs" | "targz-ref" | "estargz-ref" | "estargztoc-ref"
+    let tar = match a.source_type.as_str() {
+        "dir-rafs" | "directory" => false,
+        "tar-rafs" | "targz-rafs" => true,
+        "estargz-rafs" | "targz-ref" | "estargz-ref" | "estargztoc-ref"
         | "stargz_index" | "tar-tarfs" => return Err(not_built(&format!("source type {}", a.source_type))),
         t => bail!("invalid --type {t:?}: expected dir-rafs, tar-rafs, targz-rafs, estargz-rafs, targz-ref, estargz-ref, estargztoc-ref or tar-tarfs"),
-    }
+    };
     match a.fs_version.as_str() {
         "6" => {}
         "5" => return Err(not_built("RAFS v5 (--fs-version 5)")),
@@ -194,6 +199,7 @@ fn plan(a: &CreateArgs) -> Result<Plan> {
         explicit_uid_gid: !a.repeatable,
         threads,
         check: !a.disable_check,
+        tar,
     })
 }
 
@@ -258,15 +264,6 @@ impl BlobOut {
 pub fn run(a: CreateArgs) -> Result<()> {
     let t0 = Instant::now();
     let p = plan(&a)?;
-    let walked = walk_dir(&p.source, p.whiteout)?;
-    let mut tree = walked.builder.finish();
-    let t_walk = t0.elapsed();
-    let prefetch = if p.prefetch_fs {
-        prefetch_nodes(&tree)?
-    } else {
-        Vec::new()
-    };
-
     let mut out = BlobOut {
         file: None,
         cache_data: None,
@@ -285,7 +282,6 @@ pub fn run(a: CreateArgs) -> Result<()> {
             out.cache_dir = Some(d.clone());
         }
     }
-
     let mut writer = BlobWriter::new(BlobOptions {
         compressor: p.compressor,
         digester: p.digester,
@@ -296,44 +292,77 @@ pub fn run(a: CreateArgs) -> Result<()> {
         blob_toc: p.blob_toc,
         aligned: true,
     });
-    let order = tree.data_order(&prefetch);
-    let files: Vec<FileJob> = order
-        .iter()
-        .map(|&id| FileJob {
-            id,
-            path: walked.sources[tree.node(id).source as usize].clone(),
-            size: tree.node(id).size,
-        })
-        .collect();
-    let mut chunks: Vec<Vec<ChunkRef>> = vec![Vec::new(); tree.len()];
+    let params = ChunkParams {
+        compressor: p.compressor,
+        digester: p.digester,
+    };
+    // Chunks by the id the pipeline was fed under (a node id, or a stream entry's token).
+    let mut chunks: HashMap<usize, Vec<ChunkRef>> = HashMap::new();
     let mut raw_bytes = 0u64;
-    let t1 = Instant::now();
-    pipeline::run(
-        files,
-        p.chunk_size,
-        ChunkParams {
-            compressor: p.compressor,
-            digester: p.digester,
-        },
-        p.threads,
-        |d| {
-            raw_bytes += d.raw.len() as u64;
-            let (cref, stored) = writer.add(d.processed).map_err(anyhow::Error::new)?;
-            if let Some(bytes) = stored {
-                out.append(&bytes)?;
-                if let Some(cd) = &mut out.cache_data {
-                    cd.file()
-                        .write_all_at(d.raw, cref.uncompressed_offset)
-                        .context("writing the blob cache data file")?;
-                }
+    let mut sink = |d: Delivered<'_>| -> Result<()> {
+        raw_bytes += d.raw.len() as u64;
+        let (cref, stored) = writer.add(d.processed).map_err(anyhow::Error::new)?;
+        if let Some(bytes) = stored {
+            out.append(&bytes)?;
+            if let Some(cd) = &mut out.cache_data {
+                cd.file()
+                    .write_all_at(d.raw, cref.uncompressed_offset)
+                    .context("writing the blob cache data file")?;
             }
-            chunks[d.id].push(cref);
-            Ok(())
-        },
-    )?;
-    let t_data = t1.elapsed();
-    for (id, c) in chunks.into_iter().enumerate() {
-        if !c.is_empty() {
+        }
+        chunks.entry(d.id).or_default().push(cref);
+        Ok(())
+    };
+    let (mut tree, prefetch, t_walk, t_data, t1);
+    if p.tar {
+        // Stream order is blob order: entries and data are read in one pass.
+        t1 = Instant::now();
+        let source = p.source.clone();
+        let builder = pipeline::run_source(
+            move |feeder| crate::tarsrc::read_layer(&source, feeder),
+            p.chunk_size,
+            params,
+            p.threads,
+            &mut sink,
+        )?;
+        tree = builder.finish();
+        t_walk = t0.elapsed();
+        t_data = t1.elapsed();
+        for id in 0..tree.len() {
+            let n = tree.node(id);
+            if n.file_type == nydus_core::model::FileType::Regular && n.size > 0 {
+                let token = n.link_key.map_or(n.source, |k| k.1) as usize;
+                let c = chunks.get(&token).cloned().unwrap_or_default();
+                tree.set_chunks(id, c);
+            }
+        }
+        prefetch = if p.prefetch_fs {
+            prefetch_nodes(&tree)?
+        } else {
+            Vec::new()
+        };
+    } else {
+        let walked = walk_dir(&p.source, p.whiteout)?;
+        tree = walked.builder.finish();
+        t_walk = t0.elapsed();
+        prefetch = if p.prefetch_fs {
+            prefetch_nodes(&tree)?
+        } else {
+            Vec::new()
+        };
+        let order = tree.data_order(&prefetch);
+        let files: Vec<FileJob> = order
+            .iter()
+            .map(|&id| FileJob {
+                id,
+                path: walked.sources[tree.node(id).source as usize].clone(),
+                size: tree.node(id).size,
+            })
+            .collect();
+        t1 = Instant::now();
+        pipeline::run(files, p.chunk_size, params, p.threads, &mut sink)?;
+        t_data = t1.elapsed();
+        for (id, c) in chunks.drain() {
             tree.set_chunks(id, c);
         }
     }
