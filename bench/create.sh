@@ -55,3 +55,16 @@ measure "tar -c | zstd -1 -T0" "t.tar.zst" sh -c "tar -C '$TREE' -cf - . | zstd 
 measure "mkfs.erofs (uncompressed)" "e.img" mkfs.erofs "$OUT/work/e.img" "$TREE"
 measure "mkfs.erofs -zlz4" "e.img" mkfs.erofs -zlz4 "$OUT/work/e.img" "$TREE"
 measure "ours: --blob-cache-dir (kernel form)" "boot" "$NI" create -B "$OUT/work/boot" --blob-cache-dir "$OUT/work" "$TREE"
+
+# Layer input: the same tree as one tar.gz layer (created once next to the tree).
+LAYER="$TREE.tar.gz"
+if [ ! -f "$LAYER" ]; then
+    tar --xattrs --xattrs-include='*' -C "$TREE" -cf - . | gzip -1 >"$LAYER.tmp" && mv "$LAYER.tmp" "$LAYER"
+fi
+echo
+printf 'layer %s: %.1f MB gzip\n' "$LAYER" "$(echo "$(stat -c %s "$LAYER")/1000000" | bc -l)"
+measure "ours: create -t targz-rafs" "boot blob" "$NI" create -t targz-rafs -B "$OUT/work/boot" -b "$OUT/work/blob" "$LAYER"
+if [ -x "$UP" ]; then
+    measure "upstream: create -t targz-rafs" "boot blob" "$UP" create -t targz-rafs -B "$OUT/work/boot" -b "$OUT/work/blob" "$LAYER"
+fi
+measure "zcat | zstd -1 -T0" "t.zst" sh -c "zcat '$LAYER' | zstd -q -1 -T0 -o '$OUT/work/t.zst'"

@@ -57,11 +57,53 @@ fn pax_num(v: &[u8]) -> Option<u64> {
     s.split('.').next()?.parse().ok()
 }
 
+/// Where a stream source sends file data: the chunk pipeline, or (fuzzing, tests) a counter.
+pub trait Feed {
+    /// Consumes everything `r` yields as the data of item `id`; returns the byte count.
+    fn feed(&mut self, id: usize, r: &mut dyn Read, name: &dyn Fn() -> String) -> Result<u64>;
+}
+
+impl Feed for Feeder {
+    fn feed(&mut self, id: usize, r: &mut dyn Read, name: &dyn Fn() -> String) -> Result<u64> {
+        Feeder::feed(self, id, r, name)
+    }
+}
+
+/// A [`Feed`] that only counts bytes.
+#[derive(Debug, Default)]
+pub struct CountingFeed(pub u64);
+
+impl Feed for CountingFeed {
+    fn feed(&mut self, _id: usize, r: &mut dyn Read, name: &dyn Fn() -> String) -> Result<u64> {
+        let n = std::io::copy(r, &mut std::io::sink())
+            .map_err(|e| anyhow!("reading {}: {e}", name()))?;
+        self.0 += n;
+        Ok(n)
+    }
+}
+
+/// Reads a layer held in memory (fuzzing and tests), discarding file data.
+pub fn read_layer_bytes(data: &[u8]) -> Result<TreeBuilder> {
+    read_layer_from(
+        Box::new(std::io::Cursor::new(data.to_vec())),
+        "<memory>",
+        &mut CountingFeed::default(),
+    )
+}
+
 /// Reads a whole layer stream: returns the tree of its entries (each regular file's `source`
 /// is the id its chunks were fed under).
 pub fn read_layer(path: &Path, feeder: &mut Feeder) -> Result<TreeBuilder> {
-    let shown = path.display().to_string();
-    let mut archive = tar::Archive::new(open_layer(path)?);
+    read_layer_from(open_layer(path)?, &path.display().to_string(), feeder)
+}
+
+/// [`read_layer`] over any (already decompressed) stream; `shown` names it in errors.
+pub fn read_layer_from(
+    input: Box<dyn Read + Send>,
+    shown: &str,
+    feeder: &mut dyn Feed,
+) -> Result<TreeBuilder> {
+    let mut archive = tar::Archive::new(input);
     let mut b = TreeBuilder::new();
     let mut token = 0usize;
     let mut group_of: HashMap<usize, (u64, u64)> = HashMap::new();
