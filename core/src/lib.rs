@@ -26,6 +26,7 @@ pub mod codec;
 pub mod compress;
 pub mod digest;
 pub mod error;
+pub mod layer;
 pub mod listing;
 pub mod memimage;
 pub mod model;

@@ -240,7 +240,7 @@ pub type Xattrs = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// One chunk of a file as stored in a blob: the semantic content of the 80-byte chunk-info
 /// record (`rafs-v5.md` §10) minus the per-file `file_offset`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct ChunkRef {
     /// Digest of the uncompressed chunk.
     pub digest: crate::digest::Digest,

@@ -10,6 +10,9 @@ fn main() {
     if let Err(e) = result {
         log::record(log::Level::Error, &format!("{e:#}"));
         eprintln!("nydus-image: error: {e:#}");
-        std::process::exit(1);
+        let inconsistent = e
+            .downcast_ref::<nydus_host_native::image::merge::Inconsistent>()
+            .is_some();
+        std::process::exit(if inconsistent { 2 } else { 1 });
     }
 }

@@ -36,6 +36,8 @@ pub enum Command {
     Unpack(UnpackArgs),
     /// Export the image as a raw block device image the kernel mounts on its own.
     Export(ExportArgs),
+    /// Overlay per-layer bootstraps (lowest first) into one bootstrap.
+    Merge(MergeArgs),
 }
 
 /// Where blob data comes from, for read-side commands.
@@ -240,6 +242,48 @@ pub struct ExportArgs {
     /// Append a dm-verity hash tree; not built yet.
     #[arg(long = "verity")]
     pub verity: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// Per-layer bootstraps (or data blobs with an inline bootstrap), lowest layer first.
+    #[arg(required = true)]
+    pub sources: Vec<PathBuf>,
+    /// Output bootstrap.
+    #[arg(short = 'B', long = "bootstrap")]
+    pub bootstrap: PathBuf,
+    /// Start from this bootstrap as the lowest layer.
+    #[arg(long = "parent-bootstrap")]
+    pub parent_bootstrap: Option<PathBuf>,
+    /// `bootstrap=<file>` (or a path): blobs of this dictionary may appear in the sources.
+    #[arg(long = "chunk-dict")]
+    pub chunk_dict: Option<String>,
+    /// fs: prefetch the paths read from stdin (one per line); none.
+    #[arg(long = "prefetch-policy", default_value = "none")]
+    pub prefetch_policy: String,
+    /// Whiteout convention of the upper layers (oci, overlayfs, none).
+    #[arg(long = "whiteout-spec", default_value = "oci")]
+    pub whiteout_spec: String,
+    /// Per source: the new blob id (hex digest).
+    #[arg(long = "blob-digests", value_delimiter = ',')]
+    pub blob_digests: Option<Vec<String>>,
+    /// Per source: the blob id to use (instead of the file name stem).
+    #[arg(long = "original-blob-ids", value_delimiter = ',')]
+    pub original_blob_ids: Option<Vec<String>>,
+    /// Per source: the blob's compressed size.
+    #[arg(long = "blob-sizes", value_delimiter = ',')]
+    pub blob_sizes: Option<Vec<u64>>,
+    /// Per source: the blob's ToC digest (hex).
+    #[arg(long = "blob-toc-digests", value_delimiter = ',')]
+    pub blob_toc_digests: Option<Vec<String>>,
+    /// Per source: the blob's ToC size.
+    #[arg(long = "blob-toc-sizes", value_delimiter = ',')]
+    pub blob_toc_sizes: Option<Vec<u64>>,
+    /// Nydus configuration (backend access to the blobs); not built yet.
+    #[arg(short = 'C', long = "config")]
+    pub config: Option<PathBuf>,
+    #[arg(short = 'J', long = "output-json")]
+    pub output_json: Option<PathBuf>,
 }
 
 /// Parses a size given in decimal or `0x` hex.

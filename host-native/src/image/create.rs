@@ -205,7 +205,7 @@ fn plan(a: &CreateArgs) -> Result<Plan> {
 
 /// Reads prefetch patterns (absolute paths, one per line) from stdin and maps them to nodes,
 /// dropping patterns whose ancestor is already a pattern.
-fn prefetch_nodes(tree: &Tree) -> Result<Vec<NodeId>> {
+pub(crate) fn prefetch_nodes(tree: &Tree) -> Result<Vec<NodeId>> {
     let mut input = String::new();
     std::io::stdin()
         .read_to_string(&mut input)

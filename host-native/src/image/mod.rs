@@ -6,6 +6,7 @@ pub mod check;
 pub mod create;
 pub mod export;
 pub mod inspect;
+pub mod merge;
 pub mod open;
 pub mod stat;
 pub mod unpack;
@@ -22,5 +23,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Stat(a) => stat::run(a),
         Command::Unpack(a) => unpack::run(a),
         Command::Export(a) => export::run(a),
+        Command::Merge(a) => merge::run(a),
     }
 }

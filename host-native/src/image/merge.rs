@@ -1,0 +1,300 @@
+//! `nydus-image merge`: per-layer bootstraps, lowest first, overlaid into one bootstrap
+//! (`oci-nydus-image.md` §3, `cli.md` §1.2).
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use nydus_core::digest::Digest;
+use nydus_core::layer::{entries_of_v6, BlobOrder, Overlay, WhiteoutSpec};
+use nydus_core::model::{blob_features, rafs_flags, BlobInfo};
+use nydus_core::v6::writer::{write_bootstrap, V6Options};
+use serde_json::json;
+
+use super::args::MergeArgs;
+use super::open::{open_image, Image};
+use crate::atomic::write_file;
+
+/// Layers that cannot be merged (different chunk size, version, uid/gid mode): exit code 2.
+#[derive(Debug)]
+pub struct Inconsistent(pub String);
+
+impl std::fmt::Display for Inconsistent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "inconsistent filesystems: {}", self.0)
+    }
+}
+
+impl std::error::Error for Inconsistent {}
+
+/// `--chunk-dict bootstrap=<file>` (or a bare path) to the dictionary's path.
+pub fn chunk_dict_path(arg: &str) -> Result<PathBuf> {
+    let p = match arg.split_once('=') {
+        Some(("bootstrap", p)) => p,
+        Some((kind, _)) => {
+            bail!("invalid --chunk-dict {arg:?}: unknown kind {kind:?} (expected bootstrap=<file>)")
+        }
+        None => arg,
+    };
+    if p.is_empty() {
+        bail!("invalid --chunk-dict {arg:?}: no file given");
+    }
+    Ok(PathBuf::from(p))
+}
+
+/// The blob id a source's own blob gets by default: the file name without any extension.
+pub fn blob_id_from_path(path: &Path) -> Result<String> {
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .with_context(|| format!("{}: no file name to take a blob id from", path.display()))?;
+    let stem = name.split('.').next().unwrap_or_default();
+    if stem.is_empty() {
+        bail!(
+            "{}: cannot take a blob id from this file name",
+            path.display()
+        );
+    }
+    Ok(stem.to_string())
+}
+
+fn hex32(s: &str, what: &str) -> Result<[u8; 32]> {
+    let s = s.strip_prefix("sha256:").unwrap_or(s);
+    Digest::from_hex(s)
+        .map(|d| d.0)
+        .with_context(|| format!("invalid {what} {s:?}: expected 64 hex digits"))
+}
+
+fn per_source<'a, T>(list: &'a Option<Vec<T>>, i: usize, what: &str) -> Result<Option<&'a T>> {
+    Ok(match list {
+        Some(l) => Some(
+            l.get(i)
+                .with_context(|| format!("{what}: no entry for source {}", i + 1))?,
+        ),
+        None => None,
+    })
+}
+
+/// The fixed properties all merged layers must share.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Shape {
+    chunk_size: u32,
+    explicit_uid_gid: bool,
+    tarfs: bool,
+}
+
+fn shape(img: &Image) -> Shape {
+    let flags = img.boot.flags();
+    Shape {
+        chunk_size: img.boot.chunk_size(),
+        explicit_uid_gid: flags & rafs_flags::EXPLICIT_UID_GID != 0,
+        tarfs: flags & rafs_flags::TARFS_MODE != 0,
+    }
+}
+
+pub fn run(a: MergeArgs) -> Result<()> {
+    if a.config.is_some() {
+        bail!("merge --config (reading blobs through a backend) is not supported by this nydus-image yet");
+    }
+    let n = a.sources.len();
+    for (what, len) in [
+        ("--blob-digests", a.blob_digests.as_ref().map(Vec::len)),
+        (
+            "--original-blob-ids",
+            a.original_blob_ids.as_ref().map(Vec::len),
+        ),
+        ("--blob-sizes", a.blob_sizes.as_ref().map(Vec::len)),
+        (
+            "--blob-toc-digests",
+            a.blob_toc_digests.as_ref().map(Vec::len),
+        ),
+        ("--blob-toc-sizes", a.blob_toc_sizes.as_ref().map(Vec::len)),
+    ] {
+        if let Some(len) = len {
+            if len != n {
+                bail!("{what} has {len} entries but there are {n} sources");
+            }
+        }
+    }
+    let spec = WhiteoutSpec::from_name(&a.whiteout_spec).with_context(|| {
+        format!(
+            "invalid --whiteout-spec {:?}: expected oci, overlayfs or none",
+            a.whiteout_spec
+        )
+    })?;
+    let prefetch_fs = match a.prefetch_policy.as_str() {
+        "fs" => true,
+        "none" => false,
+        "blob" => bail!("--prefetch-policy blob is not supported by this nydus-image yet"),
+        p => bail!("invalid --prefetch-policy {p:?}: expected fs, blob or none"),
+    };
+
+    let mut overlay = Overlay::new();
+    let mut shape0: Option<(Shape, PathBuf)> = None;
+    let mut check_shape = |img: &Image| -> Result<()> {
+        let s = shape(img);
+        match &shape0 {
+            None => shape0 = Some((s, img.path.clone())),
+            Some((s0, p0)) if *s0 != s => {
+                return Err(Inconsistent(format!(
+                    "{} has chunk size {:#x}, explicit uid/gid {}, tarfs {}; {} has {:#x}, {}, {}",
+                    img.path.display(),
+                    s.chunk_size,
+                    s.explicit_uid_gid,
+                    s.tarfs,
+                    p0.display(),
+                    s0.chunk_size,
+                    s0.explicit_uid_gid,
+                    s0.tarfs
+                ))
+                .into())
+            }
+            Some(_) => {}
+        }
+        Ok(())
+    };
+    if let Some(p) = &a.parent_bootstrap {
+        let img = open_image(p).with_context(|| format!("parent bootstrap {}", p.display()))?;
+        check_shape(&img)?;
+        let map: Vec<u32> = img
+            .boot
+            .blobs()
+            .iter()
+            .map(|b| overlay.add_blob(&merged_blob(b), false))
+            .collect();
+        let entries =
+            entries_of_v6(&img.boot).with_context(|| format!("reading {}", p.display()))?;
+        overlay
+            .apply(entries, &map, spec)
+            .with_context(|| format!("applying {}", p.display()))?;
+    }
+    let mut dict_ids: HashSet<String> = HashSet::new();
+    if let Some(d) = &a.chunk_dict {
+        let path = chunk_dict_path(d)?;
+        let img = open_image(&path).with_context(|| format!("chunk dict {}", path.display()))?;
+        dict_ids.extend(img.boot.blobs().iter().map(|b| b.blob_id.clone()));
+    }
+
+    let mut compressor = None;
+    let mut digester = None;
+    for (i, path) in a.sources.iter().enumerate() {
+        let img = open_image(path)?;
+        check_shape(&img)?;
+        compressor = Some(img.boot.compressor());
+        digester = Some(img.boot.digester());
+        let mut own_seen = false;
+        let mut map = Vec::new();
+        for b in img.boot.blobs() {
+            let mut m = merged_blob(b);
+            if !dict_ids.contains(&b.blob_id) {
+                if own_seen {
+                    bail!(
+                        "{}: a per-layer bootstrap has more than one data blob of its own",
+                        path.display()
+                    );
+                }
+                own_seen = true;
+                m.blob_id = match per_source(&a.original_blob_ids, i, "--original-blob-ids")? {
+                    Some(id) => id.clone(),
+                    None => blob_id_from_path(path)?,
+                };
+                if let Some(d) = per_source(&a.blob_digests, i, "--blob-digests")? {
+                    let d = hex32(d, "--blob-digests entry")?;
+                    if m.features & blob_features::SEPARATE != 0 {
+                        m.meta_digest = d;
+                    } else {
+                        m.blob_id = Digest(d).to_hex();
+                    }
+                }
+                if let Some(&s) = per_source(&a.blob_sizes, i, "--blob-sizes")? {
+                    if m.features & blob_features::SEPARATE != 0 {
+                        m.meta_size = s;
+                    } else {
+                        m.compressed_size = s;
+                    }
+                }
+                if let Some(d) = per_source(&a.blob_toc_digests, i, "--blob-toc-digests")? {
+                    m.toc_digest = hex32(d, "--blob-toc-digests entry")?;
+                }
+                if let Some(&s) = per_source(&a.blob_toc_sizes, i, "--blob-toc-sizes")? {
+                    m.toc_size = u32::try_from(s)
+                        .with_context(|| format!("--blob-toc-sizes entry {s} is too large"))?;
+                }
+            }
+            map.push(overlay.add_blob(&m, false));
+        }
+        let entries =
+            entries_of_v6(&img.boot).with_context(|| format!("reading {}", path.display()))?;
+        overlay
+            .apply(entries, &map, spec)
+            .with_context(|| format!("applying layer {}", path.display()))?;
+    }
+
+    let (shape, _) = shape0.expect("at least one source");
+    let (tree, blobs) = overlay.finish(BlobOrder::FirstUse);
+    let prefetch = if prefetch_fs && !blobs.is_empty() {
+        super::create::prefetch_nodes(&tree)?
+    } else {
+        Vec::new()
+    };
+    let opts = V6Options {
+        chunk_size: shape.chunk_size,
+        compressor: compressor.expect("at least one source"),
+        digester: digester.expect("at least one source"),
+        explicit_uid_gid: shape.explicit_uid_gid,
+        prefetch,
+        inlined_chunk_digest: blobs
+            .iter()
+            .all(|b| b.features & blob_features::INLINED_CHUNK_DIGEST != 0),
+        force_has_xattr: true,
+    };
+    let boot = write_bootstrap(&tree, &blobs, &opts).map_err(anyhow::Error::new)?;
+    super::check::self_check(&boot).context("post-merge validation of the new bootstrap")?;
+    write_file(&a.bootstrap, &boot)?;
+    if let Some(j) = &a.output_json {
+        let v = json!({
+            "version": concat!(env!("CARGO_PKG_NAME"), "-", env!("CARGO_PKG_VERSION")),
+            "bootstrap": a.bootstrap.display().to_string(),
+            "blobs": blobs.iter().map(|b| b.blob_id.clone()).collect::<Vec<_>>(),
+            "external_bootstrap": "",
+            "external_blobs": [],
+            "trace": {"files": tree.len()},
+            "fs_version": "6",
+            "compressor": opts.compressor.name(),
+        });
+        write_file(j, serde_json::to_string_pretty(&v)?.as_bytes())?;
+    }
+    Ok(())
+}
+
+/// A blob table entry as it appears in a merged bootstrap: the bootstrap is no longer inside
+/// the blob as far as the merged image is concerned.
+fn merged_blob(b: &BlobInfo) -> BlobInfo {
+    let mut m = b.clone();
+    m.features &= !blob_features::INLINED_FS_META;
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blob_ids_from_names() {
+        assert_eq!(blob_id_from_path(Path::new("/x/abc.boot")).unwrap(), "abc");
+        assert_eq!(blob_id_from_path(Path::new("abc.tar.gz")).unwrap(), "abc");
+        assert_eq!(blob_id_from_path(Path::new("abc")).unwrap(), "abc");
+        assert!(blob_id_from_path(Path::new("/x/.hidden")).is_err());
+    }
+
+    #[test]
+    fn chunk_dict_args() {
+        assert_eq!(
+            chunk_dict_path("bootstrap=/a/b").unwrap(),
+            PathBuf::from("/a/b")
+        );
+        assert_eq!(chunk_dict_path("/a/b").unwrap(), PathBuf::from("/a/b"));
+        assert!(chunk_dict_path("registry=x").is_err());
+        assert!(chunk_dict_path("bootstrap=").is_err());
+    }
+}
