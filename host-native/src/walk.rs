@@ -9,27 +9,7 @@ use anyhow::{bail, Context, Result};
 use nydus_core::model::{encode_rdev, split_dev_t, Attrs, FileType};
 use nydus_core::tree::{Entry, TreeBuilder};
 
-/// Which whiteout convention applies to the entries of this layer (`rafs-v6.md` §14.2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WhiteoutSpec {
-    /// `.wh.*` files are whiteouts and are omitted from a directory build.
-    Oci,
-    /// Character devices 0/0 are whiteouts and are omitted.
-    Overlayfs,
-    /// Nothing is a whiteout.
-    None,
-}
-
-impl WhiteoutSpec {
-    pub fn parse(s: &str) -> Result<Self> {
-        Ok(match s {
-            "oci" => WhiteoutSpec::Oci,
-            "overlayfs" => WhiteoutSpec::Overlayfs,
-            "none" => WhiteoutSpec::None,
-            _ => bail!("invalid --whiteout-spec {s:?}: expected oci, overlayfs or none"),
-        })
-    }
-}
+pub use nydus_core::layer::WhiteoutSpec;
 
 /// A walked source: the tree entries and, per entry token, the path to read data from.
 #[derive(Debug)]

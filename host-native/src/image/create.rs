@@ -11,7 +11,8 @@ use anyhow::{bail, Context, Result};
 use nydus_core::blob::writer::{BlobOptions, BlobWriter};
 use nydus_core::chunk::ChunkParams;
 use nydus_core::digest::{sha256, Digester};
-use nydus_core::model::{BlobInfo, ChunkRef, Compressor};
+use nydus_core::layer::WhiteoutSpec;
+use nydus_core::model::{blob_features, BlobInfo, ChunkRef, Compressor};
 use nydus_core::tree::{NodeId, Tree};
 use nydus_core::v6::writer::{write_bootstrap, V6Options};
 use serde_json::json;
@@ -20,7 +21,8 @@ use super::args::{parse_size, CreateArgs};
 use super::blobsrc::LocalBackend;
 use crate::atomic::{write_file, AtomicFile};
 use crate::pipeline::{self, Delivered, FileJob};
-use crate::walk::{walk_dir, WhiteoutSpec};
+use crate::walk::walk_dir;
+use super::layered::Layered;
 
 /// Where the data blob goes.
 #[derive(Debug, Clone)]
@@ -52,6 +54,8 @@ struct Plan {
     check: bool,
     /// The source is a layer tar stream (tar-rafs / targz-rafs).
     tar: bool,
+    parent: Option<PathBuf>,
+    chunk_dict: Option<PathBuf>,
 }
 
 fn not_built(what: &str) -> anyhow::Error {
@@ -70,12 +74,6 @@ fn plan(a: &CreateArgs) -> Result<Plan> {
         "6" => {}
         "5" => return Err(not_built("RAFS v5 (--fs-version 5)")),
         v => bail!("invalid --fs-version {v:?}: expected 5 or 6"),
-    }
-    if a.parent_bootstrap.is_some() {
-        return Err(not_built("--parent-bootstrap"));
-    }
-    if a.chunk_dict.is_some() {
-        return Err(not_built("--chunk-dict"));
     }
     if a.encrypt {
         return Err(not_built("--encrypt"));
@@ -117,7 +115,17 @@ fn plan(a: &CreateArgs) -> Result<Plan> {
         "blob" => return Err(not_built("--prefetch-policy blob")),
         p => bail!("invalid --prefetch-policy {p:?}: expected fs, blob or none"),
     };
-    let whiteout = WhiteoutSpec::parse(&a.whiteout_spec)?;
+    let whiteout = WhiteoutSpec::from_name(&a.whiteout_spec).with_context(|| {
+        format!(
+            "invalid --whiteout-spec {:?}: expected oci, overlayfs or none",
+            a.whiteout_spec
+        )
+    })?;
+    let chunk_dict = a
+        .chunk_dict
+        .as_deref()
+        .map(super::merge::chunk_dict_path)
+        .transpose()?;
 
     let mut blob = a.blob.clone().map(BlobTarget::File);
     if let Some(d) = &a.blob_dir {
@@ -200,17 +208,19 @@ fn plan(a: &CreateArgs) -> Result<Plan> {
         threads,
         check: !a.disable_check,
         tar,
+        parent: a.parent_bootstrap.clone(),
+        chunk_dict,
     })
 }
 
-/// Reads prefetch patterns (absolute paths, one per line) from stdin and maps them to nodes,
-/// dropping patterns whose ancestor is already a pattern.
-pub(crate) fn prefetch_nodes(tree: &Tree) -> Result<Vec<NodeId>> {
+/// Reads prefetch patterns (absolute paths, one per line) from stdin, dropping patterns whose
+/// ancestor is already a pattern.
+pub(crate) fn read_prefetch_patterns() -> Result<Vec<String>> {
     let mut input = String::new();
     std::io::stdin()
         .read_to_string(&mut input)
         .context("reading prefetch patterns from stdin")?;
-    let mut pats: Vec<&str> = Vec::new();
+    let mut pats: Vec<String> = Vec::new();
     for line in input.lines().map(str::trim).filter(|l| !l.is_empty()) {
         if !line.starts_with('/') {
             crate::log::warn(&format!(
@@ -219,24 +229,30 @@ pub(crate) fn prefetch_nodes(tree: &Tree) -> Result<Vec<NodeId>> {
             continue;
         }
         let covered = pats.iter().any(|p| {
-            *p == "/"
-                || line == *p
+            p == "/"
+                || line == p
                 || line
-                    .strip_prefix(*p)
+                    .strip_prefix(p.as_str())
                     .is_some_and(|rest| rest.starts_with('/'))
         });
         if !covered {
-            pats.push(line);
+            pats.push(line.to_string());
         }
     }
+    Ok(pats)
+}
+
+/// Maps prefetch patterns to nodes of `tree`.
+pub(crate) fn prefetch_nodes(tree: &Tree, pats: &[String], warn: bool) -> Vec<NodeId> {
     let mut out = Vec::new();
     for p in pats {
         match tree.lookup(p.as_bytes()) {
             Some(id) => out.push(id),
-            None => crate::log::warn(&format!("prefetch pattern {p:?} matches nothing")),
+            None if warn => crate::log::warn(&format!("prefetch pattern {p:?} matches nothing")),
+            None => {}
         }
     }
-    Ok(out)
+    out
 }
 
 /// Where blob bytes go while building.
@@ -292,6 +308,20 @@ pub fn run(a: CreateArgs) -> Result<()> {
         blob_toc: p.blob_toc,
         aligned: true,
     });
+    let layered = Layered::open(
+        p.parent.as_deref(),
+        p.chunk_dict.as_deref(),
+        p.whiteout,
+        p.chunk_size,
+    )?;
+    for c in layered.iter().flat_map(|l| l.known_chunks()) {
+        writer.add_known(*c);
+    }
+    let patterns = if p.prefetch_fs {
+        read_prefetch_patterns()?
+    } else {
+        Vec::new()
+    };
     let params = ChunkParams {
         compressor: p.compressor,
         digester: p.digester,
@@ -313,7 +343,7 @@ pub fn run(a: CreateArgs) -> Result<()> {
         chunks.entry(d.id).or_default().push(cref);
         Ok(())
     };
-    let (mut tree, prefetch, t_walk, t_data, t1);
+    let (mut tree, prefetch, t_walk, t_data, t1): (Tree, Vec<NodeId>, _, _, _);
     if p.tar {
         // Stream order is blob order: entries and data are read in one pass.
         t1 = Instant::now();
@@ -336,20 +366,18 @@ pub fn run(a: CreateArgs) -> Result<()> {
                 tree.set_chunks(id, c);
             }
         }
-        prefetch = if p.prefetch_fs {
-            prefetch_nodes(&tree)?
-        } else {
-            Vec::new()
-        };
+        prefetch = prefetch_nodes(&tree, &patterns, layered.is_none());
     } else {
-        let walked = walk_dir(&p.source, p.whiteout)?;
+        // On a parent, whiteouts are kept for the overlay to apply.
+        let spec = if p.parent.is_some() {
+            WhiteoutSpec::None
+        } else {
+            p.whiteout
+        };
+        let walked = walk_dir(&p.source, spec)?;
         tree = walked.builder.finish();
         t_walk = t0.elapsed();
-        prefetch = if p.prefetch_fs {
-            prefetch_nodes(&tree)?
-        } else {
-            Vec::new()
-        };
+        prefetch = prefetch_nodes(&tree, &patterns, layered.is_none());
         let order = tree.data_order(&prefetch);
         let files: Vec<FileJob> = order
             .iter()
@@ -370,6 +398,23 @@ pub fn run(a: CreateArgs) -> Result<()> {
     let (trailing, pending) = writer.finish_chunks();
     out.append(&trailing)?;
     let cache_meta = out.cache_dir.as_ref().map(|_| pending.cache_meta());
+    let has_data = pending.blob_info().chunk_count > 0;
+    // The final view and blob table; `new_slot` is where the new blob goes in the table.
+    let (tree, mut table, new_slot, prefetch) = match layered {
+        Some(l) => {
+            let (merged, table, slot) = l.merge(&tree)?;
+            let pf = prefetch_nodes(&merged, &patterns, true);
+            (merged, table, slot, pf)
+        }
+        None => {
+            let table = if has_data {
+                vec![BlobInfo::default()]
+            } else {
+                Vec::new()
+            };
+            (tree, table, has_data.then_some(0), prefetch)
+        }
+    };
     let v6 = |blobs: &[BlobInfo]| V6Options {
         chunk_size: p.chunk_size,
         compressor: p.compressor,
@@ -380,17 +425,21 @@ pub fn run(a: CreateArgs) -> Result<()> {
         } else {
             prefetch.clone()
         },
-        inlined_chunk_digest: p.blob_toc,
+        inlined_chunk_digest: p.blob_toc
+            && blobs
+                .iter()
+                .all(|b| b.features & blob_features::INLINED_CHUNK_DIGEST != 0),
         force_has_xattr: false,
     };
-    let has_data = pending.blob_info().chunk_count > 0;
     let (bootstrap, info, blob_id) = if p.inline_meta {
         // The bootstrap inside the blob names its own blob "x" × 64; readers substitute the
         // blob's digest (blob.md §7).
-        let mut pre = pending.blob_info();
-        pre.blob_id = "x".repeat(64);
-        let blobs = if has_data { vec![pre] } else { Vec::new() };
-        let boot = write_bootstrap(&tree, &blobs, &v6(&blobs)).map_err(anyhow::Error::new)?;
+        if let Some(i) = new_slot {
+            let mut pre = pending.blob_info();
+            pre.blob_id = "x".repeat(64);
+            table[i] = pre;
+        }
+        let boot = write_bootstrap(&tree, &table, &v6(&table)).map_err(anyhow::Error::new)?;
         let (more, info, digest) = pending.finish(Some(&boot));
         out.append(&more)?;
         (boot, info, digest.to_hex())
@@ -398,15 +447,24 @@ pub fn run(a: CreateArgs) -> Result<()> {
         let (more, mut info, digest) = pending.finish(None);
         out.append(&more)?;
         info.blob_id = p.blob_id.clone().unwrap_or_else(|| digest.to_hex());
-        let blobs = if has_data {
-            vec![info.clone()]
-        } else {
-            Vec::new()
-        };
-        let boot = write_bootstrap(&tree, &blobs, &v6(&blobs)).map_err(anyhow::Error::new)?;
+        if let Some(i) = new_slot {
+            table[i] = info.clone();
+        }
+        let boot = write_bootstrap(&tree, &table, &v6(&table)).map_err(anyhow::Error::new)?;
         let id = info.blob_id.clone();
         (boot, info, id)
     };
+    let table_ids: Vec<String> = table
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            if Some(i) == new_slot {
+                blob_id.clone()
+            } else {
+                b.blob_id.clone()
+            }
+        })
+        .collect();
 
     let t_meta = t1.elapsed() - t_data;
     let t2 = Instant::now();
@@ -450,7 +508,7 @@ pub fn run(a: CreateArgs) -> Result<()> {
         let v = json!({
             "version": concat!(env!("CARGO_PKG_NAME"), "-", env!("CARGO_PKG_VERSION")),
             "bootstrap": bootstrap_path.as_ref().map(|b| b.display().to_string()).unwrap_or_default(),
-            "blobs": if has_data { vec![blob_id.clone()] } else { Vec::new() },
+            "blobs": table_ids,
             "external_bootstrap": "",
             "external_blobs": [],
             "trace": {

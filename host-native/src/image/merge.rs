@@ -232,10 +232,15 @@ pub fn run(a: MergeArgs) -> Result<()> {
 
     let (shape, _) = shape0.expect("at least one source");
     let (tree, blobs) = overlay.finish(BlobOrder::FirstUse);
-    let prefetch = if prefetch_fs && !blobs.is_empty() {
-        super::create::prefetch_nodes(&tree)?
+    let patterns = if prefetch_fs {
+        super::create::read_prefetch_patterns()?
     } else {
         Vec::new()
+    };
+    let prefetch = if blobs.is_empty() {
+        Vec::new()
+    } else {
+        super::create::prefetch_nodes(&tree, &patterns, true)
     };
     let opts = V6Options {
         chunk_size: shape.chunk_size,

@@ -6,6 +6,7 @@ pub mod check;
 pub mod create;
 pub mod export;
 pub mod inspect;
+pub mod layered;
 pub mod merge;
 pub mod open;
 pub mod stat;
