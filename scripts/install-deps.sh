@@ -19,6 +19,8 @@ have debootstrap || need_apt+=(debootstrap)
 have mkfs.erofs || need_apt+=(erofs-utils)
 have perl || need_apt+=(perl)
 have bc || need_apt+=(bc)
+have umoci || need_apt+=(umoci)
+have skopeo || need_apt+=(skopeo)
 if [ "${#need_apt[@]}" -gt 0 ]; then
     echo "install-deps: apt-get install ${need_apt[*]}"
     $SUDO apt-get update -qq

@@ -166,6 +166,21 @@ pub fn entries_of_v6<R: ReadAt>(boot: &Bootstrap<R>) -> Result<Vec<LayerEntry>, 
     Ok(out)
 }
 
+/// A directory with exactly the attributes builders give parents a layer does not list
+/// (`rafs-v6.md` §9.1: 0o755, root, mtime 0, no xattrs). Over a lower directory it stands for
+/// that directory, as when a runtime extracts the layer on top of the lower ones, so it does
+/// not replace the lower attributes. (An explicit entry with exactly these attributes is
+/// treated the same way; upstream instead lets every such parent reset the lower directory.)
+pub fn looks_implicit(e: &Entry) -> bool {
+    e.file_type == FileType::Directory
+        && e.attrs.mode & 0o7777 == 0o755
+        && e.attrs.uid == 0
+        && e.attrs.gid == 0
+        && e.attrs.mtime == 0
+        && e.attrs.mtime_nsec == 0
+        && e.xattrs.is_empty()
+}
+
 /// How [`Overlay::finish`] orders the merged blob table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BlobOrder {
@@ -270,6 +285,13 @@ impl Overlay {
                 })?;
             }
             let mut e = le.entry;
+            if layer > 0 && looks_implicit(&e) {
+                if let Some(id) = self.builder.lookup(&le.path) {
+                    if self.builder.node(id).is_dir() {
+                        continue;
+                    }
+                }
+            }
             if let Some(k) = e.link_key {
                 let n = keys.len() as u64;
                 let seq = *keys.entry(k).or_insert(n);
@@ -400,6 +422,29 @@ mod tests {
         assert!(blobs.is_empty());
         assert_eq!(paths(&t), ["/", "/a", "/a/n", "/c"]);
         assert!(t.node(t.lookup(b"/c").unwrap()).is_dir());
+    }
+
+    #[test]
+    fn implicit_parents_keep_lower_attributes() {
+        let mut o = Overlay::new();
+        let mut d = ent("/usr", FileType::Directory);
+        d.entry.attrs.mode = 0o750;
+        d.entry.attrs.mtime = 77;
+        o.apply(vec![d], &[], WhiteoutSpec::Oci).unwrap();
+        let mut implicit = ent("/usr", FileType::Directory);
+        implicit.entry.attrs.mode = 0o755;
+        let mut explicit = ent("/new", FileType::Directory);
+        explicit.entry.attrs.mode = 0o755;
+        o.apply(
+            vec![implicit, ent("/usr/f", FileType::Regular), explicit],
+            &[],
+            WhiteoutSpec::Oci,
+        )
+        .unwrap();
+        let (t, _) = o.finish(BlobOrder::FirstUse);
+        let u = t.node(t.lookup(b"/usr").unwrap());
+        assert_eq!((u.attrs.mode & 0o7777, u.attrs.mtime), (0o750, 77));
+        assert!(t.lookup(b"/usr/f").is_some() && t.lookup(b"/new").is_some());
     }
 
     #[test]

@@ -247,14 +247,36 @@ pub fn read_layer_from(
         if rel.is_empty() && new.file_type != FileType::Directory {
             return Err(bad("the root must be a directory".into()));
         }
-        b.insert(&rel, new).map_err(|x| bad(x.to_string()))?;
+        match b.insert(&rel, new) {
+            Ok(_) => {}
+            // umoci writes `d/.wh.x` after replacing directory `d` by a file: the file already
+            // hides all of `d`, so such a whiteout hides nothing (runtimes skip it too).
+            Err(nydus_core::error::BuildError::Conflict { .. }) if is_whiteout_name(&rel) => {
+                crate::log::warn(&format!(
+                    "{shown}: entry {name:?}: whiteout under a non-directory hides nothing; skipped"
+                ));
+            }
+            Err(x) => return Err(bad(x.to_string())),
+        }
     }
     Ok(b)
 }
 
+fn is_whiteout_name(path: &[u8]) -> bool {
+    let name = path.rsplit(|&c| c == b'/').next().unwrap_or_default();
+    name.starts_with(nydus_core::layer::OCISPEC_WHITEOUT_PREFIX)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::normalize;
+    use super::{is_whiteout_name, normalize};
+
+    #[test]
+    fn whiteout_names() {
+        assert!(is_whiteout_name(b"d/.wh.x"));
+        assert!(is_whiteout_name(b".wh..wh..opq"));
+        assert!(!is_whiteout_name(b"d.wh.x/y"));
+    }
 
     #[test]
     fn paths_are_normalized_and_escapes_refused() {

@@ -396,3 +396,34 @@ pub fn run(cmd: &mut Command) -> Output {
     cmd.output()
         .unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"))
 }
+
+/// A `debootstrap --variant=minbase bookworm` rootfs, made once under `/var/tmp/nydus-bench`
+/// (shared with `bench/create.sh`; `$NYDUS_ROOTFS` overrides). Creating it needs root and the
+/// Debian mirror.
+pub fn debootstrap_rootfs() -> PathBuf {
+    if let Some(p) = std::env::var_os("NYDUS_ROOTFS") {
+        return p.into();
+    }
+    let p = PathBuf::from("/var/tmp/nydus-bench/rootfs");
+    if p.is_dir() {
+        return p;
+    }
+    require_root();
+    require_tool("debootstrap", "debootstrap");
+    let tmp = PathBuf::from(format!(
+        "/var/tmp/nydus-bench/rootfs.tmp{}",
+        std::process::id()
+    ));
+    fs::create_dir_all(tmp.parent().unwrap()).unwrap();
+    let o = run(Command::new("debootstrap")
+        .args(["--variant=minbase", "bookworm"])
+        .arg(&tmp)
+        .arg("http://deb.debian.org/debian"));
+    assert!(
+        o.status.success(),
+        "prerequisite missing: debootstrap of a minbase rootfs failed:\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    fs::rename(&tmp, &p).unwrap();
+    p
+}

@@ -19,10 +19,10 @@ use serde_json::json;
 
 use super::args::{parse_size, CreateArgs};
 use super::blobsrc::LocalBackend;
+use super::layered::Layered;
 use crate::atomic::{write_file, AtomicFile};
 use crate::pipeline::{self, Delivered, FileJob};
 use crate::walk::walk_dir;
-use super::layered::Layered;
 
 /// Where the data blob goes.
 #[derive(Debug, Clone)]

@@ -10,7 +10,9 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use nydus_core::layer::{entries_of_tree, entries_of_v6, BlobOrder, LayerEntry, Overlay, WhiteoutSpec};
+use nydus_core::layer::{
+    entries_of_tree, entries_of_v6, BlobOrder, LayerEntry, Overlay, WhiteoutSpec,
+};
 use nydus_core::model::{BlobInfo, ChunkRef};
 use nydus_core::tree::Tree;
 

@@ -1,0 +1,628 @@
+//! Layered images against the kernel's overlayfs, the oracle of how container runtimes stack
+//! layers: four layers with deletions, opaque directories, a directory replaced by a file,
+//! delete-and-recreate in one layer, renames, hard links, owners and xattrs are mounted as an
+//! overlay and the listing of that view must equal ours, built three ways: per-layer tar
+//! builds then `merge`, chained `--parent-bootstrap` builds from OCI tars, and chained builds
+//! from overlayfs-format directories. The merged v6 image is also mounted by the kernel's EROFS
+//! driver with one `device=` per blob. Real layers come from `umoci` over a debootstrap rootfs.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use nydus_tests::*;
+
+fn s(p: &Path) -> String {
+    p.to_str().unwrap().to_string()
+}
+
+#[track_caller]
+fn sh(cmd: &mut Command) {
+    let o = run(cmd);
+    assert!(
+        o.status.success(),
+        "{cmd:?} failed:\n{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+fn file(root: &Path, rel: &str, data: &[u8], mode: u32) -> PathBuf {
+    let p = root.join(rel);
+    fs::create_dir_all(p.parent().unwrap()).unwrap();
+    fs::write(&p, data).unwrap();
+    fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
+    p
+}
+
+fn dir(root: &Path, rel: &str) -> PathBuf {
+    let p = root.join(rel);
+    fs::create_dir_all(&p).unwrap();
+    p
+}
+
+/// An overlayfs whiteout: a character device 0/0.
+fn whiteout(root: &Path, rel: &str) {
+    let p = root.join(rel);
+    fs::create_dir_all(p.parent().unwrap()).unwrap();
+    mknod(&p, libc::S_IFCHR | 0o000, 0, 0);
+}
+
+fn opaque(root: &Path, rel: &str) -> PathBuf {
+    let p = dir(root, rel);
+    xattr::set(&p, "trusted.overlay.opaque", b"y").unwrap();
+    p
+}
+
+/// Four layers in overlayfs format (lowest first).
+fn make_layers(t: &Path) -> Vec<PathBuf> {
+    let big = noise(3 << 20, 7);
+    // L1: the base.
+    let l1 = dir(t, "ovl/1");
+    let hosts = file(&l1, "etc/hosts", b"127.0.0.1 localhost\n", 0o644);
+    xattr::set(&hosts, "user.note", b"base").unwrap();
+    file(&l1, "etc/passwd", b"root:x:0:0::/root:/bin/sh\n", 0o644);
+    file(&l1, "usr/bin/tool", &noise(10_000, 1), 0o755);
+    file(&l1, "usr/bin/big", &big, 0o755);
+    let t2 = file(&l1, "usr/bin/trusted", b"t", 0o644);
+    xattr::set(&t2, "trusted.test", b"value").unwrap();
+    file(&l1, "opq/a/f", b"lower f", 0o644);
+    file(&l1, "opq/k", b"lower k", 0o644);
+    file(&l1, "del/sub/x", b"x", 0o644);
+    file(&l1, "del/y", b"y", 0o644);
+    let a = file(&l1, "hl/a", b"linked in the base layer", 0o640);
+    fs::hard_link(&a, l1.join("hl/b")).unwrap();
+    lchown(&a, 1000, 1000);
+    std::os::unix::fs::symlink("../etc/hosts", l1.join("hl/link")).unwrap();
+    file(&l1, "mv/src.txt", b"moved content", 0o644);
+    mknod(&l1.join("hl/fifo"), libc::S_IFIFO | 0o600, 0, 0);
+    mknod(&l1.join("hl/null"), libc::S_IFCHR | 0o666, 1, 3);
+    // L2: deletions, an opaque directory, a modification, a rename, a copy of a lower file
+    // (cross-layer dedup) and a new hard-link pair.
+    let l2 = dir(t, "ovl/2");
+    whiteout(&l2, "del");
+    opaque(&l2, "opq");
+    file(&l2, "opq/n", b"new in an opaque dir", 0o644);
+    let h = file(&l2, "etc/hosts", b"127.0.0.1 localhost changed\n", 0o644);
+    xattr::set(&h, "user.note", b"changed").unwrap();
+    whiteout(&l2, "mv/src.txt");
+    file(&l2, "mv/dst.txt", b"moved content", 0o644);
+    file(&l2, "usr/bin/big-copy", &big, 0o755);
+    let c = file(&l2, "hl2/c", b"linked in layer 2", 0o600);
+    fs::hard_link(&c, l2.join("hl2/d")).unwrap();
+    file(&l2, "dir2/deep/file", b"deep", 0o644);
+    // L3: a deleted directory comes back as a file; a file and a whole directory deleted; a
+    // metadata-only change.
+    let l3 = dir(t, "ovl/3");
+    file(&l3, "del", b"del is a file now", 0o600);
+    whiteout(&l3, "usr/bin/tool");
+    whiteout(&l3, "dir2");
+    let n = file(&l3, "opq/n", b"new in an opaque dir", 0o600);
+    lchown(&n, 5, 5);
+    // L4: recreations: the hosts file (deleted and recreated in this layer in the OCI form)
+    // and the directory deleted by L3, with other content.
+    let l4 = dir(t, "ovl/4");
+    file(&l4, "etc/hosts", b"recreated\n", 0o600);
+    file(&l4, "dir2/other", b"other", 0o644);
+    // Directory mtimes: every layer's directories get fixed, distinct times.
+    for (i, l) in [&l1, &l2, &l3, &l4].iter().enumerate() {
+        set_dir_mtimes(l, 1_600_000_000 + i as i64 * 1000);
+    }
+    vec![l1, l2, l3, l4]
+}
+
+fn set_dir_mtimes(root: &Path, t: i64) {
+    for e in fs::read_dir(root).unwrap() {
+        let p = e.unwrap().path();
+        let m = fs::symlink_metadata(&p).unwrap();
+        if m.is_dir() {
+            set_dir_mtimes(&p, t);
+        }
+    }
+    set_mtime(root, t, 0);
+}
+
+/// The OCI form of an overlayfs-format layer: char 0/0 → `.wh.<name>`, opaque xattr →
+/// `.wh..wh..opq`. `recreate` lists files to delete and recreate in the same layer.
+fn to_oci(ovl: &Path, oci: &Path, recreate: &[&str]) {
+    sh(Command::new("cp").arg("-a").arg(ovl).arg(oci));
+    convert(oci);
+    for r in recreate {
+        let p = oci.join(r);
+        let wh = p
+            .parent()
+            .unwrap()
+            .join(format!(".wh.{}", p.file_name().unwrap().to_str().unwrap()));
+        fs::write(wh, b"").unwrap();
+    }
+}
+
+fn convert(d: &Path) {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    if xattr::get(d, "trusted.overlay.opaque").unwrap().is_some() {
+        xattr::remove(d, "trusted.overlay.opaque").unwrap();
+        fs::write(d.join(".wh..wh..opq"), b"").unwrap();
+    }
+    for e in fs::read_dir(d).unwrap() {
+        let p = e.unwrap().path();
+        let m = fs::symlink_metadata(&p).unwrap();
+        if m.file_type().is_char_device() && m.rdev() == 0 {
+            fs::remove_file(&p).unwrap();
+            let name = p.file_name().unwrap().to_str().unwrap().to_string();
+            fs::write(p.with_file_name(format!(".wh.{name}")), b"").unwrap();
+        } else if m.is_dir() {
+            convert(&p);
+        }
+    }
+}
+
+fn tar_of(dir: &Path, out: &Path) {
+    sh(Command::new("tar")
+        .args(["--xattrs", "--xattrs-include=*", "--numeric-owner", "-C"])
+        .arg(dir)
+        .args(["-cf"])
+        .arg(out)
+        .arg("."));
+}
+
+/// The kernel's overlayfs view of the layers (lowest first).
+fn overlay_view(layers: &[PathBuf], mnt: &Path) -> Vec<String> {
+    fs::create_dir_all(mnt).unwrap();
+    let lower: Vec<String> = layers.iter().rev().map(|p| s(p)).collect();
+    let _g = mount(
+        Path::new("overlay"),
+        mnt,
+        "overlay",
+        &format!("lowerdir={}", lower.join(":")),
+    )
+    .unwrap_or_else(|e| panic!("the kernel's overlayfs is needed as the oracle: {e}"));
+    list_tree(mnt, ListOptions::default())
+}
+
+/// Unpacks an image through `nydus-image unpack` and GNU tar, and lists it.
+fn unpack_view(boot: &Path, blob_dir: &Path, work: &Path) -> Vec<String> {
+    let tar = work.join("unpacked.tar");
+    nydus_image_ok(&[
+        "unpack",
+        "-B",
+        &s(boot),
+        "-D",
+        &s(blob_dir),
+        "--output",
+        &s(&tar),
+    ]);
+    let x = work.join("x");
+    let _ = fs::remove_dir_all(&x);
+    fs::create_dir_all(&x).unwrap();
+    sh(Command::new("tar")
+        .args(["--xattrs", "--xattrs-include=*", "--numeric-owner", "-xpf"])
+        .arg(&tar)
+        .arg("-C")
+        .arg(&x));
+    let l = list_tree(&x, ListOptions::default());
+    fs::remove_dir_all(&x).unwrap();
+    fs::remove_file(&tar).unwrap();
+    l
+}
+
+fn json(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(&fs::read(path).unwrap()).unwrap()
+}
+
+fn blob_ids(j: &serde_json::Value) -> Vec<String> {
+    j["blobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b.as_str().unwrap().to_string())
+        .collect()
+}
+
+struct Fixture {
+    t: tempfile::TempDir,
+    ovl: Vec<PathBuf>,
+    tars: Vec<PathBuf>,
+    want: Vec<String>,
+}
+
+fn fixture() -> Fixture {
+    require_root();
+    let t = tempfile::tempdir().unwrap();
+    let ovl = make_layers(t.path());
+    let mut tars = Vec::new();
+    for (i, l) in ovl.iter().enumerate() {
+        let oci = t.path().join(format!("oci/{}", i + 1));
+        fs::create_dir_all(oci.parent().unwrap()).unwrap();
+        let recreate: &[&str] = if i == 3 { &["etc/hosts"] } else { &[] };
+        to_oci(l, &oci, recreate);
+        // Conversion touched directories: give them the layer's times again.
+        set_dir_mtimes(&oci, 1_600_000_000 + i as i64 * 1000);
+        let tar = t.path().join(format!("layer{}.tar", i + 1));
+        tar_of(&oci, &tar);
+        tars.push(tar);
+    }
+    let want = overlay_view(&ovl, &t.path().join("overlay"));
+    // The oracle itself must show what the layers did.
+    for (line, present) in [
+        ("del file 600", true),
+        ("opq/n file 600 5:5", true),
+        ("opq/k ", false),
+        ("mv/src.txt", false),
+        ("usr/bin/tool ", false),
+        ("dir2/other", true),
+        ("dir2/deep", false),
+        ("hl/b file 640 0:0", false),
+    ] {
+        assert_eq!(
+            want.iter().any(|l| l.starts_with(line)),
+            present,
+            "overlay view {line:?}: {want:#?}"
+        );
+    }
+    Fixture { t, ovl, tars, want }
+}
+
+#[test]
+fn merge_of_per_layer_builds_equals_overlayfs() {
+    let f = fixture();
+    let blobs = dir(f.t.path(), "blobs");
+    let mut sources = Vec::new();
+    for (i, tar) in f.tars.iter().enumerate() {
+        // What nydusify does per layer: whiteouts kept, bootstrap inlined in the blob.
+        let j = f.t.path().join(format!("l{i}.json"));
+        nydus_image_ok(&[
+            "create",
+            "-t",
+            "tar-rafs",
+            "--whiteout-spec",
+            "none",
+            "--blob-inline-meta",
+            "--features",
+            "blob-toc",
+            "--blob-dir",
+            &s(&blobs),
+            "-J",
+            &s(&j),
+            &s(tar),
+        ]);
+        let ids = blob_ids(&json(&j));
+        assert_eq!(ids.len(), 1, "one blob per layer");
+        sources.push(s(&blobs.join(&ids[0])));
+    }
+    let merged = f.t.path().join("merged.boot");
+    let mj = f.t.path().join("merged.json");
+    let mut args = vec![
+        "merge".to_string(),
+        "-B".into(),
+        s(&merged),
+        "-J".into(),
+        s(&mj),
+    ];
+    args.extend(sources.iter().cloned());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    nydus_image_ok(&args);
+    // Layer 3 only deletes and changes metadata: its blob holds nothing the view uses...
+    // except opq/n's bytes, which dedup within its own layer; all four layers have data.
+    let ids = blob_ids(&json(&mj));
+    assert!(!ids.is_empty() && ids.len() <= 4, "{ids:?}");
+    nydus_image_ok(&["check", "-B", &s(&merged), "-D", &s(&blobs)]);
+    assert_same_tree(&f.want, &unpack_view(&merged, &blobs, f.t.path()));
+}
+
+#[test]
+fn chained_parent_builds_equal_overlayfs() {
+    let f = fixture();
+    // From OCI tars (whiteouts by name) ...
+    let blobs = dir(f.t.path(), "chain-tar");
+    let mut parent: Option<PathBuf> = None;
+    for (i, tar) in f.tars.iter().enumerate() {
+        let boot = blobs.join(format!("{i}.boot"));
+        let mut args = vec![
+            "create".to_string(),
+            "-t".into(),
+            "tar-rafs".into(),
+            "-B".into(),
+            s(&boot),
+            "--blob-dir".into(),
+            s(&blobs),
+        ];
+        if let Some(p) = &parent {
+            args.extend(["--parent-bootstrap".into(), s(p)]);
+        }
+        args.push(s(tar));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        nydus_image_ok(&args);
+        parent = Some(boot);
+    }
+    let top = parent.unwrap();
+    nydus_image_ok(&["check", "-B", &s(&top), "-D", &s(&blobs)]);
+    assert_same_tree(&f.want, &unpack_view(&top, &blobs, f.t.path()));
+    // The copy of a lower file in layer 2 was stored once, in layer 1's blob.
+    let chunks = |p: &str| {
+        let o = nydus_image_ok(&["inspect", "-B", &s(&top), "-R", &format!("chunks {p}")]);
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()["chunks"].clone()
+    };
+    let big = chunks("/usr/bin/big");
+    assert_eq!(big.as_array().map(Vec::len), Some(3), "{big}");
+    assert_eq!(chunks("/usr/bin/big-copy"), big, "cross-layer dedup");
+
+    // ... and from overlayfs-format directories (char 0/0 and the opaque xattr).
+    let blobs = dir(f.t.path(), "chain-dir");
+    let mut parent: Option<PathBuf> = None;
+    for (i, l) in f.ovl.iter().enumerate() {
+        let boot = blobs.join(format!("{i}.boot"));
+        let mut args = vec![
+            "create".to_string(),
+            "--whiteout-spec".into(),
+            "overlayfs".into(),
+            "-B".into(),
+            s(&boot),
+            "--blob-dir".into(),
+            s(&blobs),
+        ];
+        if let Some(p) = &parent {
+            args.extend(["--parent-bootstrap".into(), s(p)]);
+        }
+        args.push(s(l));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        nydus_image_ok(&args);
+        parent = Some(boot);
+    }
+    let top = parent.unwrap();
+    assert_same_tree(&f.want, &unpack_view(&top, &blobs, f.t.path()));
+}
+
+#[test]
+fn kernel_erofs_mounts_merged_image_with_a_device_per_blob() {
+    let f = fixture();
+    let cache = dir(f.t.path(), "cache");
+    let boots = dir(f.t.path(), "boots");
+    let mut sources = Vec::new();
+    for (i, tar) in f.tars.iter().enumerate() {
+        let boot = boots.join(format!("tmp{i}"));
+        let j = f.t.path().join(format!("c{i}.json"));
+        nydus_image_ok(&[
+            "create",
+            "-t",
+            "tar-rafs",
+            "--whiteout-spec",
+            "none",
+            "-B",
+            &s(&boot),
+            "--blob-cache-dir",
+            &s(&cache),
+            "-J",
+            &s(&j),
+            &s(tar),
+        ]);
+        let id = blob_ids(&json(&j)).remove(0);
+        // merge names each layer's blob after its bootstrap's file name.
+        let named = boots.join(format!("{id}.boot"));
+        fs::rename(&boot, &named).unwrap();
+        sources.push(s(&named));
+    }
+    let merged = f.t.path().join("merged.boot");
+    let mj = f.t.path().join("merged.json");
+    let mut args = vec![
+        "merge",
+        "-B",
+        merged.to_str().unwrap(),
+        "-J",
+        mj.to_str().unwrap(),
+    ];
+    args.extend(sources.iter().map(String::as_str));
+    nydus_image_ok(&args);
+    let devices: Vec<String> = blob_ids(&json(&mj))
+        .iter()
+        .map(|id| format!("device={}", s(&cache.join(format!("{id}.blob.data")))))
+        .collect();
+    let m = dir(f.t.path(), "erofs");
+    let _g = mount(&merged, &m, "erofs", &devices.join(","))
+        .unwrap_or_else(|e| panic!("the kernel refused the merged image: {e}"));
+    assert_same_tree(&f.want, &list_tree(&m, ListOptions::default()));
+}
+
+/// `umoci` layers of a debootstrap rootfs: a base layer and an upper one that deletes,
+/// replaces and changes files; converted layer by layer (gzip streams) and merged, the image
+/// equals the overlayfs view of the extracted layers.
+#[test]
+fn umoci_layers_of_a_debootstrap_rootfs() {
+    require_root();
+    require_tool("umoci", "umoci");
+    let rootfs = debootstrap_rootfs();
+    let t = tempfile::tempdir().unwrap();
+    let layout = t.path().join("oci");
+    sh(Command::new("umoci")
+        .args(["init", "--layout"])
+        .arg(&layout));
+    let img = format!("{}:img", s(&layout));
+    sh(Command::new("umoci").args(["new", "--image", &img]));
+    let bundle = t.path().join("bundle");
+    sh(Command::new("umoci")
+        .args(["unpack", "--image", &img])
+        .arg(&bundle));
+    let rfs = bundle.join("rootfs");
+    sh(Command::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", s(&rootfs)))
+        .arg(&rfs));
+    sh(Command::new("umoci")
+        .args(["repack", "--image", &img])
+        .arg(&bundle));
+    // umoci diffs against the image a bundle was unpacked from: unpack the new one.
+    let bundle = t.path().join("bundle2");
+    sh(Command::new("umoci")
+        .args(["unpack", "--image", &img])
+        .arg(&bundle));
+    let rfs = bundle.join("rootfs");
+    // The upper layer: deletions (a file, a directory tree), a modification, an addition, a
+    // directory replaced by a file, an opaque-making recreation.
+    fs::remove_file(rfs.join("etc/issue")).unwrap();
+    fs::remove_dir_all(rfs.join("usr/share/doc")).unwrap();
+    fs::write(rfs.join("etc/hostname"), b"converted\n").unwrap();
+    fs::write(rfs.join("etc/new-file"), noise(200_000, 3)).unwrap();
+    fs::remove_dir_all(rfs.join("usr/share/man")).ok();
+    fs::write(rfs.join("usr/share/man"), b"not a directory any more").unwrap();
+    fs::remove_dir_all(rfs.join("var/cache")).unwrap();
+    fs::create_dir_all(rfs.join("var/cache/fresh")).unwrap();
+    fs::write(rfs.join("var/cache/fresh/f"), b"fresh").unwrap();
+    sh(Command::new("umoci")
+        .args(["repack", "--image", &img])
+        .arg(&bundle));
+
+    let layers = umoci_layers(&layout);
+    assert_eq!(layers.len(), 2, "base + upper layer");
+    // The oracle: each layer extracted in overlayfs form, mounted as an overlay.
+    let mut ovl = Vec::new();
+    for (i, l) in layers.iter().enumerate() {
+        let d = dir(t.path(), &format!("ovl{i}"));
+        let o = run(Command::new("tar")
+            .args([
+                "--xattrs",
+                "--xattrs-include=*",
+                "--numeric-owner",
+                "--delay-directory-restore",
+                "-xzpf",
+            ])
+            .arg(l)
+            .arg("-C")
+            .arg(&d));
+        // umoci also writes `man/.wh.<child>` after replacing directory `man` by a file;
+        // those whiteouts hide nothing and tar cannot create them: the only errors allowed.
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            o.status.success()
+                || err
+                    .lines()
+                    .all(|l| (l.contains("/.wh.") && l.contains("Not a directory"))
+                        || l.contains("Exiting with failure status")),
+            "extracting {}: {err}",
+            l.display()
+        );
+        oci_to_overlay(&d);
+        inherit_implicit_dirs(l, &d, &ovl);
+        ovl.push(d);
+    }
+    let want = overlay_view(&ovl, &t.path().join("overlay"));
+    assert!(want.iter().any(|l| l.starts_with("var/cache/fresh/f ")));
+    assert!(!want
+        .iter()
+        .any(|l| l.starts_with("usr/share/doc/") || l.starts_with("usr/share/doc ")));
+    assert!(want.iter().any(|l| l.starts_with("usr/share/man file ")));
+
+    let blobs = dir(t.path(), "blobs");
+    let mut sources = Vec::new();
+    for (i, l) in layers.iter().enumerate() {
+        let j = t.path().join(format!("l{i}.json"));
+        nydus_image_ok(&[
+            "create",
+            "-t",
+            "targz-rafs",
+            "--whiteout-spec",
+            "none",
+            "--blob-inline-meta",
+            "--features",
+            "blob-toc",
+            "--blob-dir",
+            &s(&blobs),
+            "-J",
+            &s(&j),
+            &s(l),
+        ]);
+        sources.push(s(&blobs.join(blob_ids(&json(&j)).remove(0))));
+    }
+    let merged = t.path().join("merged.boot");
+    let mut args = vec!["merge", "-B", merged.to_str().unwrap()];
+    args.extend(sources.iter().map(String::as_str));
+    nydus_image_ok(&args);
+    nydus_image_ok(&["check", "-B", &s(&merged), "-D", &s(&blobs)]);
+    assert_same_tree(&want, &unpack_view(&merged, &blobs, t.path()));
+}
+
+/// The layer blobs of the single image in an OCI layout, lowest first.
+fn umoci_layers(layout: &Path) -> Vec<PathBuf> {
+    let blob = |d: &str| {
+        layout
+            .join("blobs/sha256")
+            .join(d.trim_start_matches("sha256:"))
+    };
+    let index = json(&layout.join("index.json"));
+    let m = index["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let manifest = json(&blob(&m));
+    manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| blob(l["digest"].as_str().unwrap()))
+        .collect()
+}
+
+/// Turns an extracted OCI layer into overlayfs form, keeping directory times.
+fn oci_to_overlay(d: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    let m = fs::symlink_metadata(d).unwrap();
+    let mut entries: Vec<PathBuf> = fs::read_dir(d)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    entries.sort();
+    for p in entries {
+        let name = p.file_name().unwrap().to_str().unwrap_or("").to_string();
+        if name == ".wh..wh..opq" {
+            fs::remove_file(&p).unwrap();
+            xattr::set(d, "trusted.overlay.opaque", b"y").unwrap();
+        } else if let Some(target) = name.strip_prefix(".wh.") {
+            fs::remove_file(&p).unwrap();
+            mknod(&d.join(target), libc::S_IFCHR, 0, 0);
+        } else if fs::symlink_metadata(&p).unwrap().is_dir() {
+            oci_to_overlay(&p);
+        }
+    }
+    set_mtime(d, m.mtime(), m.mtime_nsec());
+}
+
+/// Directories tar created only as parents of a layer's entries stand for the lower layers'
+/// directories (a runtime applies the layer on top of them): give them those attributes.
+fn inherit_implicit_dirs(layer_tar: &Path, layer: &Path, lowers: &[PathBuf]) {
+    use std::os::unix::fs::MetadataExt;
+    let o = run(Command::new("tar").arg("-tzf").arg(layer_tar));
+    assert!(o.status.success());
+    let explicit: std::collections::HashSet<String> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| l.trim_start_matches("./").trim_end_matches('/').to_string())
+        .collect();
+    let mut stack = vec![PathBuf::new()];
+    let mut fix = Vec::new();
+    while let Some(rel) = stack.pop() {
+        for e in fs::read_dir(layer.join(&rel)).unwrap() {
+            let e = e.unwrap();
+            if !e.file_type().unwrap().is_dir() {
+                continue;
+            }
+            let r = rel.join(e.file_name());
+            if !explicit.contains(r.to_str().unwrap()) {
+                if let Some(m) = lowers
+                    .iter()
+                    .rev()
+                    .filter_map(|l| fs::symlink_metadata(l.join(&r)).ok())
+                    .find(|m| m.is_dir())
+                {
+                    fix.push((r.clone(), m));
+                }
+            }
+            stack.push(r);
+        }
+    }
+    // Deepest first, so fixing a child does not touch a fixed parent's time.
+    fix.sort_by_key(|(r, _)| std::cmp::Reverse(r.components().count()));
+    for (r, m) in fix {
+        let p = layer.join(&r);
+        lchown(&p, m.uid(), m.gid());
+        fs::set_permissions(&p, fs::Permissions::from_mode(m.mode() & 0o7777)).unwrap();
+        set_mtime(&p, m.mtime(), m.mtime_nsec());
+    }
+}
