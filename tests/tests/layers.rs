@@ -46,7 +46,7 @@ fn dir(root: &Path, rel: &str) -> PathBuf {
 fn whiteout(root: &Path, rel: &str) {
     let p = root.join(rel);
     fs::create_dir_all(p.parent().unwrap()).unwrap();
-    mknod(&p, libc::S_IFCHR | 0o000, 0, 0);
+    mknod(&p, libc::S_IFCHR, 0, 0);
 }
 
 fn opaque(root: &Path, rel: &str) -> PathBuf {
