@@ -11,9 +11,10 @@ use std::collections::HashMap;
 
 use crate::error::{BuildError, DecodeError};
 use crate::model::{BlobInfo, ChunkRef, FileType, Xattrs};
+use crate::rafs::Rafs;
 use crate::source::ReadAt;
 use crate::tree::{Entry, Tree, TreeBuilder, ROOT};
-use crate::v6::reader::Bootstrap;
+use crate::v6::reader::InodeInfo;
 
 /// Prefix of an OCI whiteout file name: `.wh.<name>` hides `<name>` of lower layers.
 pub const OCISPEC_WHITEOUT_PREFIX: &[u8] = b".wh.";
@@ -131,11 +132,11 @@ pub fn entries_of_tree(tree: &Tree) -> Vec<LayerEntry> {
         .collect()
 }
 
-/// The entries of a decoded RAFS v6 bootstrap, depth first. Regular files with more than one
-/// link become one hard-link group per inode.
-pub fn entries_of_v6<R: ReadAt>(boot: &Bootstrap<R>) -> Result<Vec<LayerEntry>, DecodeError> {
+/// The entries of a decoded bootstrap (v5 or v6), depth first. Regular files with more than
+/// one link become one hard-link group per inode.
+pub fn entries_of_image<R: ReadAt>(boot: &Rafs<R>) -> Result<Vec<LayerEntry>, DecodeError> {
     let mut out = Vec::new();
-    let mut walk = |path: &[u8], i: &crate::v6::reader::InodeInfo| -> Result<(), DecodeError> {
+    let mut walk = |path: &[u8], i: &InodeInfo| -> Result<(), DecodeError> {
         let xattrs: Xattrs = boot.xattrs(i.nid)?;
         let symlink = if i.file_type == FileType::Symlink {
             Some(boot.symlink(i.nid)?)
@@ -155,7 +156,7 @@ pub fn entries_of_v6<R: ReadAt>(boot: &Bootstrap<R>) -> Result<Vec<LayerEntry>, 
                 xattrs,
                 size: i.size,
                 symlink,
-                link_key: (i.file_type == FileType::Regular && i.nlink > 1).then_some((0, i.nid)),
+                link_key: (i.file_type == FileType::Regular && i.nlink > 1).then_some((0, i.ino)),
                 source: 0,
             },
             chunks,

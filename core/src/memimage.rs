@@ -75,6 +75,7 @@ pub fn build(entries: &[MemEntry], o: &MemOptions) -> Result<MemImage, BuildErro
         inline_meta: o.inline_meta,
         blob_toc: o.blob_toc,
         aligned: true,
+        ci_table: true,
     });
     let mut blob = Vec::new();
     for id in tree.data_order(&[]) {

@@ -301,6 +301,7 @@ mod tests {
             inline_meta: inline,
             blob_toc: toc,
             aligned: true,
+            ci_table: true,
         });
         let mut blob = Vec::new();
         let mut refs = Vec::new();

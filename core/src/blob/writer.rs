@@ -35,6 +35,8 @@ pub struct BlobOptions {
     pub blob_toc: bool,
     /// Align uncompressed chunk offsets to 4 KiB (always for v6).
     pub aligned: bool,
+    /// Write the compression-info table (v6); RAFS v5 blobs hold chunk data only.
+    pub ci_table: bool,
 }
 
 /// Writes one blob incrementally.
@@ -137,7 +139,8 @@ impl BlobWriter {
                 f |= blob_features::INLINED_CHUNK_DIGEST;
             }
         }
-        if has_chunks {
+        if has_chunks && o.ci_table {
+            // A v6 flag: upstream's v5 blobs never carry it, even with `--aligned-chunk`.
             if o.aligned {
                 f |= blob_features::ALIGNED;
             }
@@ -167,7 +170,7 @@ impl BlobWriter {
         };
         let mut ci_raw = Vec::new();
         let mut ci_header = Vec::new();
-        if !self.chunks.is_empty() {
+        if !self.chunks.is_empty() && self.opts.ci_table {
             if tar {
                 let h = tarhdr::encode(SECTION_BLOB, self.data_size);
                 self.emit(&h);
@@ -380,6 +383,7 @@ mod tests {
             inline_meta: false,
             blob_toc: false,
             aligned: true,
+            ci_table: true,
         }
     }
 

@@ -5,9 +5,8 @@ use std::collections::HashSet;
 use std::time::Instant;
 
 use anyhow::{bail, Result};
+use nydus_core::rafs::Rafs as Bootstrap;
 use nydus_core::report::Report;
-use nydus_core::v6::check::check;
-use nydus_core::v6::reader::Bootstrap;
 use serde_json::json;
 
 use super::args::CheckArgs;
@@ -19,7 +18,7 @@ use crate::atomic::write_file;
 pub fn self_check(bootstrap: &[u8]) -> Result<()> {
     let boot = Bootstrap::open(bootstrap.to_vec())
         .map_err(|e| anyhow::anyhow!("the new bootstrap does not decode: {e}"))?;
-    let report = check(&boot);
+    let report = boot.check();
     if !report.is_ok() {
         let list: Vec<String> = report.findings.iter().map(|f| f.to_string()).collect();
         bail!(
@@ -105,7 +104,7 @@ pub fn run(a: CheckArgs) -> Result<()> {
             locator = BlobLocator::single(b.clone());
         }
     }
-    let mut report = check(&img.boot);
+    let mut report = img.boot.check();
     if a.verbose {
         let _ = img.boot.walk(&mut |p, ino| {
             println!(
@@ -139,7 +138,7 @@ pub fn run(a: CheckArgs) -> Result<()> {
         .iter()
         .map(|b| b.blob_id.as_str())
         .collect();
-    println!("RAFS v6 filesystem {}", path.display());
+    println!("RAFS v{} filesystem {}", img.boot.version(), path.display());
     for (i, b) in img.boot.blobs().iter().enumerate() {
         println!(
             "  blob {i}: {} chunks {} compressed {} uncompressed {} compressor {}",
@@ -164,7 +163,7 @@ pub fn run(a: CheckArgs) -> Result<()> {
             "bootstrap": path.display().to_string(),
             "blobs": blob_ids,
             "trace": { "total_seconds": t0.elapsed().as_secs_f64() },
-            "fs_version": "6",
+            "fs_version": img.boot.version().to_string(),
             "compressor": img.boot.compressor().name(),
             "findings": report.findings,
             "inodes": report.inodes,

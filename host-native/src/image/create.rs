@@ -14,6 +14,7 @@ use nydus_core::digest::{sha256, Digester};
 use nydus_core::layer::WhiteoutSpec;
 use nydus_core::model::{blob_features, BlobInfo, ChunkRef, Compressor};
 use nydus_core::tree::{NodeId, Tree};
+use nydus_core::v5::writer::V5Options;
 use nydus_core::v6::writer::{write_bootstrap, V6Options};
 use serde_json::json;
 
@@ -56,6 +57,8 @@ struct Plan {
     tar: bool,
     parent: Option<PathBuf>,
     chunk_dict: Option<PathBuf>,
+    v5: bool,
+    aligned_chunk: bool,
 }
 
 fn not_built(what: &str) -> anyhow::Error {
@@ -70,11 +73,11 @@ fn plan(a: &CreateArgs) -> Result<Plan> {
         | "stargz_index" | "tar-tarfs" => return Err(not_built(&format!("source type {}", a.source_type))),
         t => bail!("invalid --type {t:?}: expected dir-rafs, tar-rafs, targz-rafs, estargz-rafs, targz-ref, estargz-ref, estargztoc-ref or tar-tarfs"),
     };
-    match a.fs_version.as_str() {
-        "6" => {}
-        "5" => return Err(not_built("RAFS v5 (--fs-version 5)")),
+    let v5 = match a.fs_version.as_str() {
+        "6" => false,
+        "5" => true,
         v => bail!("invalid --fs-version {v:?}: expected 5 or 6"),
-    }
+    };
     if a.encrypt {
         return Err(not_built("--encrypt"));
     }
@@ -84,8 +87,22 @@ fn plan(a: &CreateArgs) -> Result<Plan> {
     if parse_size(&a.blob_offset) != Some(0) {
         return Err(not_built("--blob-offset other than 0"));
     }
-    if a.aligned_chunk {
+    if a.aligned_chunk && !v5 {
         bail!("--aligned-chunk applies to RAFS v5 only (v6 chunks are always aligned)");
+    }
+    if v5 {
+        for (given, what) in [
+            (
+                a.features.iter().any(|f| f == "blob-toc"),
+                "--features blob-toc",
+            ),
+            (a.blob_inline_meta, "--blob-inline-meta"),
+            (a.blob_cache_dir.is_some(), "--blob-cache-dir"),
+        ] {
+            if given {
+                bail!("{what} needs RAFS v6 (--fs-version 6)");
+            }
+        }
     }
     let chunk_size = parse_size(&a.chunk_size)
         .filter(|s| s.is_power_of_two() && (0x1000..=0x100_0000).contains(s))
@@ -210,6 +227,8 @@ fn plan(a: &CreateArgs) -> Result<Plan> {
         tar,
         parent: a.parent_bootstrap.clone(),
         chunk_dict,
+        v5,
+        aligned_chunk: a.aligned_chunk,
     })
 }
 
@@ -306,7 +325,8 @@ pub fn run(a: CreateArgs) -> Result<()> {
         chunk_info_v2: false,
         inline_meta: p.inline_meta,
         blob_toc: p.blob_toc,
-        aligned: true,
+        aligned: !p.v5 || p.aligned_chunk,
+        ci_table: !p.v5,
     });
     let layered = Layered::open(
         p.parent.as_deref(),
@@ -431,6 +451,23 @@ pub fn run(a: CreateArgs) -> Result<()> {
                 .all(|b| b.features & blob_features::INLINED_CHUNK_DIGEST != 0),
         force_has_xattr: false,
     };
+    let encode = |blobs: &[BlobInfo]| -> Result<Vec<u8>> {
+        let bytes = if p.v5 {
+            let o = V5Options {
+                chunk_size: p.chunk_size,
+                compressor: p.compressor,
+                digester: p.digester,
+                explicit_uid_gid: p.explicit_uid_gid,
+                prefetch_table: p.prefetch_fs,
+                prefetch: prefetch.clone(),
+                tar_source: p.tar,
+            };
+            nydus_core::v5::writer::write_bootstrap(&tree, blobs, &o)
+        } else {
+            write_bootstrap(&tree, blobs, &v6(blobs))
+        };
+        bytes.map_err(anyhow::Error::new)
+    };
     let (bootstrap, info, blob_id) = if p.inline_meta {
         // The bootstrap inside the blob names its own blob "x" × 64; readers substitute the
         // blob's digest (blob.md §7).
@@ -439,7 +476,7 @@ pub fn run(a: CreateArgs) -> Result<()> {
             pre.blob_id = "x".repeat(64);
             table[i] = pre;
         }
-        let boot = write_bootstrap(&tree, &table, &v6(&table)).map_err(anyhow::Error::new)?;
+        let boot = encode(&table)?;
         let (more, info, digest) = pending.finish(Some(&boot));
         out.append(&more)?;
         (boot, info, digest.to_hex())
@@ -450,7 +487,7 @@ pub fn run(a: CreateArgs) -> Result<()> {
         if let Some(i) = new_slot {
             table[i] = info.clone();
         }
-        let boot = write_bootstrap(&tree, &table, &v6(&table)).map_err(anyhow::Error::new)?;
+        let boot = encode(&table)?;
         let id = info.blob_id.clone();
         (boot, info, id)
     };
@@ -521,7 +558,7 @@ pub fn run(a: CreateArgs) -> Result<()> {
                 "raw_bytes": raw_bytes,
                 "blob_bytes": out.written,
             },
-            "fs_version": "6",
+            "fs_version": if p.v5 { "5" } else { "6" },
             "compressor": p.compressor.name(),
         });
         write_file(j, serde_json::to_string_pretty(&v)?.as_bytes())?;

@@ -58,7 +58,13 @@ pub fn run(a: ExportArgs) -> Result<()> {
     if locator.is_empty() && !img.boot.blobs().is_empty() {
         bail!("export needs --localfs-dir <dir> holding the image's blobs");
     }
-    let places = placement(&img.boot)?;
+    let v6 = img.boot.as_v6().with_context(|| {
+        format!(
+            "{}: export --block needs a RAFS v6 image (the kernel cannot mount v5)",
+            img.path.display()
+        )
+    })?;
+    let places = placement(v6)?;
     let mut end = boot_bytes.len() as u64;
     for &(_, off, size) in &places {
         if off < end {

@@ -8,7 +8,8 @@ use std::io::BufRead;
 
 use anyhow::{anyhow, bail, Context, Result};
 use nydus_core::model::FileType;
-use nydus_core::v6::reader::{Bootstrap, InodeInfo};
+use nydus_core::rafs::Rafs as Bootstrap;
+use nydus_core::v6::reader::InodeInfo;
 use serde_json::{json, Value};
 
 use super::args::InspectArgs;
@@ -131,7 +132,7 @@ impl Session<'_> {
         })?;
         let unique = self.boot.chunk_table()?.len();
         Ok(json!({
-            "fs_version": "6",
+            "fs_version": self.boot.version().to_string(),
             "inodes": files + dirs + symlinks + others,
             "files": files,
             "directories": dirs,

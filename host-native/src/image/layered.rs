@@ -11,7 +11,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use nydus_core::layer::{
-    entries_of_tree, entries_of_v6, BlobOrder, LayerEntry, Overlay, WhiteoutSpec,
+    entries_of_image, entries_of_tree, BlobOrder, LayerEntry, Overlay, WhiteoutSpec,
 };
 use nydus_core::model::{BlobInfo, ChunkRef};
 use nydus_core::tree::Tree;
@@ -61,7 +61,7 @@ impl Layered {
                     img.boot.chunk_size()
                 );
             }
-            let entries = entries_of_v6(&img.boot)
+            let entries = entries_of_image(&img.boot)
                 .with_context(|| format!("reading parent bootstrap {}", p.display()))?;
             let blobs = img.boot.blobs().to_vec();
             known.extend(chunks_of(&entries, base));
@@ -71,7 +71,7 @@ impl Layered {
         let mut dict_blobs = Vec::new();
         if let Some(d) = dict {
             let img = open_image(d).with_context(|| format!("chunk dict {}", d.display()))?;
-            let entries = entries_of_v6(&img.boot)
+            let entries = entries_of_image(&img.boot)
                 .with_context(|| format!("reading chunk dict {}", d.display()))?;
             known.extend(chunks_of(&entries, base));
             dict_blobs = img.boot.blobs().to_vec();

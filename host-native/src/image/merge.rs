@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use nydus_core::digest::Digest;
-use nydus_core::layer::{entries_of_v6, BlobOrder, Overlay, WhiteoutSpec};
+use nydus_core::layer::{entries_of_image, BlobOrder, Overlay, WhiteoutSpec};
 use nydus_core::model::{blob_features, rafs_flags, BlobInfo};
+use nydus_core::v5::writer::V5Options;
 use nydus_core::v6::writer::{write_bootstrap, V6Options};
 use serde_json::json;
 
@@ -78,17 +79,22 @@ fn per_source<'a, T>(list: &'a Option<Vec<T>>, i: usize, what: &str) -> Result<O
 /// The fixed properties all merged layers must share.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Shape {
+    version: u32,
     chunk_size: u32,
     explicit_uid_gid: bool,
     tarfs: bool,
+    /// v5 only: inode digests are Merkle trees, so every layer must use the same digester.
+    v5_digester: Option<nydus_core::digest::Digester>,
 }
 
 fn shape(img: &Image) -> Shape {
     let flags = img.boot.flags();
     Shape {
+        version: img.boot.version(),
         chunk_size: img.boot.chunk_size(),
         explicit_uid_gid: flags & rafs_flags::EXPLICIT_UID_GID != 0,
         tarfs: flags & rafs_flags::TARFS_MODE != 0,
+        v5_digester: (img.boot.version() == 5).then(|| img.boot.digester()),
     }
 }
 
@@ -137,12 +143,15 @@ pub fn run(a: MergeArgs) -> Result<()> {
             None => shape0 = Some((s, img.path.clone())),
             Some((s0, p0)) if *s0 != s => {
                 return Err(Inconsistent(format!(
-                    "{} has chunk size {:#x}, explicit uid/gid {}, tarfs {}; {} has {:#x}, {}, {}",
+                    "{} is RAFS v{} (digester {:?}) with chunk size {:#x}, explicit uid/gid {}, tarfs {}; {} is v{}, {:#x}, {}, {}",
                     img.path.display(),
+                    s.version,
+                    s.v5_digester,
                     s.chunk_size,
                     s.explicit_uid_gid,
                     s.tarfs,
                     p0.display(),
+                    s0.version,
                     s0.chunk_size,
                     s0.explicit_uid_gid,
                     s0.tarfs
@@ -163,7 +172,7 @@ pub fn run(a: MergeArgs) -> Result<()> {
             .map(|b| overlay.add_blob(&merged_blob(b), false))
             .collect();
         let entries =
-            entries_of_v6(&img.boot).with_context(|| format!("reading {}", p.display()))?;
+            entries_of_image(&img.boot).with_context(|| format!("reading {}", p.display()))?;
         overlay
             .apply(entries, &map, spec)
             .with_context(|| format!("applying {}", p.display()))?;
@@ -224,7 +233,7 @@ pub fn run(a: MergeArgs) -> Result<()> {
             map.push(overlay.add_blob(&m, false));
         }
         let entries =
-            entries_of_v6(&img.boot).with_context(|| format!("reading {}", path.display()))?;
+            entries_of_image(&img.boot).with_context(|| format!("reading {}", path.display()))?;
         overlay
             .apply(entries, &map, spec)
             .with_context(|| format!("applying layer {}", path.display()))?;
@@ -253,7 +262,21 @@ pub fn run(a: MergeArgs) -> Result<()> {
             .all(|b| b.features & blob_features::INLINED_CHUNK_DIGEST != 0),
         force_has_xattr: true,
     };
-    let boot = write_bootstrap(&tree, &blobs, &opts).map_err(anyhow::Error::new)?;
+    let boot = if shape.version == 5 {
+        let o = V5Options {
+            chunk_size: opts.chunk_size,
+            compressor: opts.compressor,
+            digester: opts.digester,
+            explicit_uid_gid: opts.explicit_uid_gid,
+            prefetch_table: prefetch_fs,
+            prefetch: opts.prefetch.clone(),
+            tar_source: false,
+        };
+        nydus_core::v5::writer::write_bootstrap(&tree, &blobs, &o)
+    } else {
+        write_bootstrap(&tree, &blobs, &opts)
+    }
+    .map_err(anyhow::Error::new)?;
     super::check::self_check(&boot).context("post-merge validation of the new bootstrap")?;
     write_file(&a.bootstrap, &boot)?;
     if let Some(j) = &a.output_json {
@@ -264,7 +287,7 @@ pub fn run(a: MergeArgs) -> Result<()> {
             "external_bootstrap": "",
             "external_blobs": [],
             "trace": {"files": tree.len()},
-            "fs_version": "6",
+            "fs_version": shape.version.to_string(),
             "compressor": opts.compressor.name(),
         });
         write_file(j, serde_json::to_string_pretty(&v)?.as_bytes())?;

@@ -10,8 +10,8 @@ use nydus_core::blob::reader::{
     extract_inline_bootstrap, read_chunk, read_chunk_uncompressed, read_ci_entries,
 };
 use nydus_core::model::{BlobInfo, ChunkRef};
+use nydus_core::rafs::Rafs as Bootstrap;
 use nydus_core::source::ReadAt;
-use nydus_core::v6::reader::Bootstrap;
 
 use super::blobsrc::{BlobLocator, FileSource};
 
@@ -70,7 +70,7 @@ pub fn open_image(path: &Path) -> Result<Image> {
                     })
                 }
                 Err(_) => Err(anyhow!(
-                    "{}: not a valid RAFS v6 bootstrap: {first}",
+                    "{}: not a valid RAFS bootstrap (v5 or v6): {first}",
                     path.display()
                 )),
             }
@@ -129,7 +129,10 @@ impl ChunkSource {
         let info = self.blobs.get(index as usize).cloned();
         let (src, cache) = self.blob(index)?;
         let info = info.expect("blob() checked the index");
-        if *cache || info.chunk_count == 0 {
+        // RAFS v5 blobs carry no compression-info table: the bootstrap is the only index.
+        let v5 = info.features & nydus_core::model::blob_features::V5_NO_EXT_BLOB_TABLE != 0
+            || (info.ci_offset == 0 && info.ci_uncompressed_size == 0);
+        if *cache || info.chunk_count == 0 || v5 {
             return Ok(None);
         }
         read_ci_entries(src, &info)

@@ -1,0 +1,634 @@
+//! The RAFS v5 decoder: reads the fixed tables on open and inode records on demand, checking
+//! every offset and length against the file first (`rafs-v5.md` §2–§10).
+
+use std::collections::{BTreeMap, HashSet};
+
+use crate::codec::Reader;
+use crate::digest::Digester;
+use crate::error::DecodeError;
+use crate::model::{
+    blob_features, rafs_flags, Attrs, BlobInfo, ChunkRef, Compressor, FileType, Xattrs,
+};
+use crate::source::ReadAt;
+use crate::v5::ondisk::*;
+use crate::v6::dir::DirEntry;
+use crate::v6::reader::{InodeInfo, WalkFn};
+
+/// Deepest directory nesting a walk follows.
+const MAX_DEPTH: usize = 4096;
+
+/// An opened v5 bootstrap.
+#[derive(Debug)]
+pub struct Bootstrap<R: ReadAt> {
+    src: R,
+    size: u64,
+    sb: SuperBlock,
+    /// Record offset of each inode number (index = ino - 1).
+    table: Vec<u64>,
+    blobs: Vec<BlobInfo>,
+}
+
+/// One decoded inode record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// Inode-table number of this record (not `i_ino`, which hard links share).
+    pub number: u64,
+    pub offset: u64,
+    pub inode: Inode,
+    pub name: Vec<u8>,
+    /// Offset of the symlink target / xattr table / chunk records that follow.
+    tail: u64,
+}
+
+fn malformed(what: &'static str, offset: u64, reason: impl Into<String>) -> DecodeError {
+    DecodeError::Malformed {
+        what,
+        offset,
+        reason: reason.into(),
+    }
+}
+
+impl<R: ReadAt> Bootstrap<R> {
+    pub fn open(src: R) -> Result<Self, DecodeError> {
+        let size = src.size();
+        if size < RAFS_V5_SUPERBLOCK_SIZE + 8 || size % 8 != 0 || size > RAFS_V5_MAX_METADATA_SIZE {
+            return Err(malformed(
+                "bootstrap",
+                0,
+                format!("size {size}: a v5 bootstrap is a multiple of 8 between 8 KiB and 2 GiB"),
+            ));
+        }
+        let head = src.read_vec(0, RAFS_V5_SUPERBLOCK_SIZE)?;
+        let sb = SuperBlock::decode(&mut Reader::new(&head, 0, "v5 superblock"))?;
+        if sb.magic != RAFS_V5_SUPER_MAGIC {
+            return Err(DecodeError::BadMagic {
+                what: "v5 superblock",
+                offset: 0,
+                found: sb.magic as u64,
+            });
+        }
+        if sb.fs_version != RAFS_V5_SUPER_VERSION || sb.sb_size as u64 != RAFS_V5_SUPERBLOCK_SIZE {
+            return Err(malformed(
+                "v5 superblock",
+                4,
+                format!("version {:#x}, size {}", sb.fs_version, sb.sb_size),
+            ));
+        }
+        if !sb.block_size.is_power_of_two() || !(0x1000..=0x100_0000).contains(&sb.block_size) {
+            return Err(malformed(
+                "v5 superblock",
+                12,
+                format!(
+                    "chunk size {:#x} is not a power of two in [4 KiB, 16 MiB]",
+                    sb.block_size
+                ),
+            ));
+        }
+        let known =
+            rafs_flags::KNOWN & !(rafs_flags::ENCRYPTION_NONE | rafs_flags::ENCRYPTION_AES_128_XTS);
+        if sb.flags & !(known | rafs_flags::ENCRYPTION_NONE) != 0 {
+            return Err(malformed(
+                "v5 superblock",
+                16,
+                format!("unknown flags {:#x}", sb.flags),
+            ));
+        }
+        if (sb.flags & rafs_flags::COMPRESSION_MASK).count_ones() > 1
+            || (sb.flags & rafs_flags::HASH_MASK).count_ones() > 1
+        {
+            return Err(malformed(
+                "v5 superblock",
+                16,
+                "more than one compressor or digester flag",
+            ));
+        }
+        let e = sb.inode_table_entries as u64;
+        if sb.inodes_count > e || e == 0 {
+            return Err(malformed(
+                "v5 superblock",
+                24,
+                format!("{} inodes in {e} table entries", sb.inodes_count),
+            ));
+        }
+        let tables = [
+            ("inode table", sb.inode_table_offset, align8(4 * e)),
+            (
+                "prefetch table",
+                sb.prefetch_table_offset,
+                align8(4 * sb.prefetch_table_entries as u64),
+            ),
+            (
+                "blob table",
+                sb.blob_table_offset,
+                sb.blob_table_size as u64,
+            ),
+            (
+                "extended blob table",
+                sb.extended_blob_table_offset,
+                RAFS_V5_EXT_BLOB_ENTRY_SIZE * sb.extended_blob_table_entries as u64,
+            ),
+        ];
+        let mut spans: Vec<(u64, u64, &str)> = Vec::new();
+        for (what, at, len) in tables {
+            let end = at.checked_add(len);
+            if at % 8 != 0 || at < RAFS_V5_SUPERBLOCK_SIZE || end.is_none_or(|e| e > size) {
+                return Err(DecodeError::OutOfBounds {
+                    what,
+                    offset: at,
+                    len,
+                    file_size: size,
+                });
+            }
+            if len > 0 {
+                spans.push((at, at + len, what));
+            }
+        }
+        spans.sort();
+        for w in spans.windows(2) {
+            if w[0].1 > w[1].0 {
+                return Err(malformed(
+                    w[1].2,
+                    w[1].0,
+                    format!("overlaps the {}", w[0].2),
+                ));
+            }
+        }
+        let it = src.read_vec(sb.inode_table_offset, 4 * e)?;
+        let table: Vec<u64> = it
+            .chunks_exact(4)
+            .map(|b| (u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as u64) << 3)
+            .collect();
+        for (i, &off) in table.iter().enumerate() {
+            if off <= RAFS_V5_SUPERBLOCK_SIZE || off + RAFS_V5_INODE_SIZE > size {
+                return Err(malformed(
+                    "inode table",
+                    sb.inode_table_offset + 4 * i as u64,
+                    format!("inode {} at offset {off}, outside the records", i + 1),
+                ));
+            }
+        }
+        let compressor = compressor_of(sb.flags);
+        let digester = digester_of(sb.flags);
+        let bt = src.read_vec(sb.blob_table_offset, sb.blob_table_size as u64)?;
+        let mut blobs = Vec::new();
+        let mut p = 0usize;
+        while bt.len() - p >= 9 {
+            let id_start = p + 8;
+            let id_end = bt[id_start..]
+                .iter()
+                .position(|&b| b == 0)
+                .map_or(bt.len(), |z| id_start + z);
+            let id = std::str::from_utf8(&bt[id_start..id_end])
+                .ok()
+                .filter(|s| !s.is_empty() && s.len() <= 64)
+                .ok_or_else(|| {
+                    malformed(
+                        "blob table",
+                        sb.blob_table_offset + p as u64,
+                        "blob id is not 1..=64 bytes of UTF-8",
+                    )
+                })?;
+            blobs.push(BlobInfo {
+                blob_id: id.to_string(),
+                chunk_size: sb.block_size,
+                compressor,
+                digester,
+                features: blob_features::V5_NO_EXT_BLOB_TABLE,
+                ..BlobInfo::default()
+            });
+            p = id_end + 1;
+            if bt
+                .get(id_end + 1..)
+                .is_none_or(|rest| rest.iter().all(|&b| b == 0))
+            {
+                break;
+            }
+        }
+        let n = sb.extended_blob_table_entries as usize;
+        if n > 0 {
+            if n != blobs.len() {
+                return Err(malformed(
+                    "extended blob table",
+                    sb.extended_blob_table_offset,
+                    format!("{n} entries for {} blobs", blobs.len()),
+                ));
+            }
+            let ext = src.read_vec(
+                sb.extended_blob_table_offset,
+                RAFS_V5_EXT_BLOB_ENTRY_SIZE * n as u64,
+            )?;
+            let mut r = Reader::new(&ext, sb.extended_blob_table_offset, "extended blob table");
+            for b in &mut blobs {
+                b.chunk_count = r.u32()?;
+                b.features = r.u32()?;
+                b.uncompressed_size = r.u64()?;
+                b.compressed_size = r.u64()?;
+                r.skip(40)?;
+            }
+        }
+        Ok(Bootstrap {
+            src,
+            size,
+            sb,
+            table,
+            blobs,
+        })
+    }
+
+    pub fn source(&self) -> &R {
+        &self.src
+    }
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+    pub fn superblock(&self) -> &SuperBlock {
+        &self.sb
+    }
+    pub fn blobs(&self) -> &[BlobInfo] {
+        &self.blobs
+    }
+    pub fn flags(&self) -> u64 {
+        self.sb.flags
+    }
+    pub fn chunk_size(&self) -> u32 {
+        self.sb.block_size
+    }
+    /// Number of inode-table entries (every path).
+    pub fn entries(&self) -> u64 {
+        self.table.len() as u64
+    }
+    /// The root's inode number.
+    pub fn root_nid(&self) -> u64 {
+        1
+    }
+    pub fn compressor(&self) -> Compressor {
+        compressor_of(self.sb.flags)
+    }
+    pub fn digester(&self) -> Digester {
+        digester_of(self.sb.flags)
+    }
+
+    /// Reads the record of inode-table number `number` (1-based).
+    pub fn record(&self, number: u64) -> Result<Record, DecodeError> {
+        let off = *number
+            .checked_sub(1)
+            .and_then(|i| self.table.get(i as usize))
+            .ok_or_else(|| malformed("inode", 0, format!("no inode number {number}")))?;
+        let bytes = self.src.read_vec(off, RAFS_V5_INODE_SIZE)?;
+        let inode = Inode::decode(&mut Reader::new(&bytes, off, "v5 inode"))?;
+        let e = self.table.len() as u64;
+        if inode.ino == 0 || inode.ino > e {
+            return Err(malformed(
+                "v5 inode",
+                off,
+                format!("i_ino {} outside 1..={e}", inode.ino),
+            ));
+        }
+        if inode.nlink == 0 {
+            return Err(malformed("v5 inode", off, "i_nlink is 0"));
+        }
+        if inode.name_size == 0 || inode.name_size > 256 {
+            return Err(malformed(
+                "v5 inode",
+                off,
+                format!("name size {}", inode.name_size),
+            ));
+        }
+        if number != 1 && inode.parent == 0 {
+            return Err(malformed("v5 inode", off, "a non-root inode has no parent"));
+        }
+        let name_at = off + RAFS_V5_INODE_SIZE;
+        let name = self.src.read_vec(name_at, inode.name_size as u64)?;
+        if number != 1 && (name.contains(&b'/') || name == b"." || name == b"..") {
+            return Err(malformed("v5 inode", name_at, "invalid file name"));
+        }
+        Ok(Record {
+            number,
+            offset: off,
+            tail: name_at + align8(inode.name_size as u64),
+            inode,
+            name,
+        })
+    }
+
+    fn file_type(r: &Record) -> Result<FileType, DecodeError> {
+        FileType::from_mode(r.inode.mode)
+            .ok_or_else(|| malformed("v5 inode", r.offset, format!("mode {:#o}", r.inode.mode)))
+    }
+
+    fn info(&self, r: &Record) -> Result<InodeInfo, DecodeError> {
+        let ft = Self::file_type(r)?;
+        let i = &r.inode;
+        Ok(InodeInfo {
+            nid: r.number,
+            file_type: ft,
+            attrs: Attrs {
+                mode: i.mode,
+                uid: i.uid,
+                gid: i.gid,
+                mtime: i.mtime,
+                mtime_nsec: i.mtime_nsec,
+                // Kept as stored (tar sources write 0xFFFFFFFF for non-devices), so that a
+                // merge of v5 layers writes the same value back.
+                rdev: i.rdev,
+            },
+            size: if ft == FileType::Directory { 0 } else { i.size },
+            nlink: i.nlink,
+            ino: i.ino,
+            layout: 0,
+            extended: true,
+            xattr_icount: 0,
+            u: 0,
+        })
+    }
+
+    /// Decodes inode `nid` (its inode-table number).
+    pub fn inode(&self, nid: u64) -> Result<InodeInfo, DecodeError> {
+        self.info(&self.record(nid)?)
+    }
+
+    fn symlink_span(r: &Record) -> u64 {
+        if r.inode.flags & inode_flags::SYMLINK != 0 {
+            align8(r.inode.symlink_size as u64)
+        } else {
+            0
+        }
+    }
+
+    /// Offset and pair bytes of the xattr table of a record, if any.
+    fn xattr_span(&self, r: &Record) -> Result<(u64, u64), DecodeError> {
+        let at = r.tail + Self::symlink_span(r);
+        if r.inode.flags & inode_flags::XATTR == 0 {
+            return Ok((at, 0));
+        }
+        let h = self.src.read_vec(at, 8)?;
+        let size = u64::from_le_bytes(h.try_into().expect("8 bytes"));
+        if size > self.size {
+            return Err(malformed("xattr table", at, format!("size {size}")));
+        }
+        Ok((at, size))
+    }
+
+    pub fn xattrs(&self, nid: u64) -> Result<Xattrs, DecodeError> {
+        let r = self.record(nid)?;
+        let (at, size) = self.xattr_span(&r)?;
+        if size == 0 {
+            return Ok(Vec::new());
+        }
+        let body = self.src.read_vec(at + 8, size)?;
+        decode_xattr_pairs(&body, at + 8)
+    }
+
+    pub fn symlink(&self, nid: u64) -> Result<Vec<u8>, DecodeError> {
+        let r = self.record(nid)?;
+        if Self::file_type(&r)? != FileType::Symlink {
+            return Err(malformed("v5 inode", r.offset, "not a symlink"));
+        }
+        if r.inode.symlink_size == 0 || r.inode.symlink_size as u64 != r.inode.size {
+            return Err(malformed(
+                "v5 inode",
+                r.offset,
+                "symlink size disagrees with i_size",
+            ));
+        }
+        Ok(self.src.read_vec(r.tail, r.inode.symlink_size as u64)?)
+    }
+
+    /// The children of directory `nid`: consecutive inode numbers.
+    pub fn read_dir(&self, nid: u64) -> Result<Vec<DirEntry>, DecodeError> {
+        let r = self.record(nid)?;
+        if Self::file_type(&r)? != FileType::Directory {
+            return Err(malformed("v5 inode", r.offset, "not a directory"));
+        }
+        let (first, count) = (r.inode.child_index as u64, r.inode.child_count as u64);
+        if count == 0 {
+            return Ok(Vec::new());
+        }
+        let e = self.table.len() as u64;
+        if first <= nid.max(r.inode.ino) || first + count - 1 > e {
+            return Err(malformed(
+                "v5 inode",
+                r.offset,
+                format!("children {first}..+{count} outside ({nid}, {e}]"),
+            ));
+        }
+        let mut out = Vec::with_capacity(count as usize);
+        for c in first..first + count {
+            let cr = self.record(c)?;
+            if cr.inode.parent != r.inode.ino {
+                return Err(malformed(
+                    "v5 inode",
+                    cr.offset,
+                    format!(
+                        "child {c} names parent {} instead of {}",
+                        cr.inode.parent, r.inode.ino
+                    ),
+                ));
+            }
+            let ft = Self::file_type(&cr)?;
+            out.push(DirEntry {
+                name: cr.name,
+                nid: c,
+                file_type: ft.erofs_code(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// The chunks of a regular file, in file order.
+    pub fn chunks(&self, nid: u64) -> Result<Vec<ChunkRef>, DecodeError> {
+        let r = self.record(nid)?;
+        if Self::file_type(&r)? != FileType::Regular {
+            return Ok(Vec::new());
+        }
+        let (xat, xsize) = self.xattr_span(&r)?;
+        let at = if xsize > 0 || r.inode.flags & inode_flags::XATTR != 0 {
+            xat + 8 + align8(xsize)
+        } else {
+            xat
+        };
+        let count = r.inode.child_count as u64;
+        let cs = self.sb.block_size as u64;
+        let want = r.inode.size.div_ceil(cs);
+        if r.inode.flags & inode_flags::HAS_HOLE == 0 && count != want {
+            return Err(malformed(
+                "v5 inode",
+                r.offset,
+                format!("{count} chunks for {} bytes", r.inode.size),
+            ));
+        }
+        let bytes = self
+            .src
+            .read_vec(at, count.saturating_mul(RAFS_V5_CHUNK_INFO_SIZE))?;
+        let mut rd = Reader::new(&bytes, at, "v5 chunk record");
+        let mut out = Vec::with_capacity(count as usize);
+        for k in 0..count {
+            let here = rd.offset();
+            let (c, file_offset) = decode_chunk(&mut rd)?;
+            if c.blob_index as usize >= self.blobs.len() {
+                return Err(malformed(
+                    "v5 chunk record",
+                    here,
+                    format!("blob {} of {}", c.blob_index, self.blobs.len()),
+                ));
+            }
+            if r.inode.flags & inode_flags::HAS_HOLE == 0 {
+                let expect = if k + 1 == count {
+                    r.inode.size - k * cs
+                } else {
+                    cs
+                };
+                if file_offset != k * cs || c.uncompressed_size as u64 != expect {
+                    return Err(malformed(
+                        "v5 chunk record",
+                        here,
+                        format!(
+                            "chunk {k} at file offset {file_offset} holds {} bytes",
+                            c.uncompressed_size
+                        ),
+                    ));
+                }
+            }
+            out.push(c);
+        }
+        Ok(out)
+    }
+
+    /// The prefetch table (inode numbers), up to the first zero entry.
+    pub fn prefetch(&self) -> Result<Vec<u32>, DecodeError> {
+        let n = self.sb.prefetch_table_entries as u64;
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let bytes = self.src.read_vec(self.sb.prefetch_table_offset, 4 * n)?;
+        Ok(bytes
+            .chunks_exact(4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .take_while(|&n| n != 0)
+            .collect())
+    }
+
+    /// Every distinct chunk, ordered by (blob, ci index).
+    pub fn chunk_table(&self) -> Result<Vec<ChunkRef>, DecodeError> {
+        let mut m = BTreeMap::new();
+        let mut err = None;
+        self.walk(&mut |_, i| {
+            if i.file_type == FileType::Regular {
+                match self.chunks(i.nid) {
+                    Ok(cs) => {
+                        for c in cs {
+                            m.insert((c.blob_index, c.index), c);
+                        }
+                    }
+                    Err(e) => err = Some(e),
+                }
+            }
+            Ok(())
+        })?;
+        if let Some(e) = err {
+            return Err(e);
+        }
+        Ok(m.into_values().collect())
+    }
+
+    pub fn lookup(&self, path: &[u8]) -> Result<Option<u64>, DecodeError> {
+        let mut cur = self.root_nid();
+        for comp in path
+            .split(|&b| b == b'/')
+            .filter(|c| !c.is_empty() && *c != b".")
+        {
+            if self.inode(cur)?.file_type != FileType::Directory {
+                return Ok(None);
+            }
+            match self.read_dir(cur)?.into_iter().find(|e| e.name == comp) {
+                Some(e) => cur = e.nid,
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(cur))
+    }
+
+    /// Visits every entry depth first in directory order, starting with the root (`/`).
+    pub fn walk(&self, f: &mut WalkFn<'_>) -> Result<(), DecodeError> {
+        let root = self.inode(1)?;
+        if root.file_type != FileType::Directory {
+            return Err(malformed(
+                "v5 inode",
+                self.table[0],
+                "the root is not a directory",
+            ));
+        }
+        f(b"/", &root)?;
+        let mut on_path: HashSet<u64> = HashSet::from([1]);
+        let mut stack: Vec<(Vec<u8>, u64, Vec<DirEntry>, usize)> =
+            vec![(Vec::new(), 1, self.read_dir(1)?, 0)];
+        while let Some(top) = stack.last_mut() {
+            if top.3 >= top.2.len() {
+                on_path.remove(&top.1);
+                stack.pop();
+                continue;
+            }
+            let e = top.2[top.3].clone();
+            top.3 += 1;
+            let mut path = top.0.clone();
+            path.push(b'/');
+            path.extend_from_slice(&e.name);
+            let i = self.inode(e.nid)?;
+            f(&path, &i)?;
+            if i.file_type == FileType::Directory {
+                if !on_path.insert(e.nid) || stack.len() >= MAX_DEPTH {
+                    return Err(DecodeError::Cycle { nid: e.nid });
+                }
+                let entries = self.read_dir(e.nid)?;
+                stack.push((path, e.nid, entries, 0));
+            }
+        }
+        Ok(())
+    }
+
+    /// The Merkle digest recorded for inode `nid` and the one its content gives (§9).
+    pub fn digests(
+        &self,
+        nid: u64,
+    ) -> Result<(crate::digest::Digest, crate::digest::Digest), DecodeError> {
+        let r = self.record(nid)?;
+        let d = self.digester();
+        let ft = Self::file_type(&r)?;
+        let computed = match ft {
+            FileType::Regular => {
+                let cat: Vec<u8> = self.chunks(nid)?.iter().flat_map(|c| c.digest.0).collect();
+                d.digest(&cat)
+            }
+            FileType::Symlink => d.digest(&self.symlink(nid)?),
+            FileType::Directory => {
+                let mut cat = Vec::new();
+                for e in self.read_dir(nid)? {
+                    cat.extend_from_slice(&self.record(e.nid)?.inode.digest.0);
+                }
+                d.digest(&cat)
+            }
+            _ => d.digest(b""),
+        };
+        Ok((r.inode.digest, computed))
+    }
+}
+
+fn compressor_of(f: u64) -> Compressor {
+    if f & rafs_flags::COMPRESSION_ZSTD != 0 {
+        Compressor::Zstd
+    } else if f & rafs_flags::COMPRESSION_LZ4 != 0 {
+        Compressor::Lz4Block
+    } else if f & rafs_flags::COMPRESSION_GZIP != 0 {
+        Compressor::Gzip
+    } else {
+        Compressor::None
+    }
+}
+
+fn digester_of(f: u64) -> Digester {
+    if f & rafs_flags::HASH_SHA256 != 0 {
+        Digester::Sha256
+    } else {
+        Digester::Blake3
+    }
+}
