@@ -8,8 +8,8 @@ use crate::blob::reader::read_chunk;
 use crate::digest::{hex, Sha256Stream};
 use crate::error::DecodeError;
 use crate::model::{decode_rdev, FileType};
+use crate::rafs::Rafs;
 use crate::source::ReadAt;
-use crate::v6::reader::Bootstrap;
 
 /// Listing type names.
 pub fn type_name(t: FileType) -> &'static str {
@@ -28,10 +28,7 @@ pub fn type_name(t: FileType) -> &'static str {
 /// Line format (tab-separated): path, type, permission bits (octal), `uid:gid`, mtime, size
 /// (0 for directories), content (`sha256` of a file, hex of a symlink target, `major:minor` of
 /// a device, else `-`), xattrs (`name=hexvalue` joined by `,`, or `-`).
-pub fn listing<R: ReadAt, S: ReadAt>(
-    boot: &Bootstrap<R>,
-    blobs: &[S],
-) -> Result<String, DecodeError> {
+pub fn listing<R: ReadAt, S: ReadAt>(boot: &Rafs<R>, blobs: &[S]) -> Result<String, DecodeError> {
     let mut out = String::new();
     let info = boot.blobs().to_vec();
     boot.walk(&mut |path, i| {

@@ -220,14 +220,15 @@ pub fn read_layer_from(
                         .entry(tn.source as usize)
                         .or_insert((TAR_LINK_DEV, tn.source));
                     b.set_link_key(tid, key);
-                    // The link's own header carries no xattrs: v6 shares the first entry's
-                    // inode anyway, and v5 writes the link's record without them, as
-                    // upstream does.
+                    // One inode: the link has the target's attributes and xattrs (whichever
+                    // name comes first in the tree carries the v6 inode; every v5 record
+                    // repeats them). Upstream's v5 writes the xattrs into the link's record
+                    // without accounting for them in the inode table, corrupting the image.
                     Entry {
                         size: tn.size,
                         link_key: Some(key),
                         source: tn.source,
-                        ..entry(FileType::Regular, tn.attrs.clone(), xattrs, None)
+                        ..entry(FileType::Regular, tn.attrs.clone(), tn.xattrs.clone(), None)
                     }
                 } else if tn.file_type == FileType::Directory {
                     return Err(bad("hard link to a directory".into()));

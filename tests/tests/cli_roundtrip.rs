@@ -19,6 +19,15 @@ fn tree(root: &Path) {
 
 #[test]
 fn create_check_unpack_round_trips_every_file_type() {
+    round_trip("6");
+}
+
+#[test]
+fn v5_create_check_unpack_round_trips_every_file_type() {
+    round_trip("5");
+}
+
+fn round_trip(fs_version: &str) {
     require_tool("tar", "tar");
     let t = tempfile::tempdir().unwrap();
     let (src, out) = (t.path().join("src"), t.path().join("out"));
@@ -27,10 +36,20 @@ fn create_check_unpack_round_trips_every_file_type() {
     tree(&src);
     let (boot, blob) = (out.join("boot"), out.join("blob"));
     let s = |p: &Path| p.to_str().unwrap().to_string();
-    nydus_image_ok(&["create", "-B", &s(&boot), "-b", &s(&blob), &s(&src)]);
+    nydus_image_ok(&[
+        "create",
+        "--fs-version",
+        fs_version,
+        "-B",
+        &s(&boot),
+        "-b",
+        &s(&blob),
+        &s(&src),
+    ]);
     let o = nydus_image_ok(&["check", "-B", &s(&boot), "-b", &s(&blob)]);
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(text.contains("0 errors"), "{text}");
+    assert!(text.contains(&format!("RAFS v{fs_version} ")), "{text}");
 
     let tar = out.join("rootfs.tar");
     let o = nydus_image_ok(&[

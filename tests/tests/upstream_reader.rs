@@ -77,7 +77,16 @@ fn expected(src: &Path) -> BTreeMap<Vec<u8>, String> {
 }
 
 #[test]
-fn upstream_nydus_rafs_reads_our_bootstrap() {
+fn upstream_nydus_rafs_reads_our_v6_bootstrap() {
+    upstream_reads("6");
+}
+
+#[test]
+fn upstream_nydus_rafs_reads_our_v5_bootstrap() {
+    upstream_reads("5");
+}
+
+fn upstream_reads(fs_version: &str) {
     require_root();
     let t = tempfile::tempdir().unwrap();
     let src = t.path().join("src");
@@ -93,6 +102,8 @@ fn upstream_nydus_rafs_reads_our_bootstrap() {
     let blob = t.path().join("blob");
     nydus_image_ok(&[
         "create",
+        "--fs-version",
+        fs_version,
         "-B",
         boot.to_str().unwrap(),
         "-b",
@@ -101,7 +112,12 @@ fn upstream_nydus_rafs_reads_our_bootstrap() {
     ]);
 
     let (rs, _reader) = RafsSuper::load_from_file(&boot, Arc::new(ConfigV2::default()), false)
-        .unwrap_or_else(|e| panic!("upstream nydus-rafs refused our bootstrap: {e}"));
+        .unwrap_or_else(|e| panic!("upstream nydus-rafs refused our v{fs_version} bootstrap: {e}"));
+    assert_eq!(
+        rs.meta.is_v5(),
+        fs_version == "5",
+        "upstream sees the version we wrote"
+    );
     let root = rs.superblock.root_ino();
     let mut got = BTreeMap::new();
     rs.walk_directory::<&Path>(root, None, &mut |inode, path| {

@@ -586,6 +586,16 @@ impl<R: ReadAt> Bootstrap<R> {
         Ok(())
     }
 
+    /// Whether some inode carries the HARDLINK flag (the image was built from tar layers).
+    pub fn has_hardlink_flag(&self) -> Result<bool, DecodeError> {
+        for n in 1..=self.table.len() as u64 {
+            if self.record(n)?.inode.flags & inode_flags::HARDLINK != 0 {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// The Merkle digest recorded for inode `nid` and the one its content gives (§9).
     pub fn digests(
         &self,

@@ -19,9 +19,10 @@ pub struct V5Options {
     pub prefetch_table: bool,
     /// Nodes matched by prefetch patterns, in pattern order.
     pub prefetch: Vec<NodeId>,
-    /// The source was a tar stream: non-devices get `i_rdev = 0xFFFFFFFF` and hard links
-    /// carry the HARDLINK flag (§7.1).
+    /// The source was a tar stream: non-devices get `i_rdev = 0xFFFFFFFF` (§7.1).
     pub tar_source: bool,
+    /// Hard-linked files carry the HARDLINK flag (tar sources, and merges of their layers).
+    pub hardlink_flag: bool,
 }
 
 /// Bottom-up Merkle digests of every node (§9), by node id.
@@ -268,7 +269,7 @@ fn encode_record(tree: &Tree, id: NodeId, dg: &[Digest], o: &V5Options, out: &mu
     if !n.xattrs.is_empty() {
         flags |= inode_flags::XATTR;
     }
-    if o.tar_source && n.file_type == FileType::Regular && n.nlink > 1 {
+    if o.hardlink_flag && n.file_type == FileType::Regular && n.nlink > 1 {
         flags |= inode_flags::HARDLINK;
     }
     let (child_index, child_count) = match n.file_type {

@@ -461,6 +461,7 @@ pub fn run(a: CreateArgs) -> Result<()> {
                 prefetch_table: p.prefetch_fs,
                 prefetch: prefetch.clone(),
                 tar_source: p.tar,
+                hardlink_flag: p.tar,
             };
             nydus_core::v5::writer::write_bootstrap(&tree, blobs, &o)
         } else {

@@ -185,11 +185,17 @@ pub fn run(a: MergeArgs) -> Result<()> {
     }
 
     let mut compressor = None;
+    let mut hardlink_flag = false;
     let mut digester = None;
     for (i, path) in a.sources.iter().enumerate() {
         let img = open_image(path)?;
         check_shape(&img)?;
         compressor = Some(img.boot.compressor());
+        if let nydus_core::rafs::Rafs::V5(b) = &img.boot {
+            hardlink_flag |= b
+                .has_hardlink_flag()
+                .with_context(|| format!("reading {}", path.display()))?;
+        }
         digester = Some(img.boot.digester());
         let mut own_seen = false;
         let mut map = Vec::new();
@@ -271,6 +277,7 @@ pub fn run(a: MergeArgs) -> Result<()> {
             prefetch_table: prefetch_fs,
             prefetch: opts.prefetch.clone(),
             tar_source: false,
+            hardlink_flag,
         };
         nydus_core::v5::writer::write_bootstrap(&tree, &blobs, &o)
     } else {

@@ -9,8 +9,7 @@ use nydus_core::digest::sha256;
 use nydus_core::listing::listing;
 use nydus_core::memimage::{build, worked_example, MemOptions};
 use nydus_core::model::Compressor;
-use nydus_core::v6::check::check;
-use nydus_core::v6::reader::Bootstrap;
+use nydus_core::rafs::Rafs as Bootstrap;
 
 const WORKED_BOOT: &[u8] = include_bytes!("../../../core/tests/golden/worked-example.boot");
 const TREE: &str = include_str!("../../../core/tests/golden/tree.listing");
@@ -21,6 +20,10 @@ const DIR_ZSTD: (&[u8], &[u8]) = (
 const DIR_LZ4: (&[u8], &[u8]) = (
     include_bytes!("../../../core/tests/golden/upstream/up-dir-lz4-sha256.boot"),
     include_bytes!("../../../core/tests/golden/upstream/up-dir-lz4-sha256.blob"),
+);
+const DIR_V5: (&[u8], &[u8]) = (
+    include_bytes!("../../../core/tests/golden/upstream/up-dir-v5.boot"),
+    include_bytes!("../../../core/tests/golden/upstream/up-dir-v5.blob"),
 );
 const LAYER: &[u8] = include_bytes!("../../../core/tests/golden/upstream/up-layer-inline-toc.blob");
 
@@ -44,9 +47,13 @@ pub fn run_all() -> Result<u32, String> {
         return Err(format!("worked example: blob id {}", img.blob_info.blob_id));
     }
     passed += 1;
-    for (name, (boot, blob)) in [("up-dir-zstd", DIR_ZSTD), ("up-dir-lz4-sha256", DIR_LZ4)] {
+    for (name, (boot, blob)) in [
+        ("up-dir-zstd", DIR_ZSTD),
+        ("up-dir-lz4-sha256", DIR_LZ4),
+        ("up-dir-v5", DIR_V5),
+    ] {
         let b = Bootstrap::open(boot).map_err(|e| format!("{name}: {e}"))?;
-        let rep = check(&b);
+        let rep = b.check();
         if !rep.findings.is_empty() {
             return Err(format!("{name}: {:?}", rep.findings));
         }
@@ -102,6 +109,6 @@ pub extern "C" fn message_len() -> u32 {
 mod tests {
     #[test]
     fn passes_natively_too() {
-        assert_eq!(super::run_all(), Ok(4));
+        assert_eq!(super::run_all(), Ok(5));
     }
 }
