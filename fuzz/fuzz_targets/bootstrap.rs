@@ -1,14 +1,13 @@
-//! Any bytes given as a bootstrap: opening, checking, walking and reading every inode must
-//! return errors, never panic, hang or allocate unboundedly.
+//! Any bytes given as a bootstrap (v6, or v5 by its magic): opening, checking, walking and
+//! reading every inode must return errors, never panic, hang or allocate unboundedly.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use nydus_core::v6::check::check;
-use nydus_core::v6::reader::Bootstrap;
+use nydus_core::rafs::Rafs;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(boot) = Bootstrap::open(data.to_vec()) {
-        let _ = check(&boot);
+    if let Ok(boot) = Rafs::open(data.to_vec()) {
+        let _ = boot.check();
         let _ = boot.walk(&mut |_, i| {
             let _ = boot.xattrs(i.nid);
             let _ = boot.chunks(i.nid);
