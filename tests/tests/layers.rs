@@ -346,6 +346,17 @@ fn chained_parent_builds_equal_overlayfs() {
     let big = chunks("/usr/bin/big");
     assert_eq!(big.as_array().map(Vec::len), Some(3), "{big}");
     assert_eq!(chunks("/usr/bin/big-copy"), big, "cross-layer dedup");
+    // `stat` reports it per layer: layer 1's blob serves big and big-copy, 3 MiB saved.
+    let sj = f.t.path().join("stat.json");
+    nydus_image_ok(&["stat", "-B", &s(&top), "-J", &s(&sj)]);
+    let st = json(&sj);
+    let b0 = &st["images"][0]["blobs"][0];
+    assert_eq!(b0["saved_bytes"].as_u64(), Some(3 << 20), "{st}");
+    assert_eq!(
+        st["images"][0]["blobs"].as_array().unwrap().len(),
+        4,
+        "{st}"
+    );
 
     // ... and from overlayfs-format directories (char 0/0 and the opaque xattr).
     let blobs = dir(f.t.path(), "chain-dir");

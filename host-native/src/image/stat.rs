@@ -35,6 +35,28 @@ pub struct ImageStat {
     pub unique_compressed_bytes: u64,
     /// `file_bytes / unique_bytes` (1.0 = no duplication).
     pub dedup_ratio: f64,
+    /// Per blob (layer) of the image's blob table: what it stores and what the view uses.
+    pub blobs: Vec<BlobStat>,
+}
+
+/// How one blob (one layer's data) serves an image.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct BlobStat {
+    pub blob_id: String,
+    /// Chunks stored in the blob (from the blob table).
+    pub stored_chunks: u64,
+    pub compressed_size: u64,
+    /// Distinct chunks of this blob that files of the view refer to.
+    pub used_chunks: u64,
+    /// Uncompressed bytes of those distinct chunks.
+    pub used_bytes: u64,
+    /// Bytes of file content served from this blob, every reference counted.
+    pub referenced_bytes: u64,
+    /// `referenced_bytes - used_bytes`: what deduplication saved this blob from storing again
+    /// (within a layer, and for chunks later layers reuse instead of storing).
+    pub saved_bytes: u64,
+    /// Stored chunks nothing in the view uses (hidden by upper layers, or dictionary chunks).
+    pub unused_chunks: u64,
 }
 
 /// Adds one image to `s`, with `seen` the digests already counted in `s`.
@@ -45,6 +67,17 @@ fn accumulate(
 ) -> Result<()> {
     let boot = &img.boot;
     let mut links: HashMap<u64, u32> = HashMap::new();
+    let mut per_blob: Vec<BlobStat> = boot
+        .blobs()
+        .iter()
+        .map(|b| BlobStat {
+            blob_id: b.blob_id.clone(),
+            stored_chunks: b.chunk_count as u64,
+            compressed_size: b.compressed_size,
+            ..Default::default()
+        })
+        .collect();
+    let mut used: std::collections::HashSet<(u32, u32)> = std::collections::HashSet::new();
     boot.walk(&mut |_, i| {
         s.inodes += 1;
         match i.file_type {
@@ -64,6 +97,13 @@ fn accumulate(
                 s.file_bytes += i.size;
                 for c in boot.chunks(i.nid)? {
                     s.chunk_references += 1;
+                    if let Some(b) = per_blob.get_mut(c.blob_index as usize) {
+                        b.referenced_bytes += u64::from(c.uncompressed_size);
+                        if used.insert((c.blob_index, c.index)) {
+                            b.used_chunks += 1;
+                            b.used_bytes += u64::from(c.uncompressed_size);
+                        }
+                    }
                     if let std::collections::hash_map::Entry::Vacant(v) = seen.entry(c.digest) {
                         v.insert((u64::from(c.uncompressed_size), u64::from(c.compressed_size)));
                         s.unique_chunks += 1;
@@ -79,6 +119,11 @@ fn accumulate(
         Ok(())
     })
     .with_context(|| format!("{}: walking the filesystem", img.path.display()))?;
+    for b in &mut per_blob {
+        b.saved_bytes = b.referenced_bytes - b.used_bytes;
+        b.unused_chunks = b.stored_chunks.saturating_sub(b.used_chunks);
+    }
+    s.blobs = per_blob;
     s.dedup_ratio = if s.unique_bytes == 0 {
         1.0
     } else {
@@ -117,6 +162,12 @@ fn print_stat(s: &ImageStat) {
         "  file bytes {}, chunk references {}, unique chunks {} ({} bytes, {} compressed), dedup ratio {:.3}",
         s.file_bytes, s.chunk_references, s.unique_chunks, s.unique_bytes, s.unique_compressed_bytes, s.dedup_ratio
     );
+    for (i, b) in s.blobs.iter().enumerate() {
+        println!(
+            "  blob {i} {}: stores {} chunks ({} bytes compressed), serves {} bytes from {} chunks ({} bytes), dedup saved {} bytes, {} chunks unused",
+            b.blob_id, b.stored_chunks, b.compressed_size, b.referenced_bytes, b.used_chunks, b.used_bytes, b.saved_bytes, b.unused_chunks
+        );
+    }
 }
 
 pub fn run(a: StatArgs) -> Result<()> {
