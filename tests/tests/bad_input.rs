@@ -61,7 +61,27 @@ fn truncated_and_garbage_bootstraps_are_rejected_by_every_command() {
     std::fs::write(&garbage, noise(16384, 3)).unwrap();
     let empty = t.path().join("empty.boot");
     std::fs::write(&empty, b"").unwrap();
-    for bad in [&trunc, &garbage, &empty] {
+    // The same for RAFS v5: truncated, and with a record offset pointing past the end.
+    let src = t.path().join("src");
+    let (v5, v5blob) = (t.path().join("v5.boot"), t.path().join("v5.blob"));
+    nydus_image_ok(&[
+        "create",
+        "--fs-version",
+        "5",
+        "-B",
+        &s(&v5),
+        "-b",
+        &s(&v5blob),
+        &s(&src),
+    ]);
+    let v5bytes = std::fs::read(&v5).unwrap();
+    let trunc5 = t.path().join("trunc5.boot");
+    std::fs::write(&trunc5, &v5bytes[..v5bytes.len() / 2 / 8 * 8]).unwrap();
+    let mut wild = v5bytes.clone();
+    wild[8192 + 4..8192 + 8].copy_from_slice(&u32::MAX.to_le_bytes());
+    let wild5 = t.path().join("wild5.boot");
+    std::fs::write(&wild5, &wild).unwrap();
+    for bad in [&trunc, &garbage, &empty, &trunc5, &wild5] {
         let name = bad.file_name().unwrap().to_str().unwrap();
         fails_cleanly(&nydus_image(&["check", "-B", &s(bad)]), &[name]);
         fails_cleanly(
@@ -252,4 +272,50 @@ fn unpack_handles_fifos_and_devices() {
             .any(|l| l.starts_with('b') && l.ends_with("disk")),
         "{list}"
     );
+}
+
+#[test]
+fn merge_refuses_bad_and_inconsistent_layers() {
+    let t = tempfile::tempdir().unwrap();
+    let (src, boot, _blob) = small_image(t.path());
+    let out = t.path().join("merged");
+    // A missing and a garbage source: named, exit 1, nothing written.
+    let garbage = t.path().join("garbage.boot");
+    std::fs::write(&garbage, noise(9000, 4)).unwrap();
+    for bad in [t.path().join("missing.boot"), garbage.clone()] {
+        let o = nydus_image(&["merge", "-B", &s(&out), &s(&boot), &s(&bad)]);
+        fails_cleanly(&o, &[&s(&bad)]);
+        assert!(!out.exists(), "partial output");
+    }
+    // Lists that do not match the sources.
+    let o = nydus_image(&[
+        "merge",
+        "-B",
+        &s(&out),
+        "--blob-digests",
+        "ab",
+        &s(&boot),
+        &s(&boot),
+    ]);
+    fails_cleanly(&o, &["--blob-digests"]);
+    // Layers with different chunk sizes cannot be merged: exit code 2, as upstream.
+    let other = t.path().join("other.boot");
+    nydus_image_ok(&[
+        "create",
+        "--chunk-size",
+        "0x1000",
+        "-B",
+        &s(&other),
+        "-b",
+        &s(&t.path().join("other.blob")),
+        &s(&src),
+    ]);
+    let o = nydus_image(&["merge", "-B", &s(&out), &s(&boot), &s(&other)]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("chunk size") && err.contains("other.boot"),
+        "{err}"
+    );
+    assert!(!out.exists(), "partial output");
 }
