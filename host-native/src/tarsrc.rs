@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
-use nydus_core::model::{encode_rdev, Attrs, FileType};
+use nydus_core::model::{encode_rdev, Attrs, ChunkRef, FileType, Xattrs};
 use nydus_core::tree::{Entry, TreeBuilder};
 use tar::EntryType;
 
@@ -91,18 +91,61 @@ pub fn read_layer_bytes(data: &[u8]) -> Result<TreeBuilder> {
     )
 }
 
-/// Reads a whole layer stream: returns the tree of its entries (each regular file's `source`
-/// is the id its chunks were fed under).
-pub fn read_layer(path: &Path, feeder: &mut Feeder) -> Result<TreeBuilder> {
-    read_layer_from(open_layer(path)?, &path.display().to_string(), feeder)
+/// A regular file of the layers below (`--parent-bootstrap`), for hard links whose target is
+/// not in this layer. Chunk blob indexes are the build's own numbering.
+#[derive(Debug, Clone)]
+pub struct LowerFile {
+    pub attrs: Attrs,
+    pub xattrs: Xattrs,
+    pub size: u64,
+    pub chunks: Vec<ChunkRef>,
 }
 
-/// [`read_layer`] over any (already decompressed) stream; `shown` names it in errors.
+/// Finds a regular file of the lower layers by its normalized path.
+pub type LowerLookup<'a> = &'a (dyn Fn(&[u8]) -> Option<LowerFile> + Sync);
+
+/// What reading a layer gives: the tree of its entries (each regular file's `source` is the id
+/// its chunks were fed under) and the chunks of ids that were not fed but taken from lower
+/// layers.
+#[derive(Debug)]
+pub struct LayerRead {
+    pub builder: TreeBuilder,
+    pub preset: Vec<(usize, Vec<ChunkRef>)>,
+}
+
+/// Reads a whole layer stream. A hard link to a file of a lower layer (found by `lower`)
+/// becomes, as when a runtime applies the layer, one inode of the target (copied up with its
+/// attributes and data) and the new name.
+pub fn read_layer(
+    path: &Path,
+    feeder: &mut Feeder,
+    lower: Option<LowerLookup<'_>>,
+) -> Result<LayerRead> {
+    read_layer_with(
+        open_layer(path)?,
+        &path.display().to_string(),
+        feeder,
+        lower,
+    )
+}
+
+/// [`read_layer`] over any (already decompressed) stream without lower layers; `shown` names
+/// it in errors.
 pub fn read_layer_from(
     input: Box<dyn Read + Send>,
     shown: &str,
     feeder: &mut dyn Feed,
 ) -> Result<TreeBuilder> {
+    Ok(read_layer_with(input, shown, feeder, None)?.builder)
+}
+
+fn read_layer_with(
+    input: Box<dyn Read + Send>,
+    shown: &str,
+    feeder: &mut dyn Feed,
+    lower: Option<LowerLookup<'_>>,
+) -> Result<LayerRead> {
+    let mut preset = Vec::new();
     let mut archive = tar::Archive::new(input);
     let mut b = TreeBuilder::new();
     let mut token = 0usize;
@@ -208,9 +251,32 @@ pub fn read_layer_from(
                     .link_name_bytes()
                     .ok_or_else(|| bad("hard link without a target".into()))?;
                 let target = normalize(&t).map_err(|w| bad(format!("hard link target: {w}")))?;
+                let lower_file = match b.lookup(&target) {
+                    Some(_) => None,
+                    None => lower.and_then(|f| f(&target)),
+                };
+                if let Some(lf) = lower_file {
+                    // Copy the lower file up into this layer, linked with the new name.
+                    let id = token;
+                    token += 1;
+                    let key = (TAR_LINK_DEV, id as u64);
+                    preset.push((id, lf.chunks));
+                    let e = Entry {
+                        size: lf.size,
+                        link_key: Some(key),
+                        source: id as u64,
+                        ..entry(FileType::Regular, lf.attrs, lf.xattrs, None)
+                    };
+                    group_of.insert(id, key);
+                    b.insert(&target, e.clone())
+                        .map_err(|x| bad(x.to_string()))?;
+                    b.insert(&rel, e).map_err(|x| bad(x.to_string()))?;
+                    continue;
+                }
                 let tid = b.lookup(&target).ok_or_else(|| {
                     bad(format!(
-                        "hard link to {:?}, which is not earlier in the layer",
+                        "hard link to {:?}, which is neither earlier in the layer nor (with \
+                         --parent-bootstrap) a regular file of a lower layer",
                         String::from_utf8_lossy(&target)
                     ))
                 })?;
@@ -263,7 +329,7 @@ pub fn read_layer_from(
             Err(x) => return Err(bad(x.to_string())),
         }
     }
-    Ok(b)
+    Ok(LayerRead { builder: b, preset })
 }
 
 fn is_whiteout_name(path: &[u8]) -> bool {

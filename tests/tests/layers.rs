@@ -62,7 +62,8 @@ fn make_layers(t: &Path) -> Vec<PathBuf> {
     let l1 = dir(t, "ovl/1");
     let hosts = file(&l1, "etc/hosts", b"127.0.0.1 localhost\n", 0o644);
     xattr::set(&hosts, "user.note", b"base").unwrap();
-    file(&l1, "etc/passwd", b"root:x:0:0::/root:/bin/sh\n", 0o644);
+    let pw = file(&l1, "etc/passwd", b"root:x:0:0::/root:/bin/sh\n", 0o644);
+    set_mtime(&pw, 1_650_000_000, 0);
     file(&l1, "usr/bin/tool", &noise(10_000, 1), 0o755);
     file(&l1, "usr/bin/big", &big, 0o755);
     let t2 = file(&l1, "usr/bin/trusted", b"t", 0o644);
@@ -92,6 +93,10 @@ fn make_layers(t: &Path) -> Vec<PathBuf> {
     let c = file(&l2, "hl2/c", b"linked in layer 2", 0o600);
     fs::hard_link(&c, l2.join("hl2/d")).unwrap();
     file(&l2, "dir2/deep/file", b"deep", 0o644);
+    // A hard link to a file of the base layer: overlayfs copies the file up and links it.
+    let pw = file(&l2, "etc/passwd", b"root:x:0:0::/root:/bin/sh\n", 0o644);
+    set_mtime(&pw, 1_650_000_000, 0);
+    fs::hard_link(&pw, l2.join("etc/passwd.link")).unwrap();
     // L3: a deleted directory comes back as a file; a file and a whole directory deleted; a
     // metadata-only change.
     let l3 = dir(t, "ovl/3");
@@ -253,6 +258,10 @@ fn fixture() -> Fixture {
         ("dir2/other", true),
         ("dir2/deep", false),
         ("hl/b file 640 0:0", false),
+        (
+            "etc/passwd.link file 644 0:0 mtime=1650000000 size=26 nlink=2",
+            true,
+        ),
     ] {
         assert_eq!(
             want.iter().any(|l| l.starts_with(line)),
@@ -310,13 +319,47 @@ fn merge_of_per_layer_builds_equals_overlayfs() {
     assert_same_tree(&f.want, &unpack_view(&merged, &blobs, f.t.path()));
 }
 
+/// Layer 2 as a builder that links to the lower file without copying it would write it:
+/// `etc/passwd.link` a hard link to `etc/passwd`, which is only in layer 1.
+fn with_link_to_lower(tar: &Path, out: &Path) {
+    let code = format!(
+        "import tarfile\n\
+         src = tarfile.open({:?})\n\
+         dst = tarfile.open({:?}, 'w', format=tarfile.PAX_FORMAT)\n\
+         tmpl = None\n\
+         for m in src.getmembers():\n\
+         \x20   if m.name in ('./etc/passwd', './etc/passwd.link'):\n\
+         \x20       tmpl = tmpl or m\n\
+         \x20       continue\n\
+         \x20   dst.addfile(m, src.extractfile(m) if m.isreg() else None)\n\
+         tmpl.name, tmpl.type, tmpl.linkname, tmpl.size = './etc/passwd.link', tarfile.LNKTYPE, './etc/passwd', 0\n\
+         dst.addfile(tmpl)\n\
+         dst.close()\n",
+        s(tar),
+        s(out)
+    );
+    sh(Command::new("python3").arg("-c").arg(code));
+    let o = run(Command::new("tar").arg("-tvf").arg(out));
+    let list = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        list.contains("./etc/passwd.link link to ./etc/passwd")
+            && !list
+                .lines()
+                .any(|l| l.starts_with('-') && l.ends_with(" ./etc/passwd")),
+        "{list}"
+    );
+}
+
 #[test]
 fn chained_parent_builds_equal_overlayfs() {
     let f = fixture();
-    // From OCI tars (whiteouts by name) ...
+    // From OCI tars (whiteouts by name; layer 2 links to a file of layer 1) ...
     let blobs = dir(f.t.path(), "chain-tar");
+    let mut tars = f.tars.clone();
+    tars[1] = f.t.path().join("layer2-lowerlink.tar");
+    with_link_to_lower(&f.tars[1], &tars[1]);
     let mut parent: Option<PathBuf> = None;
-    for (i, tar) in f.tars.iter().enumerate() {
+    for (i, tar) in tars.iter().enumerate() {
         let boot = blobs.join(format!("{i}.boot"));
         let mut args = vec![
             "create".to_string(),

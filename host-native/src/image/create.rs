@@ -368,14 +368,16 @@ pub fn run(a: CreateArgs) -> Result<()> {
         // Stream order is blob order: entries and data are read in one pass.
         t1 = Instant::now();
         let source = p.source.clone();
-        let builder = pipeline::run_source(
-            move |feeder| crate::tarsrc::read_layer(&source, feeder),
+        let lookup = |path: &[u8]| layered.as_ref().and_then(|l| l.lower_file(path));
+        let read = pipeline::run_source(
+            move |feeder| crate::tarsrc::read_layer(&source, feeder, Some(&lookup)),
             p.chunk_size,
             params,
             p.threads,
             &mut sink,
         )?;
-        tree = builder.finish();
+        chunks.extend(read.preset);
+        tree = read.builder.finish();
         t_walk = t0.elapsed();
         t_data = t1.elapsed();
         for id in 0..tree.len() {

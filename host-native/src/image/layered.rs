@@ -91,6 +91,31 @@ impl Layered {
         }))
     }
 
+    /// A regular file of the parent at `path` (normalized, relative), with build-local blob
+    /// indexes: the target of a tar hard link into a lower layer.
+    pub fn lower_file(&self, path: &[u8]) -> Option<crate::tarsrc::LowerFile> {
+        let (entries, _) = self.parent.as_ref()?;
+        let want: Vec<&[u8]> = path
+            .split(|&b| b == b'/')
+            .filter(|c| !c.is_empty())
+            .collect();
+        let e = entries.iter().find(|e| {
+            e.path
+                .split(|&b| b == b'/')
+                .filter(|c| !c.is_empty())
+                .eq(want.iter().copied())
+        })?;
+        if e.entry.file_type != nydus_core::model::FileType::Regular {
+            return None;
+        }
+        Some(crate::tarsrc::LowerFile {
+            attrs: e.entry.attrs.clone(),
+            xattrs: e.entry.xattrs.clone(),
+            size: e.entry.size,
+            chunks: chunks_of(std::slice::from_ref(e), 1).collect(),
+        })
+    }
+
     /// Chunks new data may deduplicate against (build-local blob indexes).
     pub fn known_chunks(&self) -> &[ChunkRef] {
         &self.known
