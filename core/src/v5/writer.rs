@@ -61,6 +61,26 @@ fn dir_pseudo_size(tree: &Tree, id: NodeId) -> u64 {
     }
 }
 
+/// `i_child_index` of every directory: the build inode number its children get, or would
+/// get (an empty directory records the number that was next when it was numbered, §3).
+fn child_indexes(tree: &Tree) -> Vec<u32> {
+    let mut out = vec![0u32; tree.len()];
+    let mut next = 1usize;
+    let mut stack = vec![ROOT];
+    while let Some(dir) = stack.pop() {
+        let kids = &tree.node(dir).children;
+        out[dir] = next as u32 + 1;
+        next += kids.len();
+        stack.extend(
+            kids.iter()
+                .rev()
+                .copied()
+                .filter(|&k| tree.node(k).is_dir()),
+        );
+    }
+    out
+}
+
 /// Nodes in depth-first pre-order (record order).
 fn preorder(tree: &Tree) -> Vec<NodeId> {
     let mut out = Vec::with_capacity(tree.len());
@@ -237,14 +257,22 @@ pub fn write_bootstrap(
         out.put_zeros(40);
     }
     let dg = digests(tree, o.digester);
+    let ci = child_indexes(tree);
     for &id in &order {
         debug_assert_eq!(out.len() as u64, offsets[id]);
-        encode_record(tree, id, &dg, o, &mut out);
+        encode_record(tree, id, &dg, ci[id], o, &mut out);
     }
     Ok(out)
 }
 
-fn encode_record(tree: &Tree, id: NodeId, dg: &[Digest], o: &V5Options, out: &mut Vec<u8>) {
+fn encode_record(
+    tree: &Tree,
+    id: NodeId,
+    dg: &[Digest],
+    child_index: u32,
+    o: &V5Options,
+    out: &mut Vec<u8>,
+) {
     let n = tree.node(id);
     let name = name_of(tree, id);
     let chunks = if n.file_type == FileType::Regular {
@@ -273,10 +301,13 @@ fn encode_record(tree: &Tree, id: NodeId, dg: &[Digest], o: &V5Options, out: &mu
         flags |= inode_flags::HARDLINK;
     }
     let (child_index, child_count) = match n.file_type {
-        FileType::Directory => (
-            n.children.first().map_or(0, |&c| c as u32 + 1),
-            n.children.len() as u32,
-        ),
+        FileType::Directory => {
+            debug_assert!(n
+                .children
+                .first()
+                .is_none_or(|&c| c as u32 + 1 == child_index));
+            (child_index, n.children.len() as u32)
+        }
         FileType::Regular => (0, chunks.len() as u32),
         _ => (0, 0),
     };
@@ -321,5 +352,51 @@ fn encode_record(tree: &Tree, id: NodeId, dg: &[Digest], o: &V5Options, out: &mu
     encode_xattrs(&n.xattrs, out);
     for (k, c) in chunks.iter().enumerate() {
         encode_chunk(c, k as u64 * o.chunk_size as u64, out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Attrs;
+    use crate::tree::{Entry, TreeBuilder};
+    use crate::v5::reader::Bootstrap;
+
+    fn dir() -> Entry {
+        Entry {
+            file_type: FileType::Directory,
+            attrs: Attrs {
+                mode: 0o755,
+                ..Attrs::default()
+            },
+            xattrs: vec![],
+            size: 0,
+            symlink: None,
+            link_key: None,
+            source: 0,
+        }
+    }
+
+    #[test]
+    fn empty_directories_record_the_next_number() {
+        let mut b = TreeBuilder::new();
+        b.insert(b"a", dir()).unwrap();
+        b.insert(b"b/x", dir()).unwrap();
+        let t = b.finish();
+        let o = V5Options {
+            chunk_size: 0x10_0000,
+            compressor: Compressor::Zstd,
+            digester: Digester::Blake3,
+            explicit_uid_gid: true,
+            prefetch_table: false,
+            prefetch: vec![],
+            tar_source: false,
+            hardlink_flag: false,
+        };
+        let boot = Bootstrap::open(write_bootstrap(&t, &[], &o).unwrap()).unwrap();
+        // root = 1, a = 2, b = 3 (children of the root), then a's (none) and b's (x = 4).
+        let ci = |n: u64| boot.record(n).unwrap().inode.child_index;
+        assert_eq!((ci(1), ci(2), ci(3), ci(4)), (2, 4, 4, 5));
+        assert_eq!(crate::v5::check::check(&boot).findings, vec![]);
     }
 }
