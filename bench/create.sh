@@ -68,3 +68,31 @@ if [ -x "$UP" ]; then
     measure "upstream: create -t targz-rafs" "boot blob" "$UP" create -t targz-rafs -B "$OUT/work/boot" -b "$OUT/work/blob" "$LAYER"
 fi
 measure "zcat | zstd -1 -T0" "t.zst" sh -c "zcat '$LAYER' | zstd -q -1 -T0 -o '$OUT/work/t.zst'"
+
+# RAFS v5 of the same tree.
+echo
+measure "ours: create --fs-version 5" "boot blob" "$NI" create --fs-version 5 -B "$OUT/work/boot" -b "$OUT/work/blob" "$TREE"
+if [ -x "$UP" ]; then
+    measure "upstream: create --fs-version 5" "boot blob" "$UP" create -t dir-rafs --fs-version 5 -B "$OUT/work/boot" -b "$OUT/work/blob" "$TREE"
+fi
+
+# Merge: the tree split into one layer per top-level directory (per-layer bootstraps built
+# once), merged into one image; the numbers are metadata work only.
+LAYERS="$OUT/layers"
+mkdir -p "$LAYERS"
+srcs=()
+for d in "$TREE"/*/; do
+    n=$(basename "$d")
+    "$NI" create -t tar-rafs --whiteout-spec none -B "$LAYERS/tmp.boot" -b "$LAYERS/blob" \
+        -J "$LAYERS/j" <(tar -C "$TREE" -cf - "./$n") >/dev/null 2>&1 || { echo "layer $n failed"; exit 1; }
+    id=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['blobs'][0] if json.load(open(sys.argv[1]))['blobs'] else '')" "$LAYERS/j")
+    [ -n "$id" ] || continue
+    mv "$LAYERS/tmp.boot" "$LAYERS/$id.boot"
+    srcs+=("$LAYERS/$id.boot")
+done
+echo
+printf 'merge of %d layer bootstraps (%d entries in all)\n' "${#srcs[@]}" "$files"
+measure "ours: merge" "m.boot" "$NI" merge -B "$OUT/work/m.boot" "${srcs[@]}"
+if [ -x "$UP" ]; then
+    measure "upstream: merge" "m.boot" "$UP" merge -B "$OUT/work/m.boot" "${srcs[@]}"
+fi
