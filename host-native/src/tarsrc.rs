@@ -197,6 +197,15 @@ fn read_layer_with(
                 } else if key == b"mtime" {
                     attrs.mtime =
                         pax_num(ext.value_bytes()).ok_or_else(|| bad("bad PAX mtime".into()))?;
+                } else if key.starts_with(b"GNU.sparse.") {
+                    // The PAX sparse formats (GNU tar --sparse --format=pax) store a sparse map
+                    // inside the data under a made-up name; reading them as plain files would
+                    // build the wrong content, so refuse instead.
+                    return Err(bad(
+                        "PAX sparse file (GNU tar --sparse --format=pax) is not supported; \
+                         write the layer with --format=gnu or without --sparse"
+                            .into(),
+                    ));
                 }
             }
         }

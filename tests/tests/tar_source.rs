@@ -354,6 +354,32 @@ fn gnu_sparse_huge_and_long_names() {
     let mut want = vec![0u8; 3 * MIB as usize];
     want[MIB as usize + 5..MIB as usize + 11].copy_from_slice(b"middle");
     assert!(o.stdout == want, "small-sparse content");
+
+    // The PAX sparse format would be misread as a plain file: refused, naming the entry.
+    let pax = t.path().join("pax-sparse.tar");
+    let o = run(Command::new("tar")
+        .args(["--format=pax", "--sparse", "-C"])
+        .arg(&src)
+        .args(["-cf"])
+        .arg(&pax)
+        .arg("./small-sparse"));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = nydus_image(&[
+        "create",
+        "-t",
+        "tar-rafs",
+        "-B",
+        &s(&boot),
+        "-b",
+        &s(&blob),
+        &s(&pax),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("PAX sparse") && err.contains("small-sparse"),
+        "{err}"
+    );
 }
 
 /// Malformed headers: a corrupted checksum and a truncated stream are errors naming the file.
