@@ -33,6 +33,7 @@ pub mod model;
 pub mod rafs;
 pub mod report;
 pub mod source;
+pub mod stats;
 pub mod tree;
 pub mod v5;
 pub mod v6;

@@ -1,0 +1,143 @@
+//! Image statistics: counts by file type, sizes, chunk and deduplication figures, and how
+//! each blob (layer) serves the filesystem. `nydus-image stat` and the browser inspector
+//! report the same numbers from this module.
+
+use std::collections::{HashMap, HashSet};
+
+use serde::Serialize;
+
+use crate::digest::Digest;
+use crate::error::DecodeError;
+use crate::model::FileType;
+use crate::rafs::Rafs;
+use crate::source::ReadAt;
+
+/// Statistics of one image, or of a set of images taken together.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct ImageStat {
+    pub bootstrap: String,
+    pub inodes: u64,
+    pub files: u64,
+    pub empty_files: u64,
+    pub directories: u64,
+    pub symlinks: u64,
+    pub special_files: u64,
+    pub hardlinks: u64,
+    /// Sum of regular file sizes (hard links counted once).
+    pub file_bytes: u64,
+    /// Chunk references from files.
+    pub chunk_references: u64,
+    /// Chunks with distinct digests.
+    pub unique_chunks: u64,
+    /// Uncompressed bytes of the distinct chunks.
+    pub unique_bytes: u64,
+    /// Compressed bytes of the distinct chunks.
+    pub unique_compressed_bytes: u64,
+    /// `file_bytes / unique_bytes` (1.0 = no duplication).
+    pub dedup_ratio: f64,
+    /// Per blob (layer) of the image's blob table: what it stores and what the view uses.
+    pub blobs: Vec<BlobStat>,
+}
+
+/// How one blob (one layer's data) serves an image.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct BlobStat {
+    pub blob_id: String,
+    /// Chunks stored in the blob (from the blob table).
+    pub stored_chunks: u64,
+    pub compressed_size: u64,
+    /// Distinct chunks of this blob that files of the view refer to.
+    pub used_chunks: u64,
+    /// Uncompressed bytes of those distinct chunks.
+    pub used_bytes: u64,
+    /// Bytes of file content served from this blob, every reference counted.
+    pub referenced_bytes: u64,
+    /// `referenced_bytes - used_bytes`: what deduplication saved this blob from storing again
+    /// (within a layer, and for chunks later layers reuse instead of storing).
+    pub saved_bytes: u64,
+    /// Stored chunks nothing in the view uses (hidden by upper layers, or dictionary chunks).
+    pub unused_chunks: u64,
+}
+
+/// Adds one image to `s`, with `seen` the digests already counted in `s` (pass the same map
+/// for several images to count chunks they share once).
+pub fn accumulate<R: ReadAt>(
+    boot: &Rafs<R>,
+    s: &mut ImageStat,
+    seen: &mut HashMap<Digest, (u64, u64)>,
+) -> Result<(), DecodeError> {
+    let mut links: HashMap<u64, u32> = HashMap::new();
+    let mut per_blob: Vec<BlobStat> = boot
+        .blobs()
+        .iter()
+        .map(|b| BlobStat {
+            blob_id: b.blob_id.clone(),
+            stored_chunks: b.chunk_count as u64,
+            compressed_size: b.compressed_size,
+            ..Default::default()
+        })
+        .collect();
+    let mut used: HashSet<(u32, u32)> = HashSet::new();
+    boot.walk(&mut |_, i| {
+        s.inodes += 1;
+        match i.file_type {
+            FileType::Regular => {
+                if i.nlink > 1 {
+                    let n = links.entry(i.ino).or_insert(0);
+                    *n += 1;
+                    if *n > 1 {
+                        s.hardlinks += 1;
+                        return Ok(());
+                    }
+                }
+                s.files += 1;
+                if i.size == 0 {
+                    s.empty_files += 1;
+                }
+                s.file_bytes += i.size;
+                for c in boot.chunks(i.nid)? {
+                    s.chunk_references += 1;
+                    if let Some(b) = per_blob.get_mut(c.blob_index as usize) {
+                        b.referenced_bytes += u64::from(c.uncompressed_size);
+                        if used.insert((c.blob_index, c.index)) {
+                            b.used_chunks += 1;
+                            b.used_bytes += u64::from(c.uncompressed_size);
+                        }
+                    }
+                    if let std::collections::hash_map::Entry::Vacant(v) = seen.entry(c.digest) {
+                        v.insert((u64::from(c.uncompressed_size), u64::from(c.compressed_size)));
+                        s.unique_chunks += 1;
+                        s.unique_bytes += u64::from(c.uncompressed_size);
+                        s.unique_compressed_bytes += u64::from(c.compressed_size);
+                    }
+                }
+            }
+            FileType::Directory => s.directories += 1,
+            FileType::Symlink => s.symlinks += 1,
+            _ => s.special_files += 1,
+        }
+        Ok(())
+    })?;
+    for b in &mut per_blob {
+        b.saved_bytes = b.referenced_bytes - b.used_bytes;
+        b.unused_chunks = b.stored_chunks.saturating_sub(b.used_chunks);
+    }
+    s.blobs = per_blob;
+    s.dedup_ratio = if s.unique_bytes == 0 {
+        1.0
+    } else {
+        s.file_bytes as f64 / s.unique_bytes as f64
+    };
+    Ok(())
+}
+
+
+/// Statistics of one image on its own.
+pub fn image_stat<R: ReadAt>(boot: &Rafs<R>, name: &str) -> Result<ImageStat, DecodeError> {
+    let mut s = ImageStat {
+        bootstrap: name.to_string(),
+        ..Default::default()
+    };
+    accumulate(boot, &mut s, &mut HashMap::new())?;
+    Ok(s)
+}
