@@ -21,6 +21,8 @@ have perl || need_apt+=(perl)
 have bc || need_apt+=(bc)
 have umoci || need_apt+=(umoci)
 have skopeo || need_apt+=(skopeo)
+have chromium || need_apt+=(chromium)
+have npm || need_apt+=(npm)
 if [ "${#need_apt[@]}" -gt 0 ]; then
     echo "install-deps: apt-get install ${need_apt[*]}"
     $SUDO apt-get update -qq
@@ -34,4 +36,10 @@ fi
 if ! have cargo-fuzz && [ ! -x "$HOME/.cargo/bin/cargo-fuzz" ]; then
     echo "install-deps: cargo install cargo-fuzz"
     cargo install cargo-fuzz --locked --quiet
+fi
+
+BROWSER_TESTS="$(cd "$(dirname "$0")/../tests/browser" && pwd)"
+if [ ! -d "$BROWSER_TESTS/node_modules/playwright-core" ]; then
+    echo "install-deps: npm ci (playwright-core, drives Debian's chromium)"
+    (cd "$BROWSER_TESTS" && npm ci --no-audit --no-fund --silent)
 fi

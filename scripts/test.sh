@@ -2,7 +2,8 @@
 # Runs every check of the project: formatting, clippy (native and wasm32, which enforces the
 # core's sans-IO rules), the whole test suite (unit, golden vectors, end-to-end against the
 # kernel's EROFS driver, erofs-utils and upstream's nydus-rafs reader), the golden vectors in
-# WASM under Node, and a short run of every fuzz target. Needs root (mount, mknod).
+# WASM under Node, the browser inspector in headless chromium, and a short run of every fuzz
+# target. Needs root (mount, mknod).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/nydus-target}"
@@ -19,6 +20,10 @@ step "clippy (native)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 step "clippy (core for wasm32: no OS services)"
 cargo clippy -p nydus-core --target wasm32-unknown-unknown --locked -- -D warnings
+cargo clippy -p nydus-host-wasm --target wasm32-unknown-unknown --locked -- -D warnings
+
+step "browser inspector (web/build.sh: the core in WASM + the page, into web/dist)"
+bash web/build.sh
 
 step "build"
 cargo build --release --workspace --locked

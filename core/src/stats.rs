@@ -131,7 +131,6 @@ pub fn accumulate<R: ReadAt>(
     Ok(())
 }
 
-
 /// Statistics of one image on its own.
 pub fn image_stat<R: ReadAt>(boot: &Rafs<R>, name: &str) -> Result<ImageStat, DecodeError> {
     let mut s = ImageStat {

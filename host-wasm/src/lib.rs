@@ -1,0 +1,398 @@
+//! wasm-bindgen façade of `nydus-core` for the browser inspector (`web/`). No logic of its
+//! own: it opens a bootstrap (from bytes, or lazily through a JavaScript `read(offset, len)`
+//! callback over `File.slice`), and answers with JSON strings what the core computes: listings,
+//! inode details, chunks, statistics, the checker's report, and file contents read from
+//! blobs and verified by digest.
+
+use std::collections::HashMap;
+
+use js_sys::{Function, Uint8Array};
+use nydus_core::blob::reader::{extract_inline_bootstrap, read_chunk};
+use nydus_core::digest::hex;
+use nydus_core::error::SourceError;
+use nydus_core::listing::type_name;
+use nydus_core::model::{decode_rdev, FileType};
+use nydus_core::rafs::Rafs;
+use nydus_core::source::ReadAt;
+use nydus_core::stats::image_stat;
+use serde_json::{json, Value};
+use wasm_bindgen::prelude::*;
+
+/// Bytes of a bootstrap or blob: in memory, or read on demand through JavaScript.
+#[derive(Debug)]
+pub enum Src {
+    Bytes(Vec<u8>),
+    Js { size: u64, read: Function },
+}
+
+impl ReadAt for Src {
+    fn size(&self) -> u64 {
+        match self {
+            Src::Bytes(b) => b.len() as u64,
+            Src::Js { size, .. } => *size,
+        }
+    }
+
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), SourceError> {
+        match self {
+            Src::Bytes(b) => b.as_slice().read_exact_at(offset, buf),
+            Src::Js { read, .. } => {
+                let err = |message: String| SourceError {
+                    offset,
+                    len: buf.len() as u64,
+                    message,
+                };
+                let v = read
+                    .call2(
+                        &JsValue::NULL,
+                        &JsValue::from_f64(offset as f64),
+                        &JsValue::from_f64(buf.len() as f64),
+                    )
+                    .map_err(|e| err(format!("read failed: {e:?}")))?;
+                let a = Uint8Array::new(&v);
+                if a.length() as usize != buf.len() {
+                    return Err(err(format!(
+                        "read returned {} bytes instead of {}",
+                        a.length(),
+                        buf.len()
+                    )));
+                }
+                a.copy_to(buf);
+                Ok(())
+            }
+        }
+    }
+}
+
+fn js_err(what: &str, e: impl std::fmt::Display) -> JsError {
+    JsError::new(&format!("{what}: {e}"))
+}
+
+/// Text if the bytes are printable UTF-8, else hex.
+fn shown(v: &[u8]) -> Value {
+    match std::str::from_utf8(v) {
+        Ok(s) if s.chars().all(|c| !c.is_control() || c == '\n' || c == '\t') => json!(s),
+        _ => json!({ "hex": hex(v) }),
+    }
+}
+
+/// An opened image.
+#[wasm_bindgen]
+#[derive(Debug)]
+pub struct Inspector {
+    name: String,
+    boot: Rafs<Src>,
+    blobs: HashMap<String, Src>,
+}
+
+#[wasm_bindgen]
+impl Inspector {
+    /// Opens a bootstrap held in memory, or the bootstrap inlined in a blob held in memory
+    /// (the page then registers the blob file itself under the id `"x"` × 64).
+    pub fn open(name: String, bytes: Vec<u8>) -> Result<Inspector, JsError> {
+        let boot = match Rafs::open(Src::Bytes(bytes.clone())) {
+            Ok(b) => b,
+            Err(first) => {
+                let inner = extract_inline_bootstrap(bytes.as_slice()).map_err(|_| {
+                    js_err(
+                        &format!(
+                            "{name}: not a RAFS bootstrap (v5 or v6) nor a blob with one inside"
+                        ),
+                        &first,
+                    )
+                })?;
+                Rafs::open(Src::Bytes(inner))
+                    .map_err(|e| js_err(&format!("{name}: the bootstrap inside this blob"), e))?
+            }
+        };
+        Ok(Inspector {
+            name,
+            boot,
+            blobs: HashMap::new(),
+        })
+    }
+
+    /// RAFS version (5 or 6).
+    pub fn version(&self) -> u32 {
+        self.boot.version()
+    }
+
+    /// Opens a bootstrap (or a blob with an inline bootstrap) of `size` bytes read on demand by
+    /// `read(offset, len) -> Uint8Array` (the page passes `File.slice` through
+    /// `FileReaderSync`).
+    pub fn open_lazy(name: String, size: f64, read: Function) -> Result<Inspector, JsError> {
+        let src = Src::Js {
+            size: size as u64,
+            read: read.clone(),
+        };
+        let first = match Rafs::open(src) {
+            Ok(boot) => {
+                return Ok(Inspector {
+                    name,
+                    boot,
+                    blobs: HashMap::new(),
+                })
+            }
+            Err(e) => e,
+        };
+        let src = Src::Js {
+            size: size as u64,
+            read: read.clone(),
+        };
+        let inner = extract_inline_bootstrap(&src).map_err(|_| {
+            js_err(
+                &format!("{name}: not a RAFS bootstrap (v5 or v6) nor a blob with one inside"),
+                &first,
+            )
+        })?;
+        let boot = Rafs::open(Src::Bytes(inner))
+            .map_err(|e| js_err(&format!("{name}: the bootstrap inside this blob"), e))?;
+        let mut blobs = HashMap::new();
+        // The inline bootstrap names its own blob "x" × 64; the file is that blob.
+        blobs.insert(
+            "x".repeat(64),
+            Src::Js {
+                size: size as u64,
+                read,
+            },
+        );
+        Ok(Inspector { name, boot, blobs })
+    }
+
+    /// Registers a blob file by id, read on demand.
+    pub fn add_blob(&mut self, id: String, size: f64, read: Function) {
+        self.blobs.insert(
+            id,
+            Src::Js {
+                size: size as u64,
+                read,
+            },
+        );
+    }
+
+    /// Ids of the image's blobs that no file was given for.
+    pub fn missing_blobs(&self) -> String {
+        let v: Vec<&str> = self
+            .boot
+            .blobs()
+            .iter()
+            .map(|b| b.blob_id.as_str())
+            .filter(|id| !self.blobs.contains_key(*id))
+            .collect();
+        json!(v).to_string()
+    }
+
+    /// Version, flags, tables and the statistics `nydus-image stat` reports.
+    pub fn summary(&self) -> Result<String, JsError> {
+        let b = &self.boot;
+        let stats = image_stat(b, &self.name).map_err(|e| js_err(&self.name, e))?;
+        let blobs: Vec<Value> = b
+            .blobs()
+            .iter()
+            .map(|x| {
+                json!({
+                    "blob_id": x.blob_id,
+                    "chunk_count": x.chunk_count,
+                    "compressed_size": x.compressed_size,
+                    "uncompressed_size": x.uncompressed_size,
+                    "compressor": x.compressor.name(),
+                    "digester": x.digester.name(),
+                    "features": format!("{:#x}", x.features),
+                    "given": self.blobs.contains_key(&x.blob_id),
+                })
+            })
+            .collect();
+        let prefetch = b.prefetch().map_err(|e| js_err(&self.name, e))?;
+        Ok(json!({
+            "name": self.name,
+            "fs_version": b.version(),
+            "size": b.size(),
+            "flags": format!("{:#x}", b.flags()),
+            "chunk_size": b.chunk_size(),
+            "compressor": b.compressor().name(),
+            "digester": b.digester().name(),
+            "blobs": blobs,
+            "prefetch": prefetch,
+            "stats": stats,
+        })
+        .to_string())
+    }
+
+    /// The entries of the directory at `path`.
+    pub fn list(&self, path: &str) -> Result<String, JsError> {
+        let nid = self.nid(path)?;
+        let mut out = Vec::new();
+        for e in self.boot.read_dir(nid).map_err(|e| js_err(path, e))? {
+            if e.name == b"." || e.name == b".." {
+                continue;
+            }
+            let i = self.boot.inode(e.nid).map_err(|x| js_err(path, x))?;
+            out.push(json!({
+                "name": String::from_utf8_lossy(&e.name),
+                "type": type_name(i.file_type),
+                "size": i.size,
+            }));
+        }
+        Ok(json!(out).to_string())
+    }
+
+    /// Attributes, xattrs and symlink target of the entry at `path`.
+    pub fn stat(&self, path: &str) -> Result<String, JsError> {
+        let nid = self.nid(path)?;
+        let b = &self.boot;
+        let i = b.inode(nid).map_err(|e| js_err(path, e))?;
+        let xattrs: Vec<Value> = b
+            .xattrs(nid)
+            .map_err(|e| js_err(path, e))?
+            .iter()
+            .map(|(k, v)| json!({ "name": String::from_utf8_lossy(k), "value": shown(v) }))
+            .collect();
+        let mut v = json!({
+            "path": path,
+            "type": type_name(i.file_type),
+            "mode": format!("{:o}", i.attrs.mode & 0o7777),
+            "uid": i.attrs.uid,
+            "gid": i.attrs.gid,
+            "mtime": i.attrs.mtime,
+            "mtime_nsec": i.attrs.mtime_nsec,
+            "size": i.size,
+            "nlink": i.nlink,
+            "ino": i.ino,
+            "xattrs": xattrs,
+        });
+        match i.file_type {
+            FileType::Symlink => {
+                v["target"] = shown(&b.symlink(nid).map_err(|e| js_err(path, e))?);
+            }
+            FileType::CharDevice | FileType::BlockDevice => {
+                let (ma, mi) = decode_rdev(i.attrs.rdev);
+                v["rdev"] = json!(format!("{ma}:{mi}"));
+            }
+            FileType::Regular => {
+                v["chunks"] = json!(b.chunks(nid).map_err(|e| js_err(path, e))?.len());
+            }
+            _ => {}
+        }
+        Ok(v.to_string())
+    }
+
+    /// The chunks of the file at `path`, in file order.
+    pub fn chunks(&self, path: &str) -> Result<String, JsError> {
+        let nid = self.nid(path)?;
+        let blobs = self.boot.blobs();
+        let cs = self.boot.chunks(nid).map_err(|e| js_err(path, e))?;
+        let v: Vec<Value> = cs
+            .iter()
+            .enumerate()
+            .map(|(k, c)| {
+                let blob = blobs.get(c.blob_index as usize);
+                json!({
+                    "index": k,
+                    "file_offset": k as u64 * self.boot.chunk_size() as u64,
+                    "blob_index": c.blob_index,
+                    "blob_id": blob.map(|b| b.blob_id.clone()),
+                    "chunk_index": c.index,
+                    "compressed": c.is_compressed(),
+                    "compressor": blob.map(|b| b.compressor.name()),
+                    "compressed_offset": c.compressed_offset,
+                    "compressed_size": c.compressed_size,
+                    "uncompressed_offset": c.uncompressed_offset,
+                    "uncompressed_size": c.uncompressed_size,
+                    "digest": c.digest.to_hex(),
+                })
+            })
+            .collect();
+        Ok(json!(v).to_string())
+    }
+
+    /// Everything the checker finds.
+    pub fn check(&self) -> String {
+        serde_json::to_string(&self.boot.check()).unwrap_or_default()
+    }
+
+    /// Paths containing `query` (case-insensitive), at most `limit`.
+    pub fn search(&self, query: &str, limit: u32) -> Result<String, JsError> {
+        let q = query.to_lowercase();
+        let mut out: Vec<Value> = Vec::new();
+        let mut walk = |p: &[u8], i: &nydus_core::v6::reader::InodeInfo| {
+            if (out.len() as u32) < limit {
+                let s = String::from_utf8_lossy(p);
+                if s.to_lowercase().contains(&q) {
+                    out.push(json!({ "path": s, "type": type_name(i.file_type), "size": i.size }));
+                }
+            }
+            Ok(())
+        };
+        self.boot
+            .walk(&mut walk)
+            .map_err(|e| js_err(&self.name, e))?;
+        Ok(json!(out).to_string())
+    }
+
+    /// Total file bytes under each child of the directory at `path` (hard links once), for the
+    /// size-by-directory plot.
+    pub fn dir_sizes(&self, path: &str) -> Result<String, JsError> {
+        let base = path.trim_end_matches('/').to_string();
+        let prefix = format!("{base}/");
+        let mut sizes: HashMap<String, u64> = HashMap::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut walk = |p: &[u8], i: &nydus_core::v6::reader::InodeInfo| {
+            let s = String::from_utf8_lossy(p);
+            if let Some(rest) = s.strip_prefix(&prefix) {
+                if i.file_type == FileType::Regular && (i.nlink <= 1 || seen.insert(i.ino)) {
+                    let top = rest.split('/').next().unwrap_or_default().to_string();
+                    *sizes.entry(top).or_insert(0) += i.size;
+                }
+            }
+            Ok(())
+        };
+        self.boot
+            .walk(&mut walk)
+            .map_err(|e| js_err(&self.name, e))?;
+        let mut v: Vec<(String, u64)> = sizes.into_iter().collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        Ok(json!(v
+            .iter()
+            .map(|(n, s)| json!({ "name": n, "bytes": s }))
+            .collect::<Vec<_>>())
+        .to_string())
+    }
+
+    /// The content of the file at `path`, each chunk read from its blob, decompressed and
+    /// verified against its digest. At most `max` bytes are returned.
+    pub fn read_file(&self, path: &str, max: f64) -> Result<Vec<u8>, JsError> {
+        let nid = self.nid(path)?;
+        let b = &self.boot;
+        let digester = b.digester();
+        let mut out = Vec::new();
+        for c in b.chunks(nid).map_err(|e| js_err(path, e))? {
+            if out.len() as f64 >= max {
+                break;
+            }
+            let info = b
+                .blobs()
+                .get(c.blob_index as usize)
+                .ok_or_else(|| JsError::new(&format!("{path}: chunk names a missing blob")))?;
+            let src = self.blobs.get(&info.blob_id).ok_or_else(|| {
+                JsError::new(&format!(
+                    "{path}: give the blob {} to read this file",
+                    info.blob_id
+                ))
+            })?;
+            let data = read_chunk(src, info, &c, digester)
+                .map_err(|e| js_err(&format!("{path}: blob {}", info.blob_id), e))?;
+            out.extend_from_slice(&data);
+        }
+        out.truncate(max as usize);
+        Ok(out)
+    }
+}
+
+impl Inspector {
+    fn nid(&self, path: &str) -> Result<u64, JsError> {
+        self.boot
+            .lookup(path.as_bytes())
+            .map_err(|e| js_err(path, e))?
+            .ok_or_else(|| JsError::new(&format!("{path}: no such entry")))
+    }
+}
