@@ -94,7 +94,7 @@ fn max_ratio(c: Compressor) -> u64 {
 }
 
 /// Decodes one gzip member (RFC 1952) whose content is at most `limit` bytes.
-fn gunzip(data: &[u8], limit: usize) -> Result<Vec<u8>, String> {
+pub fn gunzip(data: &[u8], limit: usize) -> Result<Vec<u8>, String> {
     const FHCRC: u8 = 0x02;
     const FEXTRA: u8 = 0x04;
     const FNAME: u8 = 0x08;

@@ -30,6 +30,7 @@ pub mod layer;
 pub mod listing;
 pub mod memimage;
 pub mod model;
+pub mod oci;
 pub mod rafs;
 pub mod report;
 pub mod source;

@@ -1,0 +1,180 @@
+//! The manifest and config of a native Nydus image built from an OCI/Docker source image
+//! (`oci-nydus-image.md` §2, §4).
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+
+use super::bootstrap_layer::BootstrapLayer;
+use super::manifest::{Descriptor, Manifest};
+use super::{annotation, media};
+use crate::digest::sha256;
+
+/// One converted layer: the Nydus blob pushed for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobLayer {
+    /// SHA-256 hex of the blob (its id in the merged bootstrap).
+    pub digest_hex: String,
+    pub size: u64,
+}
+
+/// The converted image: its manifest and the config bytes the manifest names.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NydusImage {
+    pub manifest: Manifest,
+    pub config: Vec<u8>,
+}
+
+/// The source config with `rootfs.diff_ids` and `history` rewritten for the Nydus layers.
+pub fn rewrite_config(
+    source_config: &Value,
+    blobs: &[BlobLayer],
+    boot: &BootstrapLayer,
+) -> Result<Value, String> {
+    let mut c = source_config.clone();
+    let obj = c
+        .as_object_mut()
+        .ok_or("the image config is not a JSON object")?;
+    let mut diff_ids: Vec<Value> = blobs
+        .iter()
+        .map(|b| json!(format!("sha256:{}", b.digest_hex)))
+        .collect();
+    diff_ids.push(json!(boot.diff_id));
+    let rootfs = obj
+        .entry("rootfs")
+        .or_insert_with(|| json!({"type": "layers"}));
+    let rootfs = rootfs
+        .as_object_mut()
+        .ok_or("config.rootfs is not a JSON object")?;
+    rootfs.insert("type".into(), json!("layers"));
+    rootfs.insert("diff_ids".into(), Value::Array(diff_ids));
+    let history = obj.entry("history").or_insert_with(|| json!([]));
+    history
+        .as_array_mut()
+        .ok_or("config.history is not an array")?
+        .push(json!({"created_by": "Nydus Converter", "comment": "Nydus Bootstrap Layer"}));
+    Ok(c)
+}
+
+/// Builds the Nydus manifest (blob layers in source order, then the bootstrap layer) and its
+/// config. `oci` forces OCI media types; otherwise the source manifest's family is kept.
+pub fn nydus_image(
+    source: &Manifest,
+    source_config: &Value,
+    blobs: &[BlobLayer],
+    boot: &BootstrapLayer,
+    fs_version: u32,
+    oci: bool,
+) -> Result<NydusImage, String> {
+    let config = serde_json::to_vec(&rewrite_config(source_config, blobs, boot)?)
+        .map_err(|e| e.to_string())?;
+    let docker = !oci && source.is_docker();
+    let ann = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    let mut layers: Vec<Descriptor> = blobs
+        .iter()
+        .map(|b| Descriptor {
+            media_type: media::NYDUS_BLOB.into(),
+            digest: format!("sha256:{}", b.digest_hex),
+            size: b.size,
+            annotations: ann(&[(annotation::NYDUS_BLOB, "true")]),
+            ..Default::default()
+        })
+        .collect();
+    let fs = fs_version.to_string();
+    layers.push(Descriptor {
+        media_type: if docker {
+            media::DOCKER_LAYER_GZIP
+        } else {
+            media::OCI_LAYER_GZIP
+        }
+        .into(),
+        digest: boot.digest.clone(),
+        size: boot.gz.len() as u64,
+        annotations: ann(&[
+            (annotation::NYDUS_BOOTSTRAP, "true"),
+            (annotation::NYDUS_FS_VERSION, &fs),
+        ]),
+        ..Default::default()
+    });
+    let manifest = Manifest {
+        schema_version: 2,
+        media_type: Some(
+            if docker {
+                media::DOCKER_MANIFEST
+            } else {
+                media::OCI_MANIFEST
+            }
+            .into(),
+        ),
+        config: Descriptor {
+            media_type: if docker {
+                media::DOCKER_CONFIG
+            } else {
+                media::OCI_CONFIG
+            }
+            .into(),
+            digest: format!("sha256:{}", sha256(&config).to_hex()),
+            size: config.len() as u64,
+            ..Default::default()
+        },
+        layers,
+        ..Default::default()
+    };
+    Ok(NydusImage { manifest, config })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oci::bootstrap_layer::build;
+    use crate::oci::check::check_manifest;
+
+    #[test]
+    fn nydus_manifest_has_blob_layers_then_the_bootstrap() {
+        let src = Manifest {
+            schema_version: 2,
+            media_type: Some(media::DOCKER_MANIFEST.into()),
+            config: Descriptor {
+                media_type: media::DOCKER_CONFIG.into(),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let cfg = json!({"architecture": "amd64", "os": "linux", "config": {"Cmd": ["sh"]},
+                         "rootfs": {"type": "layers", "diff_ids": ["sha256:11", "sha256:22"]},
+                         "history": [{"created_by": "x"}]});
+        let boot = build(b"boot", &[]);
+        let blobs = vec![
+            BlobLayer {
+                digest_hex: "aa".repeat(32),
+                size: 10,
+            },
+            BlobLayer {
+                digest_hex: "bb".repeat(32),
+                size: 20,
+            },
+        ];
+        let img = nydus_image(&src, &cfg, &blobs, &boot, 6, false).unwrap();
+        let m = &img.manifest;
+        assert_eq!(m.media_type.as_deref(), Some(media::DOCKER_MANIFEST));
+        assert_eq!(m.layers.len(), 3);
+        assert_eq!(m.layers[2].media_type, media::DOCKER_LAYER_GZIP);
+        assert_eq!(
+            m.layers[2].annotation(annotation::NYDUS_FS_VERSION),
+            Some("6")
+        );
+        let c: Value = serde_json::from_slice(&img.config).unwrap();
+        assert_eq!(c["rootfs"]["diff_ids"][2], json!(boot.diff_id));
+        assert_eq!(c["history"].as_array().unwrap().len(), 2);
+        assert_eq!(c["config"], cfg["config"]);
+        assert!(check_manifest(m, &c).is_ok());
+        let oci = nydus_image(&src, &cfg, &blobs, &boot, 6, true).unwrap();
+        assert_eq!(oci.manifest.layers[2].media_type, media::OCI_LAYER_GZIP);
+        assert_eq!(oci.manifest.config.media_type, media::OCI_CONFIG);
+    }
+}
