@@ -680,3 +680,50 @@ fn inherit_implicit_dirs(layer_tar: &Path, layer: &Path, lowers: &[PathBuf]) {
         set_mtime(&p, m.mtime(), m.mtime_nsec());
     }
 }
+
+/// A parent given as a blob with its bootstrap inlined (what nydusify pushes per layer): the
+/// new image names that blob by its digest, never by the inline placeholder `"x"` × 64.
+#[test]
+fn parent_may_be_a_blob_with_inline_bootstrap() {
+    let t = tempfile::tempdir().unwrap();
+    let o = run(Command::new("python3")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/golden_layers.py"))
+        .arg(t.path()));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let blobs = dir(t.path(), "blobs");
+    let j = t.path().join("l1.json");
+    nydus_image_ok(&[
+        "create",
+        "-t",
+        "tar-rafs",
+        "--blob-inline-meta",
+        "--features",
+        "blob-toc",
+        "--blob-dir",
+        &s(&blobs),
+        "-J",
+        &s(&j),
+        &s(&t.path().join("layer1.tar")),
+    ]);
+    let id1 = blob_ids(&json(&j)).remove(0);
+    let top = t.path().join("top.boot");
+    let j2 = t.path().join("l2.json");
+    nydus_image_ok(&[
+        "create",
+        "-t",
+        "tar-rafs",
+        "--parent-bootstrap",
+        &s(&blobs.join(&id1)),
+        "-B",
+        &s(&top),
+        "--blob-dir",
+        &s(&blobs),
+        "-J",
+        &s(&j2),
+        &s(&t.path().join("layer2.tar")),
+    ]);
+    let ids = blob_ids(&json(&j2));
+    assert_eq!(ids[0], id1, "{ids:?}");
+    assert!(!ids.iter().any(|i| i == &"x".repeat(64)), "{ids:?}");
+    nydus_image_ok(&["check", "-B", &s(&top), "-D", &s(&blobs)]);
+}

@@ -16,7 +16,7 @@ use nydus_core::layer::{
 use nydus_core::model::{BlobInfo, ChunkRef};
 use nydus_core::tree::Tree;
 
-use super::open::open_image;
+use super::open::{open_image, resolved_blobs};
 
 /// Id of the table slot the new blob takes until its real description is known.
 const NEW_BLOB: &str = "\0new blob";
@@ -63,7 +63,7 @@ impl Layered {
             }
             let entries = entries_of_image(&img.boot)
                 .with_context(|| format!("reading parent bootstrap {}", p.display()))?;
-            let blobs = img.boot.blobs().to_vec();
+            let blobs = resolved_blobs(&img)?;
             known.extend(chunks_of(&entries, base));
             base += blobs.len() as u32;
             parent_part = Some((entries, blobs));
@@ -74,7 +74,7 @@ impl Layered {
             let entries = entries_of_image(&img.boot)
                 .with_context(|| format!("reading chunk dict {}", d.display()))?;
             known.extend(chunks_of(&entries, base));
-            dict_blobs = img.boot.blobs().to_vec();
+            dict_blobs = resolved_blobs(&img)?;
         }
         // Without a parent there is nothing below to hide: entries stay as the source has them
         // (a directory walk already left whiteouts out).

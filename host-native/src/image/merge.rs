@@ -13,7 +13,7 @@ use nydus_core::v6::writer::{write_bootstrap, V6Options};
 use serde_json::json;
 
 use super::args::MergeArgs;
-use super::open::{open_image, Image};
+use super::open::{open_image, resolved_blobs, Image};
 use crate::atomic::write_file;
 
 /// Layers that cannot be merged (different chunk size, version, uid/gid mode): exit code 2.
@@ -165,9 +165,7 @@ pub fn run(a: MergeArgs) -> Result<()> {
     if let Some(p) = &a.parent_bootstrap {
         let img = open_image(p).with_context(|| format!("parent bootstrap {}", p.display()))?;
         check_shape(&img)?;
-        let map: Vec<u32> = img
-            .boot
-            .blobs()
+        let map: Vec<u32> = resolved_blobs(&img)?
             .iter()
             .map(|b| overlay.add_blob(&merged_blob(b), false))
             .collect();
@@ -181,7 +179,7 @@ pub fn run(a: MergeArgs) -> Result<()> {
     if let Some(d) = &a.chunk_dict {
         let path = chunk_dict_path(d)?;
         let img = open_image(&path).with_context(|| format!("chunk dict {}", path.display()))?;
-        dict_ids.extend(img.boot.blobs().iter().map(|b| b.blob_id.clone()));
+        dict_ids.extend(resolved_blobs(&img)?.iter().map(|b| b.blob_id.clone()));
     }
 
     let mut compressor = None;

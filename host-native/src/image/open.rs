@@ -78,6 +78,49 @@ pub fn open_image(path: &Path) -> Result<Image> {
     }
 }
 
+/// The id of a blob file that carries an inline bootstrap (which names its own blob `"x"` ×
+/// 64): the file name when it is a 64-hex digest (the `-D` layout), else the SHA-256 of the
+/// file.
+pub fn inline_blob_id(path: &Path) -> Result<String> {
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    if name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Ok(name.to_ascii_lowercase());
+    }
+    let mut f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut h = nydus_core::digest::Sha256Stream::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = std::io::Read::read(&mut f, &mut buf)
+            .with_context(|| format!("reading {}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(h.finish().to_hex())
+}
+
+/// The blob table of an image, with the placeholder id of an inline bootstrap's own blob
+/// replaced by the blob file's id.
+pub fn resolved_blobs(img: &Image) -> Result<Vec<BlobInfo>> {
+    let mut blobs = img.boot.blobs().to_vec();
+    if let Some(file) = &img.inline_blob {
+        let placeholder = "x".repeat(64);
+        if blobs.iter().any(|b| b.blob_id == placeholder) {
+            let id = inline_blob_id(file)?;
+            for b in &mut blobs {
+                if b.blob_id == placeholder {
+                    b.blob_id = id.clone();
+                }
+            }
+        }
+    }
+    Ok(blobs)
+}
+
 /// Where each blob's bytes are, resolved lazily, and reading chunks verified by digest.
 #[derive(Debug)]
 pub struct ChunkSource {
