@@ -319,3 +319,34 @@ fn merge_refuses_bad_and_inconsistent_layers() {
     );
     assert!(!out.exists(), "partial output");
 }
+
+#[test]
+fn parents_and_dicts_of_another_shape_are_refused() {
+    let t = tempfile::tempdir().unwrap();
+    let (src, boot, _blob) = small_image(t.path());
+    let out = t.path().join("out.boot");
+    let blobs = t.path().join("blobs");
+    for (flag, value, needle) in [
+        ("--parent-bootstrap", s(&boot), "--fs-version"),
+        (
+            "--chunk-dict",
+            format!("bootstrap={}", s(&boot)),
+            "chunk dict",
+        ),
+    ] {
+        let o = nydus_image(&[
+            "create",
+            "--fs-version",
+            "5",
+            flag,
+            &value,
+            "-B",
+            &s(&out),
+            "-D",
+            &s(&blobs),
+            &s(&src),
+        ]);
+        fails_cleanly(&o, &[needle, &s(&boot)]);
+        assert!(!out.exists(), "partial output");
+    }
+}

@@ -333,6 +333,7 @@ pub fn run(a: CreateArgs) -> Result<()> {
         p.chunk_dict.as_deref(),
         p.whiteout,
         p.chunk_size,
+        if p.v5 { 5 } else { 6 },
     )?;
     for c in layered.iter().flat_map(|l| l.known_chunks()) {
         writer.add_known(*c);

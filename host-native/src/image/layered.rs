@@ -45,6 +45,7 @@ impl Layered {
         dict: Option<&Path>,
         spec: WhiteoutSpec,
         chunk_size: u32,
+        fs_version: u32,
     ) -> Result<Option<Self>> {
         if parent.is_none() && dict.is_none() {
             return Ok(None);
@@ -54,6 +55,13 @@ impl Layered {
         let mut base = 1u32;
         if let Some(p) = parent {
             let img = open_image(p).with_context(|| format!("parent bootstrap {}", p.display()))?;
+            if img.boot.version() != fs_version {
+                anyhow::bail!(
+                    "parent bootstrap {} is RAFS v{}, this build v{fs_version}: give the same --fs-version",
+                    p.display(),
+                    img.boot.version()
+                );
+            }
             if img.boot.chunk_size() != chunk_size {
                 anyhow::bail!(
                     "parent bootstrap {} has chunk size {:#x}, this build {chunk_size:#x}: give the same --chunk-size",
@@ -71,6 +79,14 @@ impl Layered {
         let mut dict_blobs = Vec::new();
         if let Some(d) = dict {
             let img = open_image(d).with_context(|| format!("chunk dict {}", d.display()))?;
+            if img.boot.version() != fs_version || img.boot.chunk_size() != chunk_size {
+                anyhow::bail!(
+                    "chunk dict {} is RAFS v{} with chunk size {:#x}, this build v{fs_version} with {chunk_size:#x}",
+                    d.display(),
+                    img.boot.version(),
+                    img.boot.chunk_size()
+                );
+            }
             let entries = entries_of_image(&img.boot)
                 .with_context(|| format!("reading chunk dict {}", d.display()))?;
             known.extend(chunks_of(&entries, base));
