@@ -22,6 +22,8 @@ have bc || need_apt+=(bc)
 have umoci || need_apt+=(umoci)
 have skopeo || need_apt+=(skopeo)
 have chromium || need_apt+=(chromium)
+have docker-registry || need_apt+=(docker-registry)
+have htpasswd || need_apt+=(apache2-utils)
 have npm || need_apt+=(npm)
 if [ "${#need_apt[@]}" -gt 0 ]; then
     echo "install-deps: apt-get install ${need_apt[*]}"

@@ -7,5 +7,6 @@ pub mod atomic;
 pub mod image;
 pub mod log;
 pub mod pipeline;
+pub mod registry;
 pub mod tarsrc;
 pub mod walk;

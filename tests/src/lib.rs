@@ -427,3 +427,89 @@ pub fn debootstrap_rootfs() -> PathBuf {
     fs::rename(&tmp, &p).unwrap();
     p
 }
+
+/// A Debian `docker-registry` (distribution) on 127.0.0.1, filesystem storage in a temp dir,
+/// optionally with htpasswd (bcrypt) basic auth; killed when dropped.
+#[derive(Debug)]
+pub struct TestRegistry {
+    pub addr: String,
+    pub storage: PathBuf,
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for TestRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl TestRegistry {
+    /// Starts a registry; with `user` set, `(user, password)` is the only account.
+    pub fn start(user: Option<(&str, &str)>) -> TestRegistry {
+        require_tool("docker-registry", "docker-registry");
+        let dir = tempfile::tempdir().unwrap();
+        let storage = dir.path().join("storage");
+        fs::create_dir_all(&storage).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let mut cfg = format!(
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n",
+            storage.display()
+        );
+        if let Some((u, p)) = user {
+            require_tool("htpasswd", "apache2-utils");
+            let file = dir.path().join("htpasswd");
+            let o = run(Command::new("htpasswd")
+                .args(["-Bbc"])
+                .arg(&file)
+                .args([u, p]));
+            assert!(
+                o.status.success(),
+                "htpasswd: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            cfg += &format!(
+                "auth:\n  htpasswd:\n    realm: test\n    path: {}\n",
+                file.display()
+            );
+        }
+        let cfg_path = dir.path().join("config.yml");
+        fs::write(&cfg_path, cfg).unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&cfg_path)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("starting docker-registry");
+        let r = TestRegistry {
+            addr,
+            storage,
+            child,
+            _dir: dir,
+        };
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(&r.addr).is_ok() {
+                return r;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("docker-registry did not listen on {} within 10 s", r.addr);
+    }
+
+    /// The data file of a blob in the registry's storage.
+    pub fn blob_data(&self, digest: &str) -> PathBuf {
+        let hex = digest.trim_start_matches("sha256:");
+        self.storage
+            .join("docker/registry/v2/blobs/sha256")
+            .join(&hex[..2])
+            .join(hex)
+            .join("data")
+    }
+}

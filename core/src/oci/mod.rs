@@ -7,6 +7,7 @@ pub mod bootstrap_layer;
 pub mod check;
 pub mod manifest;
 pub mod nydus;
+pub mod reference;
 
 /// Media types (`oci-nydus-image.md` §1).
 pub mod media {
