@@ -228,7 +228,7 @@ impl Registry {
         let resp = req
             .send()
             .await
-            .map_err(|e| anyhow!("{}: token request failed: {}", self.host, e.without_url()))?;
+            .map_err(|e| anyhow!("{}: token request failed: {}", self.host, describe(e)))?;
         if !resp.status().is_success() {
             bail!(
                 "{}: the token service refused {} (HTTP {}){}",
@@ -245,7 +245,7 @@ impl Registry {
         let body = resp
             .bytes()
             .await
-            .map_err(|e| anyhow!("{}: token response: {}", self.host, e.without_url()))?;
+            .map_err(|e| anyhow!("{}: token response: {}", self.host, describe(e)))?;
         let v: serde_json::Value = serde_json::from_slice(&body)
             .map_err(|e| anyhow!("{}: token response is not JSON: {e}", self.host))?;
         v.get("token")
@@ -279,15 +279,11 @@ impl Registry {
                 Ok(r) => r,
                 Err(e) if retry && attempt < self.opts.retries => {
                     attempt += 1;
-                    crate::log::warn(&format!(
-                        "{}: {} (retry {attempt})",
-                        self.host,
-                        e.without_url()
-                    ));
+                    crate::log::warn(&format!("{}: {} (retry {attempt})", self.host, describe(e)));
                     tokio::time::sleep(self.opts.retry_delay * attempt).await;
                     continue;
                 }
-                Err(e) => bail!("{}: request failed: {}", self.host, e.without_url()),
+                Err(e) => bail!("{}: request failed: {}", self.host, describe(e)),
             };
             if resp.status() == StatusCode::UNAUTHORIZED {
                 let challenge = resp
@@ -380,7 +376,7 @@ impl Registry {
                 anyhow!(
                     "{}: reading manifest {repo}:{reference}: {}",
                     self.host,
-                    e.without_url()
+                    describe(e)
                 )
             })?
             .to_vec();
@@ -427,9 +423,8 @@ impl Registry {
         let mut n = 0u64;
         let mut body = resp.bytes_stream();
         while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| {
-                anyhow!("{}: reading blob {digest}: {}", self.host, e.without_url())
-            })?;
+            let chunk = chunk
+                .map_err(|e| anyhow!("{}: reading blob {digest}: {}", self.host, describe(e)))?;
             h.update(&chunk);
             n += chunk.len() as u64;
             out.write_all(&chunk)
@@ -643,6 +638,19 @@ impl Registry {
             nydus_core::digest::sha256(bytes).to_hex()
         ))
     }
+}
+
+/// A transport error with its causes (TLS, connection), never the URL's credentials.
+fn describe(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut s = e.to_string();
+    let mut src = std::error::Error::source(&e);
+    while let Some(c) = src {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        src = c.source();
+    }
+    s
 }
 
 fn location(r: &Response) -> Option<String> {

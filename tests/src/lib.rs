@@ -446,8 +446,19 @@ impl Drop for TestRegistry {
 }
 
 impl TestRegistry {
-    /// Starts a registry; with `user` set, `(user, password)` is the only account.
+    /// Starts a registry over plain HTTP; with `user` set, `(user, password)` is the only
+    /// account.
     pub fn start(user: Option<(&str, &str)>) -> TestRegistry {
+        Self::start_with(user, false)
+    }
+
+    /// The CA certificate that signed a TLS registry's certificate.
+    pub fn cert(&self) -> PathBuf {
+        self._dir.path().join("ca.pem")
+    }
+
+    /// Starts a registry, over TLS with a self-signed certificate made here if `tls`.
+    pub fn start_with(user: Option<(&str, &str)>, tls: bool) -> TestRegistry {
         require_tool("docker-registry", "docker-registry");
         let dir = tempfile::tempdir().unwrap();
         let storage = dir.path().join("storage");
@@ -462,6 +473,73 @@ impl TestRegistry {
             "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n",
             storage.display()
         );
+        if tls {
+            require_tool("openssl", "openssl");
+            let p = |n: &str| dir.path().join(n);
+            let ssl = |args: &[&str]| {
+                let o = run(Command::new("openssl").current_dir(dir.path()).args(args));
+                assert!(
+                    o.status.success(),
+                    "openssl {args:?}: {}",
+                    String::from_utf8_lossy(&o.stderr)
+                );
+            };
+            // A CA, and a leaf certificate for 127.0.0.1 signed by it.
+            ssl(&[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=nydus-test-ca",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+            ]);
+            ssl(&[
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-subj",
+                "/CN=127.0.0.1",
+                "-keyout",
+                "key.pem",
+                "-out",
+                "leaf.csr",
+            ]);
+            fs::write(
+                p("ext.cnf"),
+                "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+            )
+            .unwrap();
+            ssl(&[
+                "x509",
+                "-req",
+                "-in",
+                "leaf.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "1",
+                "-extfile",
+                "ext.cnf",
+                "-out",
+                "cert.pem",
+            ]);
+            cfg += &format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                p("cert.pem").display(),
+                p("key.pem").display()
+            );
+        }
         if let Some((u, p)) = user {
             require_tool("htpasswd", "apache2-utils");
             let file = dir.path().join("htpasswd");

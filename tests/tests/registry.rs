@@ -130,3 +130,33 @@ fn basic_auth_and_docker_config() {
         assert_eq!(ok.pull_blob_bytes("a/b", &d).await.unwrap(), b"x");
     });
 }
+
+#[test]
+fn tls_with_a_custom_ca_or_insecure() {
+    let reg = TestRegistry::start_with(None, true);
+    let tls = |ca: Option<std::path::PathBuf>, insecure: bool| {
+        Registry::new(
+            &reg.addr,
+            RegistryOptions {
+                ca_cert: ca,
+                insecure,
+                ..Default::default()
+            },
+        )
+        .unwrap()
+    };
+    rt().block_on(async {
+        let d = digest(b"tls");
+        let e = tls(None, false).blob_size("a/b", &d).await.unwrap_err();
+        assert!(
+            format!("{e:#}").contains(&reg.addr) && format!("{e:#}").contains("certificate"),
+            "{e:#}"
+        );
+        let ca = tls(Some(reg.cert()), false);
+        ca.push_blob_bytes("a/b", &d, b"tls").await.unwrap();
+        assert_eq!(
+            tls(None, true).pull_blob_bytes("a/b", &d).await.unwrap(),
+            b"tls"
+        );
+    });
+}
