@@ -1,4 +1,4 @@
-//! Native hosts of the Nydus core: the `nydus-image` command (and, later, `nydusify`).
+//! Native hosts of the Nydus core: the `nydus-image` and `nydusify` commands.
 //!
 //! The core does every encoding and decoding; this crate owns what touches the OS: walking
 //! directories, reading files on all cores, writing outputs atomically, and the command line.
@@ -6,6 +6,7 @@
 pub mod atomic;
 pub mod image;
 pub mod log;
+pub mod nydusify;
 pub mod pipeline;
 pub mod registry;
 pub mod tarsrc;
