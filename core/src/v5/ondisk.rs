@@ -3,7 +3,7 @@
 use crate::codec::{PutLe, Reader};
 use crate::digest::Digest;
 use crate::error::DecodeError;
-use crate::model::{ChunkRef, Xattrs};
+use crate::model::Xattrs;
 
 pub const RAFS_V5_SUPER_MAGIC: u32 = 0x5241_4653;
 pub const RAFS_V5_SUPER_VERSION: u32 = 0x500;
@@ -162,47 +162,8 @@ impl Inode {
     }
 }
 
-/// Encodes an 80-byte chunk record (§10).
-pub fn encode_chunk(c: &ChunkRef, file_offset: u64, out: &mut Vec<u8>) {
-    out.extend_from_slice(&c.digest.0);
-    out.put_u32(c.blob_index);
-    out.put_u32(c.flags);
-    out.put_u32(c.compressed_size);
-    out.put_u32(c.uncompressed_size);
-    out.put_u64(c.compressed_offset);
-    out.put_u64(c.uncompressed_offset);
-    out.put_u64(file_offset);
-    out.put_u32(c.index);
-    out.put_u32(c.crc32);
-}
-
-/// Decodes an 80-byte chunk record: the chunk and its file offset.
-pub fn decode_chunk(r: &mut Reader<'_>) -> Result<(ChunkRef, u64), DecodeError> {
-    let digest = Digest(r.take_array()?);
-    let blob_index = r.u32()?;
-    let flags = r.u32()?;
-    let compressed_size = r.u32()?;
-    let uncompressed_size = r.u32()?;
-    let compressed_offset = r.u64()?;
-    let uncompressed_offset = r.u64()?;
-    let file_offset = r.u64()?;
-    let index = r.u32()?;
-    let crc32 = r.u32()?;
-    Ok((
-        ChunkRef {
-            digest,
-            blob_index,
-            index,
-            flags,
-            compressed_offset,
-            compressed_size,
-            uncompressed_offset,
-            uncompressed_size,
-            crc32,
-        },
-        file_offset,
-    ))
-}
+/// The 80-byte chunk record (§10) is the record of v6's chunk-info table too: one codec.
+pub use crate::v6::ondisk::{decode_chunk_info as decode_chunk, encode_chunk_info as encode_chunk};
 
 /// Encodes a v5 xattr table (§8): u64 size, then `u32 pair_size | name | 0 | value` pairs,
 /// padded to 8. Empty input gives no bytes.
@@ -258,6 +219,7 @@ pub fn decode_xattr_pairs(body: &[u8], base: u64) -> Result<Xattrs, DecodeError>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::ChunkRef;
 
     #[test]
     fn structures_have_their_sizes() {
