@@ -127,6 +127,35 @@ impl Compressor {
             Compressor::Zstd => rafs_flags::COMPRESSION_ZSTD,
         }
     }
+    /// The compressor RAFS super flags record (none if no compression bit is set).
+    pub fn from_rafs_flags(f: u64) -> Self {
+        if f & rafs_flags::COMPRESSION_ZSTD != 0 {
+            Compressor::Zstd
+        } else if f & rafs_flags::COMPRESSION_LZ4 != 0 {
+            Compressor::Lz4Block
+        } else if f & rafs_flags::COMPRESSION_GZIP != 0 {
+            Compressor::Gzip
+        } else {
+            Compressor::None
+        }
+    }
+}
+
+/// The RAFS super flag recording a digester.
+pub fn digester_rafs_flag(d: crate::digest::Digester) -> u64 {
+    match d {
+        crate::digest::Digester::Blake3 => rafs_flags::HASH_BLAKE3,
+        crate::digest::Digester::Sha256 => rafs_flags::HASH_SHA256,
+    }
+}
+
+/// The digester RAFS super flags record (blake3 unless the sha256 bit is set).
+pub fn digester_of_rafs_flags(f: u64) -> crate::digest::Digester {
+    if f & rafs_flags::HASH_SHA256 != 0 {
+        crate::digest::Digester::Sha256
+    } else {
+        crate::digest::Digester::Blake3
+    }
 }
 
 /// The type of a filesystem entry.

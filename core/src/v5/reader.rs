@@ -7,7 +7,8 @@ use crate::codec::Reader;
 use crate::digest::Digester;
 use crate::error::DecodeError;
 use crate::model::{
-    blob_features, rafs_flags, Attrs, BlobInfo, ChunkRef, Compressor, FileType, Xattrs,
+    blob_features, digester_of_rafs_flags, rafs_flags, Attrs, BlobInfo, ChunkRef, Compressor,
+    FileType, Xattrs,
 };
 use crate::source::ReadAt;
 use crate::v5::ondisk::*;
@@ -167,8 +168,8 @@ impl<R: ReadAt> Bootstrap<R> {
                 ));
             }
         }
-        let compressor = compressor_of(sb.flags);
-        let digester = digester_of(sb.flags);
+        let compressor = Compressor::from_rafs_flags(sb.flags);
+        let digester = digester_of_rafs_flags(sb.flags);
         let bt = src.read_vec(sb.blob_table_offset, sb.blob_table_size as u64)?;
         let mut blobs = Vec::new();
         let mut p = 0usize;
@@ -262,10 +263,10 @@ impl<R: ReadAt> Bootstrap<R> {
         1
     }
     pub fn compressor(&self) -> Compressor {
-        compressor_of(self.sb.flags)
+        Compressor::from_rafs_flags(self.sb.flags)
     }
     pub fn digester(&self) -> Digester {
-        digester_of(self.sb.flags)
+        digester_of_rafs_flags(self.sb.flags)
     }
 
     /// Reads the record of inode-table number `number` (1-based).
@@ -620,25 +621,5 @@ impl<R: ReadAt> Bootstrap<R> {
             _ => d.digest(b""),
         };
         Ok((r.inode.digest, computed))
-    }
-}
-
-fn compressor_of(f: u64) -> Compressor {
-    if f & rafs_flags::COMPRESSION_ZSTD != 0 {
-        Compressor::Zstd
-    } else if f & rafs_flags::COMPRESSION_LZ4 != 0 {
-        Compressor::Lz4Block
-    } else if f & rafs_flags::COMPRESSION_GZIP != 0 {
-        Compressor::Gzip
-    } else {
-        Compressor::None
-    }
-}
-
-fn digester_of(f: u64) -> Digester {
-    if f & rafs_flags::HASH_SHA256 != 0 {
-        Digester::Sha256
-    } else {
-        Digester::Blake3
     }
 }

@@ -4,7 +4,7 @@
 use crate::codec::PutLe;
 use crate::digest::{Digest, Digester};
 use crate::error::BuildError;
-use crate::model::{mode, rafs_flags, BlobInfo, Compressor, FileType};
+use crate::model::{digester_rafs_flag, mode, rafs_flags, BlobInfo, Compressor, FileType};
 use crate::tree::{NodeId, Tree, ROOT};
 use crate::v5::ondisk::*;
 
@@ -206,11 +206,7 @@ pub fn write_bootstrap(
         });
     }
     let has_xattr = tree.nodes().iter().any(|n| !n.xattrs.is_empty());
-    let mut flags = o.compressor.rafs_flag()
-        | match o.digester {
-            Digester::Blake3 => rafs_flags::HASH_BLAKE3,
-            Digester::Sha256 => rafs_flags::HASH_SHA256,
-        };
+    let mut flags = o.compressor.rafs_flag() | digester_rafs_flag(o.digester);
     if o.explicit_uid_gid {
         flags |= rafs_flags::EXPLICIT_UID_GID;
     }

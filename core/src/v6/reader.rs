@@ -412,23 +412,10 @@ impl<R: ReadAt> Bootstrap<R> {
     }
     /// The filesystem-level compressor recorded in the flags.
     pub fn compressor(&self) -> Compressor {
-        let f = self.ext.flags;
-        if f & rafs_flags::COMPRESSION_ZSTD != 0 {
-            Compressor::Zstd
-        } else if f & rafs_flags::COMPRESSION_LZ4 != 0 {
-            Compressor::Lz4Block
-        } else if f & rafs_flags::COMPRESSION_GZIP != 0 {
-            Compressor::Gzip
-        } else {
-            Compressor::None
-        }
+        Compressor::from_rafs_flags(self.ext.flags)
     }
     pub fn digester(&self) -> Digester {
-        if self.ext.flags & rafs_flags::HASH_SHA256 != 0 {
-            Digester::Sha256
-        } else {
-            Digester::Blake3
-        }
+        crate::model::digester_of_rafs_flags(self.ext.flags)
     }
 
     fn inode_offset(&self, nid: u64) -> Result<u64, DecodeError> {

@@ -509,11 +509,9 @@ pub fn write_bootstrap(
         out[at + 4 * k..at + 4 * k + 4].copy_from_slice(&p.to_le_bytes());
     }
 
-    let mut flags = o.compressor.rafs_flag() | rafs_flags::ENCRYPTION_NONE;
-    flags |= match o.digester {
-        Digester::Blake3 => rafs_flags::HASH_BLAKE3,
-        Digester::Sha256 => rafs_flags::HASH_SHA256,
-    };
+    let mut flags = o.compressor.rafs_flag()
+        | rafs_flags::ENCRYPTION_NONE
+        | crate::model::digester_rafs_flag(o.digester);
     if o.explicit_uid_gid {
         flags |= rafs_flags::EXPLICIT_UID_GID;
     }
