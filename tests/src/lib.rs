@@ -591,3 +591,25 @@ impl TestRegistry {
             .join("data")
     }
 }
+
+/// Writes the three small layer tars of `scripts/golden_layers.py` (`layer1.tar` …
+/// `layer3.tar`: whiteouts, an opaque dir, a dir replaced by a file, hard links) into `dir`.
+pub fn golden_layers(dir: &Path) {
+    require_tool("python3", "python3");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/golden_layers.py");
+    let o = run(Command::new("python3").arg(script).arg(dir));
+    assert!(
+        o.status.success(),
+        "golden_layers.py: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// The first blob id in a `nydus-image --output-json` file.
+pub fn first_blob_id(json: &Path) -> String {
+    let v: serde_json::Value = serde_json::from_slice(&fs::read(json).unwrap()).unwrap();
+    v["blobs"][0]
+        .as_str()
+        .unwrap_or_else(|| panic!("{}: no blob id in {v}", json.display()))
+        .to_string()
+}

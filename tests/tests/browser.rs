@@ -130,10 +130,7 @@ fn inspector_page_in_headless_chromium() {
     );
     // A merged image of three layers with whiteouts (scripts/golden_layers.py).
     let layers = t.path().join("layers");
-    let o = run(Command::new("python3")
-        .arg(repo().join("scripts/golden_layers.py"))
-        .arg(&layers));
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    golden_layers(&layers);
     let mut bootstraps = Vec::new();
     for i in 1..=3 {
         let (tmp, j) = (layers.join("tmp.boot"), layers.join("l.json"));
@@ -151,7 +148,7 @@ fn inspector_page_in_headless_chromium() {
             &s(&j),
             &s(&layers.join(format!("layer{i}.tar"))),
         ]);
-        let id = json_of(&j)["blobs"][0].as_str().unwrap().to_string();
+        let id = first_blob_id(&j);
         let named = layers.join(format!("{id}.boot"));
         std::fs::rename(&tmp, &named).unwrap();
         bootstraps.push(s(&named));

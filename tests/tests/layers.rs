@@ -686,10 +686,7 @@ fn inherit_implicit_dirs(layer_tar: &Path, layer: &Path, lowers: &[PathBuf]) {
 #[test]
 fn parent_may_be_a_blob_with_inline_bootstrap() {
     let t = tempfile::tempdir().unwrap();
-    let o = run(Command::new("python3")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/golden_layers.py"))
-        .arg(t.path()));
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    golden_layers(t.path());
     let blobs = dir(t.path(), "blobs");
     let j = t.path().join("l1.json");
     nydus_image_ok(&[

@@ -28,10 +28,7 @@ fn nydusify(args: &[&str]) -> std::process::Output {
 fn check_passes_a_good_image_and_names_problems() {
     let reg = TestRegistry::start(None);
     let t = tempfile::tempdir().unwrap();
-    let o = run(Command::new("python3")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/golden_layers.py"))
-        .arg(t.path()));
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    golden_layers(t.path());
     let blobs = t.path().join("blobs");
     let mut layers = Vec::new();
     for i in 1..=3 {
@@ -51,8 +48,7 @@ fn check_passes_a_good_image_and_names_problems() {
             &s(&j),
             &s(&t.path().join(format!("layer{i}.tar"))),
         ]);
-        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&j).unwrap()).unwrap();
-        let id = v["blobs"][0].as_str().unwrap().to_string();
+        let id = first_blob_id(&j);
         let size = std::fs::metadata(blobs.join(&id)).unwrap().len();
         layers.push(BlobLayer {
             digest_hex: id,

@@ -116,11 +116,8 @@ fn v5_directory_build_matches_upstream_bytes() {
 /// Per-layer tar builds (whiteouts kept) of `scripts/golden_layers.py`'s three layers, each
 /// bootstrap named after its blob's digest, merged: the same bytes as upstream's merge.
 fn merge_matches(fs_version: &str, golden_name: &str) {
-    require_tool("python3", "python3");
     let t = tempfile::tempdir().unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/golden_layers.py");
-    let o = run(Command::new("python3").arg(script).arg(t.path()));
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    golden_layers(t.path());
     let mut sources = Vec::new();
     for i in 1..=3 {
         let (boot, blob, j) = (
@@ -146,8 +143,7 @@ fn merge_matches(fs_version: &str, golden_name: &str) {
             &s(&j),
             &s(&t.path().join(format!("layer{i}.tar"))),
         ]);
-        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&j).unwrap()).unwrap();
-        let id = v["blobs"][0].as_str().unwrap().to_string();
+        let id = first_blob_id(&j);
         let named = t.path().join(format!("{id}.boot"));
         std::fs::rename(&boot, &named).unwrap();
         sources.push(s(&named));
