@@ -140,3 +140,75 @@ pub fn image_stat<R: ReadAt>(boot: &Rafs<R>, name: &str) -> Result<ImageStat, De
     accumulate(boot, &mut s, &mut HashMap::new())?;
     Ok(s)
 }
+
+/// Total regular-file bytes under each child of the directory at `path` (hard links counted
+/// once), largest first: the size-by-directory figure of the inspector.
+pub fn sizes_by_child<R: ReadAt>(
+    boot: &Rafs<R>,
+    path: &str,
+) -> Result<Vec<(String, u64)>, DecodeError> {
+    let prefix = format!("{}/", path.trim_end_matches('/'));
+    let mut sizes: HashMap<String, u64> = HashMap::new();
+    let mut seen = HashSet::new();
+    boot.walk(&mut |p, i| {
+        let s = String::from_utf8_lossy(p);
+        if let Some(rest) = s.strip_prefix(&prefix) {
+            if i.file_type == FileType::Regular && (i.nlink <= 1 || seen.insert(i.ino)) {
+                let top = rest.split('/').next().unwrap_or_default().to_string();
+                *sizes.entry(top).or_insert(0) += i.size;
+            }
+        }
+        Ok(())
+    })?;
+    let mut v: Vec<(String, u64)> = sizes.into_iter().collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    Ok(v)
+}
+
+/// Paths containing `query` (case-insensitive), at most `limit`, with type and size.
+pub fn find_paths<R: ReadAt>(
+    boot: &Rafs<R>,
+    query: &str,
+    limit: usize,
+) -> Result<Vec<(String, FileType, u64)>, DecodeError> {
+    let q = query.to_lowercase();
+    let mut out = Vec::new();
+    boot.walk(&mut |p, i| {
+        if out.len() < limit {
+            let s = String::from_utf8_lossy(p);
+            if s.to_lowercase().contains(&q) {
+                out.push((s.into_owned(), i.file_type, i.size));
+            }
+        }
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memimage::{build, worked_example, MemOptions};
+
+    #[test]
+    fn sizes_and_search() {
+        let mut entries = worked_example();
+        let mut f = entries[1].clone();
+        f.path = b"/sub/big.txt".to_vec();
+        f.data = vec![b'x'; 100];
+        f.entry.size = 100;
+        entries.push(f);
+        let img = build(&entries, &MemOptions::default()).unwrap();
+        let boot = Rafs::open(img.bootstrap).unwrap();
+        assert_eq!(
+            sizes_by_child(&boot, "/").unwrap(),
+            vec![("sub".to_string(), 100), ("hello.txt".to_string(), 6)]
+        );
+        let hits = find_paths(&boot, "BIG", 10).unwrap();
+        assert_eq!(
+            hits,
+            vec![("/sub/big.txt".to_string(), FileType::Regular, 100)]
+        );
+        assert_eq!(find_paths(&boot, "", 2).unwrap().len(), 2);
+    }
+}

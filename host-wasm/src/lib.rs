@@ -14,7 +14,7 @@ use nydus_core::listing::type_name;
 use nydus_core::model::{decode_rdev, FileType};
 use nydus_core::rafs::Rafs;
 use nydus_core::source::ReadAt;
-use nydus_core::stats::image_stat;
+use nydus_core::stats::{find_paths, image_stat, sizes_by_child};
 use serde_json::{json, Value};
 use wasm_bindgen::prelude::*;
 
@@ -312,45 +312,19 @@ impl Inspector {
 
     /// Paths containing `query` (case-insensitive), at most `limit`.
     pub fn search(&self, query: &str, limit: u32) -> Result<String, JsError> {
-        let q = query.to_lowercase();
-        let mut out: Vec<Value> = Vec::new();
-        let mut walk = |p: &[u8], i: &nydus_core::v6::reader::InodeInfo| {
-            if (out.len() as u32) < limit {
-                let s = String::from_utf8_lossy(p);
-                if s.to_lowercase().contains(&q) {
-                    out.push(json!({ "path": s, "type": type_name(i.file_type), "size": i.size }));
-                }
-            }
-            Ok(())
-        };
-        self.boot
-            .walk(&mut walk)
-            .map_err(|e| js_err(&self.name, e))?;
-        Ok(json!(out).to_string())
+        let hits =
+            find_paths(&self.boot, query, limit as usize).map_err(|e| js_err(&self.name, e))?;
+        let v: Vec<Value> = hits
+            .iter()
+            .map(|(p, t, size)| json!({ "path": p, "type": type_name(*t), "size": size }))
+            .collect();
+        Ok(json!(v).to_string())
     }
 
     /// Total file bytes under each child of the directory at `path` (hard links once), for the
     /// size-by-directory plot.
     pub fn dir_sizes(&self, path: &str) -> Result<String, JsError> {
-        let base = path.trim_end_matches('/').to_string();
-        let prefix = format!("{base}/");
-        let mut sizes: HashMap<String, u64> = HashMap::new();
-        let mut seen = std::collections::HashSet::new();
-        let mut walk = |p: &[u8], i: &nydus_core::v6::reader::InodeInfo| {
-            let s = String::from_utf8_lossy(p);
-            if let Some(rest) = s.strip_prefix(&prefix) {
-                if i.file_type == FileType::Regular && (i.nlink <= 1 || seen.insert(i.ino)) {
-                    let top = rest.split('/').next().unwrap_or_default().to_string();
-                    *sizes.entry(top).or_insert(0) += i.size;
-                }
-            }
-            Ok(())
-        };
-        self.boot
-            .walk(&mut walk)
-            .map_err(|e| js_err(&self.name, e))?;
-        let mut v: Vec<(String, u64)> = sizes.into_iter().collect();
-        v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        let v = sizes_by_child(&self.boot, path).map_err(|e| js_err(&self.name, e))?;
         Ok(json!(v
             .iter()
             .map(|(n, s)| json!({ "name": n, "bytes": s }))
