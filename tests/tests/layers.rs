@@ -350,6 +350,26 @@ fn with_link_to_lower(tar: &Path, out: &Path) {
     );
 }
 
+/// Builds `sources` layer on layer, each on the previous bootstrap (`--parent-bootstrap`),
+/// blobs into `blobs`; returns the top bootstrap.
+fn chain(blobs: &Path, sources: &[PathBuf], opts: &[&str]) -> PathBuf {
+    let mut parent: Option<PathBuf> = None;
+    for (i, src) in sources.iter().enumerate() {
+        let boot = blobs.join(format!("{i}.boot"));
+        let mut args: Vec<String> = vec!["create".into()];
+        args.extend(opts.iter().map(|o| o.to_string()));
+        args.extend(["-B".into(), s(&boot), "--blob-dir".into(), s(blobs)]);
+        if let Some(p) = &parent {
+            args.extend(["--parent-bootstrap".into(), s(p)]);
+        }
+        args.push(s(src));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        nydus_image_ok(&args);
+        parent = Some(boot);
+    }
+    parent.expect("at least one layer")
+}
+
 #[test]
 fn chained_parent_builds_equal_overlayfs() {
     let f = fixture();
@@ -358,27 +378,7 @@ fn chained_parent_builds_equal_overlayfs() {
     let mut tars = f.tars.clone();
     tars[1] = f.t.path().join("layer2-lowerlink.tar");
     with_link_to_lower(&f.tars[1], &tars[1]);
-    let mut parent: Option<PathBuf> = None;
-    for (i, tar) in tars.iter().enumerate() {
-        let boot = blobs.join(format!("{i}.boot"));
-        let mut args = vec![
-            "create".to_string(),
-            "-t".into(),
-            "tar-rafs".into(),
-            "-B".into(),
-            s(&boot),
-            "--blob-dir".into(),
-            s(&blobs),
-        ];
-        if let Some(p) = &parent {
-            args.extend(["--parent-bootstrap".into(), s(p)]);
-        }
-        args.push(s(tar));
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        nydus_image_ok(&args);
-        parent = Some(boot);
-    }
-    let top = parent.unwrap();
+    let top = chain(&blobs, &tars, &["-t", "tar-rafs"]);
     nydus_image_ok(&["check", "-B", &s(&top), "-D", &s(&blobs)]);
     assert_same_tree(&f.want, &unpack_view(&top, &blobs, f.t.path()));
     // The copy of a lower file in layer 2 was stored once, in layer 1's blob.
@@ -403,27 +403,7 @@ fn chained_parent_builds_equal_overlayfs() {
 
     // ... and from overlayfs-format directories (char 0/0 and the opaque xattr).
     let blobs = dir(f.t.path(), "chain-dir");
-    let mut parent: Option<PathBuf> = None;
-    for (i, l) in f.ovl.iter().enumerate() {
-        let boot = blobs.join(format!("{i}.boot"));
-        let mut args = vec![
-            "create".to_string(),
-            "--whiteout-spec".into(),
-            "overlayfs".into(),
-            "-B".into(),
-            s(&boot),
-            "--blob-dir".into(),
-            s(&blobs),
-        ];
-        if let Some(p) = &parent {
-            args.extend(["--parent-bootstrap".into(), s(p)]);
-        }
-        args.push(s(l));
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        nydus_image_ok(&args);
-        parent = Some(boot);
-    }
-    let top = parent.unwrap();
+    let top = chain(&blobs, &f.ovl, &["--whiteout-spec", "overlayfs"]);
     assert_same_tree(&f.want, &unpack_view(&top, &blobs, f.t.path()));
 }
 
