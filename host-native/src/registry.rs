@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use base64::Engine;
+use bytes::Bytes;
 use futures_util::StreamExt;
 use nydus_core::digest::Sha256Stream;
 use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
@@ -207,6 +208,11 @@ impl Registry {
 
     pub fn host(&self) -> &str {
         &self.host
+    }
+
+    /// Attempts after the first for failed requests.
+    pub fn retries(&self) -> u32 {
+        self.opts.retries
     }
 
     fn url(&self, path: &str) -> String {
@@ -413,6 +419,25 @@ impl Registry {
         digest: &str,
         out: &mut W,
     ) -> Result<u64> {
+        let n = self
+            .pull_blob_each(repo, digest, async |chunk: Bytes| {
+                out.write_all(&chunk)
+                    .await
+                    .with_context(|| format!("writing blob {digest}"))
+            })
+            .await?;
+        out.flush().await.ok();
+        Ok(n)
+    }
+
+    /// Streams a blob piece by piece into `each`; the SHA-256 is checked against `digest` after
+    /// the last piece (an error then means the pieces were not the blob). Returns the size.
+    pub async fn pull_blob_each(
+        &self,
+        repo: &str,
+        digest: &str,
+        mut each: impl AsyncFnMut(Bytes) -> Result<()>,
+    ) -> Result<u64> {
         let url = self.url(&format!("/v2/{repo}/blobs/{digest}"));
         let scope = format!("repository:{repo}:pull");
         let resp = self.send(&scope, true, &|| self.http.get(&url)).await?;
@@ -427,9 +452,7 @@ impl Registry {
                 .map_err(|e| anyhow!("{}: reading blob {digest}: {}", self.host, describe(e)))?;
             h.update(&chunk);
             n += chunk.len() as u64;
-            out.write_all(&chunk)
-                .await
-                .with_context(|| format!("writing blob {digest}"))?;
+            each(chunk).await?;
         }
         let got = format!("sha256:{}", h.finish().to_hex());
         if got != digest {
@@ -438,7 +461,6 @@ impl Registry {
                 self.host
             );
         }
-        out.flush().await.ok();
         Ok(n)
     }
 
@@ -568,11 +590,44 @@ impl Registry {
             }
             return Ok(());
         }
-        let mut data = Vec::with_capacity(size as usize);
-        f.read_to_end(&mut data)
-            .await
-            .with_context(|| format!("reading {}", path.display()))?;
-        self.put_monolithic(repo, digest, &loc, data).await
+        drop(f);
+        // One PUT streamed from the file; a failed upload starts over in a new session (a
+        // registry may have kept part of the failed body).
+        let mut failures = 0u32;
+        loop {
+            let url = self.url(&with_digest(&loc, digest));
+            let result = self
+                .send(&scope, false, &|| {
+                    self.http
+                        .put(&url)
+                        .header(CONTENT_TYPE, "application/octet-stream")
+                        .header(CONTENT_LENGTH, size)
+                        .body(file_body(path))
+                })
+                .await;
+            let why = match result {
+                Ok(r) if r.status() == StatusCode::CREATED => return Ok(()),
+                Ok(r) if !r.status().is_server_error() => {
+                    return Err(self
+                        .error_of(&format!("pushing {digest} to {repo}"), r)
+                        .await)
+                }
+                Ok(r) => {
+                    self.error_of(&format!("pushing {digest} to {repo}"), r)
+                        .await
+                }
+                Err(e) => e,
+            };
+            failures += 1;
+            if failures > self.opts.retries {
+                return Err(why.context(format!("gave up after {failures} attempts")));
+            }
+            crate::log::warn(&format!(
+                "{why:#}; restarting the upload (retry {failures})"
+            ));
+            tokio::time::sleep(self.opts.retry_delay * failures).await;
+            loc = self.start_upload(repo).await?;
+        }
     }
 
     async fn put_monolithic(
@@ -638,6 +693,33 @@ impl Registry {
             nydus_core::digest::sha256(bytes).to_hex()
         ))
     }
+}
+
+/// A request body streaming the file at `path` (read again for every attempt).
+fn file_body(path: &Path) -> reqwest::Body {
+    let path = path.to_path_buf();
+    let stream = futures_util::stream::unfold(None, move |state: Option<tokio::fs::File>| {
+        let path = path.clone();
+        async move {
+            let mut f = match state {
+                Some(f) => f,
+                None => match tokio::fs::File::open(&path).await {
+                    Ok(f) => f,
+                    Err(e) => return Some((Err(e), None)),
+                },
+            };
+            let mut buf = vec![0u8; 1 << 20];
+            match f.read(&mut buf).await {
+                Ok(0) => None,
+                Ok(n) => {
+                    buf.truncate(n);
+                    Some((Ok(Bytes::from(buf)), Some(f)))
+                }
+                Err(e) => Some((Err(e), None)),
+            }
+        }
+    });
+    reqwest::Body::wrap_stream(stream)
 }
 
 /// A transport error with its causes (TLS, connection), never the URL's credentials.

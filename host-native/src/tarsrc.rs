@@ -24,10 +24,16 @@ pub fn open_layer(path: &Path) -> Result<Box<dyn Read + Send>> {
     } else {
         Box::new(File::open(path).with_context(|| format!("opening layer {}", path.display()))?)
     };
+    decompress(raw, &path.display().to_string())
+}
+
+/// Wraps a layer stream so that gzip or zstd compression (detected by magic) is undone; `shown`
+/// names the stream in errors.
+pub fn decompress(raw: Box<dyn Read + Send>, shown: &str) -> Result<Box<dyn Read + Send>> {
     let mut r = BufReader::with_capacity(1 << 20, raw);
     let magic = r
         .fill_buf()
-        .with_context(|| format!("reading layer {}", path.display()))?;
+        .with_context(|| format!("reading layer {shown}"))?;
     Ok(if magic.starts_with(&[0x1f, 0x8b]) {
         Box::new(flate2::read::MultiGzDecoder::new(r))
     } else if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
@@ -113,20 +119,16 @@ pub struct LayerRead {
     pub preset: Vec<(usize, Vec<ChunkRef>)>,
 }
 
-/// Reads a whole layer stream. A hard link to a file of a lower layer (found by `lower`)
-/// becomes, as when a runtime applies the layer, one inode of the target (copied up with its
-/// attributes and data) and the new name.
+/// Reads a whole (decompressed) layer stream; `shown` names it in errors. A hard link to a
+/// file of a lower layer (found by `lower`) becomes, as when a runtime applies the layer, one
+/// inode of the target (copied up with its attributes and data) and the new name.
 pub fn read_layer(
-    path: &Path,
+    input: Box<dyn Read + Send>,
+    shown: &str,
     feeder: &mut Feeder,
     lower: Option<LowerLookup<'_>>,
 ) -> Result<LayerRead> {
-    read_layer_with(
-        open_layer(path)?,
-        &path.display().to_string(),
-        feeder,
-        lower,
-    )
+    read_layer_with(input, shown, feeder, lower)
 }
 
 /// [`read_layer`] over any (already decompressed) stream without lower layers; `shown` names

@@ -27,7 +27,7 @@ use crate::walk::walk_dir;
 
 /// Where the data blob goes.
 #[derive(Debug, Clone)]
-enum BlobTarget {
+pub(crate) enum BlobTarget {
     /// A blob file at this path.
     File(PathBuf),
     /// A directory; the blob is named by its id.
@@ -37,28 +37,73 @@ enum BlobTarget {
 }
 
 /// Validated build options.
-#[derive(Debug)]
-struct Plan {
-    source: PathBuf,
-    bootstrap: Option<PathBuf>,
-    blob: Option<BlobTarget>,
-    inline_meta: bool,
-    blob_toc: bool,
-    compressor: Compressor,
-    digester: Digester,
-    chunk_size: u32,
-    whiteout: WhiteoutSpec,
-    prefetch_fs: bool,
-    blob_id: Option<String>,
-    explicit_uid_gid: bool,
-    threads: usize,
-    check: bool,
+#[derive(Debug, Clone)]
+pub(crate) struct Plan {
+    pub source: PathBuf,
+    pub bootstrap: Option<PathBuf>,
+    pub blob: Option<BlobTarget>,
+    pub inline_meta: bool,
+    pub blob_toc: bool,
+    pub compressor: Compressor,
+    pub digester: Digester,
+    pub chunk_size: u32,
+    pub whiteout: WhiteoutSpec,
+    pub prefetch_fs: bool,
+    pub blob_id: Option<String>,
+    pub explicit_uid_gid: bool,
+    pub threads: usize,
+    pub check: bool,
     /// The source is a layer tar stream (tar-rafs / targz-rafs).
-    tar: bool,
-    parent: Option<PathBuf>,
-    chunk_dict: Option<PathBuf>,
-    v5: bool,
-    aligned_chunk: bool,
+    pub tar: bool,
+    pub parent: Option<PathBuf>,
+    pub chunk_dict: Option<PathBuf>,
+    pub v5: bool,
+    pub aligned_chunk: bool,
+}
+
+impl Plan {
+    /// What `nydusify convert` runs per layer (`oci-nydus-image.md` §7): a tar stream to a
+    /// blob with the bootstrap inlined and a ToC, whiteouts kept for the merge, the blob named
+    /// by its digest in `dir`.
+    pub(crate) fn layer(dir: PathBuf, compressor: Compressor, chunk_size: u32) -> Plan {
+        Plan {
+            source: PathBuf::from("-"),
+            bootstrap: None,
+            blob: Some(BlobTarget::Dir(dir)),
+            inline_meta: true,
+            blob_toc: true,
+            compressor,
+            digester: Digester::Blake3,
+            chunk_size,
+            whiteout: WhiteoutSpec::None,
+            prefetch_fs: true,
+            blob_id: None,
+            explicit_uid_gid: true,
+            threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            check: true,
+            tar: true,
+            parent: None,
+            chunk_dict: None,
+            v5: false,
+            aligned_chunk: false,
+        }
+    }
+}
+
+/// What a build produced (outputs are committed).
+#[derive(Debug)]
+pub(crate) struct Built {
+    pub bootstrap: Vec<u8>,
+    pub bootstrap_path: Option<PathBuf>,
+    /// The new blob's id (its SHA-256 hex unless `--blob-id` overrides it).
+    pub blob_id: String,
+    /// Bytes written to the blob.
+    pub blob_size: u64,
+    /// Ids of the bootstrap's blob table.
+    pub table_ids: Vec<String>,
+    /// `<id>.blob.meta` content (ci data padded to 4 KiB + ci header); empty without chunks.
+    pub blob_meta: Vec<u8>,
+    pub trace: serde_json::Value,
 }
 
 fn not_built(what: &str) -> anyhow::Error {
@@ -297,8 +342,42 @@ impl BlobOut {
 }
 
 pub fn run(a: CreateArgs) -> Result<()> {
-    let t0 = Instant::now();
     let p = plan(&a)?;
+    let patterns = if p.prefetch_fs {
+        read_prefetch_patterns()?
+    } else {
+        Vec::new()
+    };
+    let input = if p.tar {
+        Some(crate::tarsrc::open_layer(&p.source)?)
+    } else {
+        None
+    };
+    let b = build(&p, &patterns, input)?;
+    if let Some(j) = &a.output_json {
+        let v = json!({
+            "version": concat!(env!("CARGO_PKG_NAME"), "-", env!("CARGO_PKG_VERSION")),
+            "bootstrap": b.bootstrap_path.as_ref().map(|b| b.display().to_string()).unwrap_or_default(),
+            "blobs": b.table_ids,
+            "external_bootstrap": "",
+            "external_blobs": [],
+            "trace": b.trace,
+            "fs_version": if p.v5 { "5" } else { "6" },
+            "compressor": p.compressor.name(),
+        });
+        write_file(j, serde_json::to_string_pretty(&v)?.as_bytes())?;
+    }
+    Ok(())
+}
+
+/// Builds per `p`: from the directory `p.source`, or (tar sources) from the decompressed layer
+/// stream `input`. `patterns` are the prefetch patterns.
+pub(crate) fn build(
+    p: &Plan,
+    patterns: &[String],
+    input: Option<Box<dyn Read + Send>>,
+) -> Result<Built> {
+    let t0 = Instant::now();
     let mut out = BlobOut {
         file: None,
         cache_data: None,
@@ -338,11 +417,6 @@ pub fn run(a: CreateArgs) -> Result<()> {
     for c in layered.iter().flat_map(|l| l.known_chunks()) {
         writer.add_known(*c);
     }
-    let patterns = if p.prefetch_fs {
-        read_prefetch_patterns()?
-    } else {
-        Vec::new()
-    };
     let params = ChunkParams {
         compressor: p.compressor,
         digester: p.digester,
@@ -368,10 +442,11 @@ pub fn run(a: CreateArgs) -> Result<()> {
     if p.tar {
         // Stream order is blob order: entries and data are read in one pass.
         t1 = Instant::now();
-        let source = p.source.clone();
+        let shown = p.source.display().to_string();
+        let input = input.context("a tar build needs an input stream")?;
         let lookup = |path: &[u8]| layered.as_ref().and_then(|l| l.lower_file(path));
         let read = pipeline::run_source(
-            move |feeder| crate::tarsrc::read_layer(&source, feeder, Some(&lookup)),
+            move |feeder| crate::tarsrc::read_layer(input, &shown, feeder, Some(&lookup)),
             p.chunk_size,
             params,
             p.threads,
@@ -389,7 +464,7 @@ pub fn run(a: CreateArgs) -> Result<()> {
                 tree.set_chunks(id, c);
             }
         }
-        prefetch = prefetch_nodes(&tree, &patterns, layered.is_none());
+        prefetch = prefetch_nodes(&tree, patterns, layered.is_none());
     } else {
         // On a parent, whiteouts are kept for the overlay to apply.
         let spec = if p.parent.is_some() {
@@ -400,7 +475,7 @@ pub fn run(a: CreateArgs) -> Result<()> {
         let walked = walk_dir(&p.source, spec)?;
         tree = walked.builder.finish();
         t_walk = t0.elapsed();
-        prefetch = prefetch_nodes(&tree, &patterns, layered.is_none());
+        prefetch = prefetch_nodes(&tree, patterns, layered.is_none());
         let order = tree.data_order(&prefetch);
         let files: Vec<FileJob> = order
             .iter()
@@ -420,13 +495,13 @@ pub fn run(a: CreateArgs) -> Result<()> {
 
     let (trailing, pending) = writer.finish_chunks();
     out.append(&trailing)?;
-    let cache_meta = out.cache_dir.as_ref().map(|_| pending.cache_meta());
+    let blob_meta = pending.cache_meta();
     let has_data = pending.blob_info().chunk_count > 0;
     // The final view and blob table; `new_slot` is where the new blob goes in the table.
     let (tree, mut table, new_slot, prefetch) = match layered {
         Some(l) => {
             let (merged, table, slot) = l.merge(&tree)?;
-            let pf = prefetch_nodes(&merged, &patterns, true);
+            let pf = prefetch_nodes(&merged, patterns, true);
             (merged, table, slot, pf)
         }
         None => {
@@ -528,10 +603,7 @@ pub fn run(a: CreateArgs) -> Result<()> {
             .context("sizing the blob cache data file")?;
         cd.set_dest(dir.join(format!("{blob_id}.blob.data")));
         cd.commit()?;
-        write_file(
-            &dir.join(format!("{blob_id}.blob.meta")),
-            cache_meta.as_deref().unwrap_or_default(),
-        )?;
+        write_file(&dir.join(format!("{blob_id}.blob.meta")), &blob_meta)?;
     }
     let bootstrap_path = match (&p.bootstrap, &p.blob) {
         (Some(b), _) => Some(b.clone()),
@@ -545,27 +617,22 @@ pub fn run(a: CreateArgs) -> Result<()> {
     }
     let t_commit = t2.elapsed();
     let total = t0.elapsed();
-    if let Some(j) = &a.output_json {
-        let v = json!({
-            "version": concat!(env!("CARGO_PKG_NAME"), "-", env!("CARGO_PKG_VERSION")),
-            "bootstrap": bootstrap_path.as_ref().map(|b| b.display().to_string()).unwrap_or_default(),
-            "blobs": table_ids,
-            "external_bootstrap": "",
-            "external_blobs": [],
-            "trace": {
-                "walk_seconds": t_walk.as_secs_f64(),
-                "data_seconds": t_data.as_secs_f64(),
-                "bootstrap_seconds": t_meta.as_secs_f64(),
-                "check_and_commit_seconds": t_commit.as_secs_f64(),
-                "total_seconds": total.as_secs_f64(),
-                "files": tree.len(),
-                "raw_bytes": raw_bytes,
-                "blob_bytes": out.written,
-            },
-            "fs_version": if p.v5 { "5" } else { "6" },
-            "compressor": p.compressor.name(),
-        });
-        write_file(j, serde_json::to_string_pretty(&v)?.as_bytes())?;
-    }
-    Ok(())
+    Ok(Built {
+        bootstrap,
+        bootstrap_path,
+        blob_id,
+        blob_size: out.written,
+        table_ids,
+        blob_meta,
+        trace: json!({
+            "walk_seconds": t_walk.as_secs_f64(),
+            "data_seconds": t_data.as_secs_f64(),
+            "bootstrap_seconds": t_meta.as_secs_f64(),
+            "check_and_commit_seconds": t_commit.as_secs_f64(),
+            "total_seconds": total.as_secs_f64(),
+            "files": tree.len(),
+            "raw_bytes": raw_bytes,
+            "blob_bytes": out.written,
+        }),
+    })
 }

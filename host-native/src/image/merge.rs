@@ -99,6 +99,42 @@ fn shape(img: &Image) -> Shape {
 }
 
 pub fn run(a: MergeArgs) -> Result<()> {
+    let patterns = if a.prefetch_policy == "fs" {
+        super::create::read_prefetch_patterns()?
+    } else {
+        Vec::new()
+    };
+    let m = merge(&a, &patterns)?;
+    if let Some(j) = &a.output_json {
+        let v = json!({
+            "version": concat!(env!("CARGO_PKG_NAME"), "-", env!("CARGO_PKG_VERSION")),
+            "bootstrap": a.bootstrap.display().to_string(),
+            "blobs": m.blob_ids,
+            "external_bootstrap": "",
+            "external_blobs": [],
+            "trace": {"files": m.files},
+            "fs_version": m.fs_version.to_string(),
+            "compressor": m.compressor.name(),
+        });
+        write_file(j, serde_json::to_string_pretty(&v)?.as_bytes())?;
+    }
+    Ok(())
+}
+
+/// What a merge wrote to `--bootstrap`.
+#[derive(Debug)]
+pub(crate) struct Merged {
+    pub bootstrap: Vec<u8>,
+    /// The merged blob table's ids.
+    pub blob_ids: Vec<String>,
+    pub files: usize,
+    pub fs_version: u32,
+    pub compressor: nydus_core::model::Compressor,
+}
+
+/// Merges per `a` with prefetch `patterns` (used with `--prefetch-policy fs`) and writes the
+/// bootstrap.
+pub(crate) fn merge(a: &MergeArgs, patterns: &[String]) -> Result<Merged> {
     if a.config.is_some() {
         bail!("merge --config (reading blobs through a backend) is not supported by this nydus-image yet");
     }
@@ -245,15 +281,10 @@ pub fn run(a: MergeArgs) -> Result<()> {
 
     let (shape, _) = shape0.expect("at least one source");
     let (tree, blobs) = overlay.finish(BlobOrder::FirstUse);
-    let patterns = if prefetch_fs {
-        super::create::read_prefetch_patterns()?
-    } else {
-        Vec::new()
-    };
-    let prefetch = if blobs.is_empty() {
+    let prefetch = if blobs.is_empty() || !prefetch_fs {
         Vec::new()
     } else {
-        super::create::prefetch_nodes(&tree, &patterns, true)
+        super::create::prefetch_nodes(&tree, patterns, true)
     };
     let opts = V6Options {
         chunk_size: shape.chunk_size,
@@ -284,20 +315,13 @@ pub fn run(a: MergeArgs) -> Result<()> {
     .map_err(anyhow::Error::new)?;
     super::check::self_check(&boot).context("post-merge validation of the new bootstrap")?;
     write_file(&a.bootstrap, &boot)?;
-    if let Some(j) = &a.output_json {
-        let v = json!({
-            "version": concat!(env!("CARGO_PKG_NAME"), "-", env!("CARGO_PKG_VERSION")),
-            "bootstrap": a.bootstrap.display().to_string(),
-            "blobs": blobs.iter().map(|b| b.blob_id.clone()).collect::<Vec<_>>(),
-            "external_bootstrap": "",
-            "external_blobs": [],
-            "trace": {"files": tree.len()},
-            "fs_version": shape.version.to_string(),
-            "compressor": opts.compressor.name(),
-        });
-        write_file(j, serde_json::to_string_pretty(&v)?.as_bytes())?;
-    }
-    Ok(())
+    Ok(Merged {
+        bootstrap: boot,
+        blob_ids: blobs.iter().map(|b| b.blob_id.clone()).collect(),
+        files: tree.len(),
+        fs_version: shape.version,
+        compressor: opts.compressor,
+    })
 }
 
 /// A blob table entry as it appears in a merged bootstrap: the bootstrap is no longer inside

@@ -8,38 +8,15 @@ use nydus_core::oci::bootstrap_layer::extract_bootstrap;
 use nydus_core::oci::check::{check_bootstrap_blobs, check_manifest, is_nydus};
 use nydus_core::oci::manifest::{parse_document, Document, Manifest, Platform};
 use nydus_core::oci::reference::Reference;
-use nydus_core::oci::{annotation, media};
 use nydus_core::rafs::Rafs;
 use nydus_core::report::Report;
 
-use super::CheckArgs;
+use super::{host_platform, is_nydus_entry, registry_for, CheckArgs};
 use crate::atomic::write_file;
-use crate::registry::{Credentials, Registry, RegistryOptions};
+use crate::registry::Registry;
 
 /// Largest bootstrap layer fetched into memory.
 const MAX_BOOTSTRAP_LAYER: usize = 1 << 30;
-
-fn host_platform() -> Platform {
-    let arch = match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        other => other,
-    };
-    Platform {
-        os: "linux".into(),
-        architecture: arch.into(),
-        ..Default::default()
-    }
-}
-
-fn is_nydus_entry(d: &nydus_core::oci::manifest::Descriptor) -> bool {
-    d.artifact_type.as_deref() == Some(media::NYDUS_MANIFEST_ARTIFACT)
-        || d.platform.as_ref().is_some_and(|p| {
-            p.os_features
-                .iter()
-                .any(|f| f == annotation::NYDUS_OS_FEATURE)
-        })
-}
 
 pub fn run(a: CheckArgs) -> Result<()> {
     if a.source.is_some() {
@@ -51,14 +28,13 @@ pub fn run(a: CheckArgs) -> Result<()> {
             .with_context(|| format!("invalid --platform {p:?}: expected os/arch[/variant]"))?,
         None => host_platform(),
     };
-    let reg = Registry::new(
+    let reg = registry_for(
         &target.host,
-        RegistryOptions {
-            plain_http: a.plain_http,
-            insecure: a.target_insecure,
-            credentials: Credentials::from_docker_config(&target.host, None)?,
-            ..Default::default()
-        },
+        a.target_insecure,
+        a.plain_http,
+        3,
+        std::time::Duration::from_millis(500),
+        0,
     )?;
     std::fs::create_dir_all(&a.work_dir)
         .with_context(|| format!("creating {}", a.work_dir.display()))?;

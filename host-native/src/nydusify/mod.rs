@@ -1,12 +1,68 @@
-//! The `nydusify` command: images in registries. `check` runs the manifest and bootstrap
-//! rules; the other subcommands are not built yet and say so.
+//! The `nydusify` command: images in registries. `convert`, `copy`, `build` (`pack`) and
+//! `check` are built; the other subcommands are not built yet and say so.
 
 pub mod check;
+pub mod convert;
+pub mod copy;
+pub mod pack;
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{bail, Result};
 use clap::{Args, Parser, Subcommand};
+use nydus_core::oci::annotation;
+use nydus_core::oci::manifest::{Descriptor, Platform};
+use nydus_core::oci::media;
+
+use crate::registry::{Credentials, Registry, RegistryOptions};
+
+/// `linux/<host arch>` in OCI names.
+pub(crate) fn host_platform() -> Platform {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    Platform {
+        os: "linux".into(),
+        architecture: arch.into(),
+        ..Default::default()
+    }
+}
+
+/// Whether an index entry is marked as a Nydus manifest (either marker of §5).
+pub(crate) fn is_nydus_entry(d: &Descriptor) -> bool {
+    d.artifact_type.as_deref() == Some(media::NYDUS_MANIFEST_ARTIFACT)
+        || d.platform.as_ref().is_some_and(|p| {
+            p.os_features
+                .iter()
+                .any(|f| f == annotation::NYDUS_OS_FEATURE)
+        })
+}
+
+/// A client of `host` with credentials from the Docker config.
+pub(crate) fn registry_for(
+    host: &str,
+    insecure: bool,
+    plain_http: bool,
+    retries: u32,
+    retry_delay: Duration,
+    chunk_size: u64,
+) -> Result<Registry> {
+    Registry::new(
+        host,
+        RegistryOptions {
+            plain_http,
+            insecure,
+            credentials: Credentials::from_docker_config(host, None)?,
+            retries,
+            retry_delay,
+            chunk_size,
+            ..Default::default()
+        },
+    )
+}
 
 #[derive(Debug, Parser)]
 #[command(
@@ -26,13 +82,13 @@ pub struct Cli {
 pub enum Command {
     /// Check a Nydus image in a registry: manifest, config and bootstrap rules.
     Check(CheckArgs),
-    /// Convert an OCI image to a Nydus image (not built yet).
-    Convert(Unbuilt),
-    /// Build a Nydus image from a local directory (not built yet).
+    /// Convert an OCI image in a registry to a Nydus image.
+    Convert(convert::ConvertArgs),
+    /// Build a Nydus bootstrap and blob from a local directory.
     #[command(alias = "pack")]
-    Build(Unbuilt),
-    /// Copy images between registries (not built yet).
-    Copy(Unbuilt),
+    Build(pack::PackArgs),
+    /// Copy images between registries.
+    Copy(copy::CopyArgs),
     /// Mount a Nydus image with FUSE (not built yet).
     #[command(alias = "view")]
     Mount(Unbuilt),
@@ -87,9 +143,9 @@ pub fn run(cli: Cli) -> Result<()> {
     };
     match cli.command {
         Command::Check(a) => check::run(a),
-        Command::Convert(_) => not_built("convert"),
-        Command::Build(_) => not_built("build (pack)"),
-        Command::Copy(_) => not_built("copy"),
+        Command::Convert(a) => convert::run(a),
+        Command::Build(a) => pack::run(a),
+        Command::Copy(a) => copy::run(a),
         Command::Mount(_) => not_built("mount"),
         Command::Commit(_) => not_built("commit"),
         Command::Optimize(_) => not_built("optimize"),

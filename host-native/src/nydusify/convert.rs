@@ -1,0 +1,855 @@
+//! `nydusify convert --source REF --target REF` (`oci-nydus-image.md` §7), in one process:
+//! each source layer is streamed from the registry through decompression into the build
+//! pipeline (never unpacked, never held whole), giving a blob with its bootstrap inlined; the
+//! per-layer bootstraps are merged, packed into the bootstrap layer, and the blobs, config and
+//! manifest (or index) are pushed. Blob pushes run while the next layer converts.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use bytes::Bytes;
+use clap::Args;
+use nydus_core::model::Compressor;
+use nydus_core::oci::bootstrap_layer;
+use nydus_core::oci::manifest::{parse_document, Descriptor, Document, Index, Manifest, Platform};
+use nydus_core::oci::nydus::{nydus_image, BlobLayer};
+use nydus_core::oci::reference::Reference;
+use nydus_core::oci::{annotation, media};
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+use super::{host_platform, is_nydus_entry, registry_for};
+use crate::atomic::write_file;
+use crate::image::args::{parse_size, MergeArgs};
+use crate::image::create::{self, Plan};
+use crate::registry::Registry;
+
+#[derive(Debug, Args)]
+pub struct ConvertArgs {
+    /// Source OCI image reference.
+    #[arg(long = "source", env = "SOURCE")]
+    pub source: String,
+    /// Target Nydus image reference.
+    #[arg(long = "target", env = "TARGET")]
+    pub target: Option<String>,
+    /// Target = source reference + this suffix (when --target is not given).
+    #[arg(long = "target-suffix")]
+    pub target_suffix: Option<String>,
+    /// Skip TLS verification of the source registry.
+    #[arg(long = "source-insecure")]
+    pub source_insecure: bool,
+    /// Skip TLS verification of the target registry.
+    #[arg(long = "target-insecure")]
+    pub target_insecure: bool,
+    /// Speak plain HTTP to the registries.
+    #[arg(long = "plain-http")]
+    pub plain_http: bool,
+    /// RAFS version of the target image.
+    #[arg(long = "fs-version", env = "FS_VERSION", default_value = "6")]
+    pub fs_version: String,
+    /// Chunk compressor: none, lz4_block or zstd.
+    #[arg(long = "compressor", env = "COMPRESSOR", default_value = "zstd")]
+    pub compressor: String,
+    /// Chunk size (power of two in [0x1000, 0x1000000]).
+    #[arg(
+        long = "chunk-size",
+        alias = "fs-chunk-size",
+        default_value = "0x100000"
+    )]
+    pub chunk_size: String,
+    #[arg(long = "batch-size", default_value = "0")]
+    pub batch_size: String,
+    /// Align chunks (RAFS v5).
+    #[arg(long = "fs-align-chunk", alias = "backend-aligned-chunk")]
+    pub fs_align_chunk: bool,
+    /// Read prefetch paths from stdin (otherwise the prefetch pattern is `/`).
+    #[arg(long = "prefetch-patterns")]
+    pub prefetch_patterns: bool,
+    /// A single prefetch directory (absolute path).
+    #[arg(long = "prefetch-dir")]
+    pub prefetch_dir: Option<String>,
+    /// Platforms to convert (comma list of os/arch[/variant]; default linux/<host arch>).
+    #[arg(long = "platform")]
+    pub platform: Option<String>,
+    /// Convert every platform of an index.
+    #[arg(long = "all-platforms")]
+    pub all_platforms: bool,
+    /// Push an index holding both the source and the Nydus manifests.
+    #[arg(long = "merge-platform", alias = "multi-platform")]
+    pub merge_platform: bool,
+    /// OCI media types even for a Docker source.
+    #[arg(long = "oci", alias = "docker-v2-format")]
+    pub oci: bool,
+    #[arg(long = "oci-ref")]
+    pub oci_ref: bool,
+    /// Set the Nydus manifest's `subject` to the source manifest.
+    #[arg(long = "with-referrer")]
+    pub with_referrer: bool,
+    #[arg(long = "chunk-dict")]
+    pub chunk_dict: Option<String>,
+    #[arg(long = "build-cache")]
+    pub build_cache: Option<String>,
+    #[arg(long = "backend-type", env = "BACKEND_TYPE")]
+    pub backend_type: Option<String>,
+    #[arg(long = "backend-config")]
+    pub backend_config: Option<String>,
+    #[arg(long = "backend-config-file")]
+    pub backend_config_file: Option<PathBuf>,
+    #[arg(long = "source-archive")]
+    pub source_archive: Option<PathBuf>,
+    #[arg(long = "target-archive")]
+    pub target_archive: Option<PathBuf>,
+    /// Scratch space (a fresh directory inside it is used and removed).
+    #[arg(long = "work-dir", default_value = "./tmp")]
+    pub work_dir: PathBuf,
+    /// Accepted for compatibility; layers are built in process.
+    #[arg(long = "nydus-image")]
+    pub nydus_image: Option<PathBuf>,
+    /// Write conversion metrics (JSON) here.
+    #[arg(long = "output-json")]
+    pub output_json: Option<PathBuf>,
+    /// Retries of a failed push or pull.
+    #[arg(long = "push-retry-count", default_value_t = 3)]
+    pub push_retry_count: u32,
+    /// Delay before the first retry (`5s`, `500ms`), growing with each retry.
+    #[arg(long = "push-retry-delay", default_value = "5s")]
+    pub push_retry_delay: String,
+    /// Push blobs in chunks of this size (`0MB`: one PUT).
+    #[arg(long = "push-chunk-size", default_value = "0MB")]
+    pub push_chunk_size: String,
+}
+
+/// Parses `5s`, `500ms`, `1m`, `2` (seconds).
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(
+        s.find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(s.len()),
+    );
+    let v: f64 = num.parse().ok()?;
+    let secs = match unit {
+        "ms" => v / 1000.0,
+        "s" | "" => v,
+        "m" => v * 60.0,
+        "h" => v * 3600.0,
+        _ => return None,
+    };
+    Some(Duration::from_secs_f64(secs))
+}
+
+/// Parses `0MB`, `16MB`, `512KB`, `1048576` into bytes.
+pub fn parse_byte_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let upper = s.to_ascii_uppercase();
+    let (num, mult) = [
+        ("GIB", 1u64 << 30),
+        ("MIB", 1 << 20),
+        ("KIB", 1 << 10),
+        ("GB", 1_000_000_000),
+        ("MB", 1_000_000),
+        ("KB", 1_000),
+        ("B", 1),
+    ]
+    .iter()
+    .find_map(|(suf, m)| upper.strip_suffix(suf).map(|n| (n.trim().to_string(), *m)))
+    .unwrap_or((upper.clone(), 1));
+    num.parse::<u64>().ok()?.checked_mul(mult)
+}
+
+/// Validated settings of one conversion.
+#[derive(Debug, Clone)]
+struct Settings {
+    compressor: Compressor,
+    chunk_size: u32,
+    patterns: Vec<String>,
+    oci: bool,
+    with_referrer: bool,
+    merge_platform: bool,
+}
+
+fn unsupported(what: &str) -> anyhow::Error {
+    anyhow!("nydusify convert {what} is not supported by this nydusify yet")
+}
+
+pub fn run(a: ConvertArgs) -> Result<()> {
+    match a.fs_version.as_str() {
+        "6" => {}
+        "5" => return Err(unsupported("--fs-version 5")),
+        v => bail!("invalid --fs-version {v:?}: expected 5 or 6"),
+    }
+    for (given, what) in [
+        (a.oci_ref, "--oci-ref"),
+        (a.chunk_dict.is_some(), "--chunk-dict"),
+        (a.build_cache.is_some(), "--build-cache"),
+        (a.backend_type.is_some(), "--backend-type"),
+        (a.source_archive.is_some(), "--source-archive"),
+        (a.target_archive.is_some(), "--target-archive"),
+        (a.fs_align_chunk, "--fs-align-chunk (RAFS v5)"),
+    ] {
+        if given {
+            return Err(unsupported(what));
+        }
+    }
+    if parse_size(&a.batch_size) != Some(0) {
+        return Err(unsupported("--batch-size other than 0"));
+    }
+    let compressor = match Compressor::from_name(&a.compressor) {
+        Some(Compressor::Gzip) | None => bail!(
+            "invalid --compressor {:?}: expected none, lz4_block or zstd",
+            a.compressor
+        ),
+        Some(c) => c,
+    };
+    let chunk_size = parse_size(&a.chunk_size)
+        .filter(|s| s.is_power_of_two() && (0x1000..=0x100_0000).contains(s))
+        .with_context(|| {
+            format!(
+                "invalid --chunk-size {:?}: expected a power of two in [0x1000, 0x1000000]",
+                a.chunk_size
+            )
+        })? as u32;
+    let patterns = if a.prefetch_patterns {
+        crate::image::create::read_prefetch_patterns()?
+    } else if let Some(d) = &a.prefetch_dir {
+        if !d.starts_with('/') {
+            bail!("invalid --prefetch-dir {d:?}: expected an absolute path");
+        }
+        vec![d.clone()]
+    } else {
+        vec!["/".to_string()]
+    };
+    let retry_delay = parse_duration(&a.push_retry_delay).with_context(|| {
+        format!(
+            "invalid --push-retry-delay {:?}: expected e.g. 5s or 500ms",
+            a.push_retry_delay
+        )
+    })?;
+    let push_chunk = parse_byte_size(&a.push_chunk_size).with_context(|| {
+        format!(
+            "invalid --push-chunk-size {:?}: expected e.g. 0MB or 16MB",
+            a.push_chunk_size
+        )
+    })?;
+    let source = Reference::parse(&a.source).map_err(|e| anyhow!("--source: {e}"))?;
+    let target_s = match (&a.target, &a.target_suffix) {
+        (Some(t), _) => t.clone(),
+        (None, Some(s)) => format!("{}{s}", a.source),
+        (None, None) => bail!("give --target or --target-suffix"),
+    };
+    let target = Reference::parse(&target_s).map_err(|e| anyhow!("--target: {e}"))?;
+    if target.digest.is_some() {
+        bail!("--target {target_s:?}: a target is pushed by tag, not by digest");
+    }
+    let platforms: Vec<Platform> = match &a.platform {
+        Some(list) => list
+            .split(',')
+            .map(|p| {
+                Platform::parse(p.trim()).with_context(|| {
+                    format!("invalid --platform {p:?}: expected os/arch[/variant]")
+                })
+            })
+            .collect::<Result<_>>()?,
+        None => vec![host_platform()],
+    };
+    let settings = Settings {
+        compressor,
+        chunk_size,
+        patterns,
+        oci: a.oci,
+        with_referrer: a.with_referrer,
+        merge_platform: a.merge_platform,
+    };
+    let src = registry_for(
+        &source.host,
+        a.source_insecure,
+        a.plain_http,
+        a.push_retry_count,
+        retry_delay,
+        0,
+    )?;
+    let dst = registry_for(
+        &target.host,
+        a.target_insecure,
+        a.plain_http,
+        a.push_retry_count,
+        retry_delay,
+        push_chunk,
+    )?;
+    std::fs::create_dir_all(&a.work_dir)
+        .with_context(|| format!("creating the work directory {}", a.work_dir.display()))?;
+    let scratch = tempfile::Builder::new()
+        .prefix("nydusify-convert-")
+        .tempdir_in(&a.work_dir)
+        .with_context(|| format!("creating a directory in {}", a.work_dir.display()))?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let job = Job {
+        src: Arc::new(src),
+        dst: Arc::new(dst),
+        source,
+        target,
+        settings,
+        scratch: scratch.path().to_path_buf(),
+    };
+    let t0 = Instant::now();
+    let metrics = rt.block_on(job.convert(&platforms, a.all_platforms))?;
+    let total = t0.elapsed();
+    crate::log::info(&format!(
+        "converted {} to {} ({}) in {:.2}s",
+        a.source,
+        target_s,
+        metrics["target_digest"].as_str().unwrap_or_default(),
+        total.as_secs_f64()
+    ));
+    if let Some(j) = &a.output_json {
+        let mut m = metrics;
+        m["source"] = json!(a.source);
+        m["target"] = json!(target_s);
+        m["total_seconds"] = json!(total.as_secs_f64());
+        write_file(j, serde_json::to_string_pretty(&m)?.as_bytes())?;
+    }
+    Ok(())
+}
+
+struct Job {
+    src: Arc<Registry>,
+    dst: Arc<Registry>,
+    source: Reference,
+    target: Reference,
+    settings: Settings,
+    scratch: PathBuf,
+}
+
+/// One converted platform manifest.
+struct Converted {
+    manifest: Vec<u8>,
+    media_type: String,
+    digest: String,
+    platform: Option<Platform>,
+    metrics: Value,
+}
+
+/// Whether a source layer's media type is a (possibly compressed) tar this converter reads.
+fn is_tar_layer(mt: &str) -> bool {
+    [
+        media::OCI_LAYER,
+        media::OCI_LAYER_GZIP,
+        media::OCI_LAYER_ZSTD,
+        media::DOCKER_LAYER_GZIP,
+        "application/vnd.docker.image.rootfs.diff.tar",
+        "application/vnd.oci.image.layer.nondistributable.v1.tar",
+        "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+        "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
+        "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+    ]
+    .contains(&mt)
+}
+
+impl Job {
+    async fn convert(&self, platforms: &[Platform], all: bool) -> Result<Value> {
+        let repo = &self.source.repository;
+        let (mt, bytes, digest) = self.src.get_manifest(repo, self.source.target()).await?;
+        let doc = parse_document(Some(&mt), &bytes)
+            .map_err(|e| anyhow!("source {}: {e}", self.source.repository))?;
+        let (pushed, results) = match doc {
+            Document::Manifest(m) => {
+                let c = self
+                    .convert_manifest(*m, &mt, &bytes, &digest, None)
+                    .await?;
+                let metrics = vec![c.metrics.clone()];
+                if self.settings.merge_platform {
+                    let source_desc = Descriptor {
+                        media_type: mt.clone(),
+                        digest: digest.clone(),
+                        size: bytes.len() as u64,
+                        platform: c.platform.clone(),
+                        ..Default::default()
+                    };
+                    (self.push_index(&mt, vec![(source_desc, c)]).await?, metrics)
+                } else {
+                    let d = self
+                        .dst
+                        .put_manifest(
+                            &self.target.repository,
+                            self.target.target(),
+                            &c.media_type,
+                            &c.manifest,
+                        )
+                        .await?;
+                    (d, metrics)
+                }
+            }
+            Document::Index(index) => {
+                let picked: Vec<&Descriptor> = index
+                    .manifests
+                    .iter()
+                    .filter(|d| !is_nydus_entry(d))
+                    .filter(|d| match &d.platform {
+                        Some(p) if p.os == "unknown" => false,
+                        Some(p) => all || platforms.iter().any(|w| p.matches(w)),
+                        None => all,
+                    })
+                    .collect();
+                if picked.is_empty() {
+                    let want: Vec<String> = platforms
+                        .iter()
+                        .map(|p| format!("{}/{}", p.os, p.architecture))
+                        .collect();
+                    bail!(
+                        "source {}: the index has no manifest for {}",
+                        self.source.repository,
+                        if all {
+                            "any platform".to_string()
+                        } else {
+                            want.join(", ")
+                        }
+                    );
+                }
+                let mut converted = Vec::new();
+                for d in picked {
+                    let (mmt, mbytes, mdigest) = self.src.get_manifest(repo, &d.digest).await?;
+                    let m = match parse_document(Some(&mmt), &mbytes)
+                        .map_err(|e| anyhow!("source manifest {}: {e}", d.digest))?
+                    {
+                        Document::Manifest(m) => *m,
+                        Document::Index(_) => {
+                            bail!("source {}: an index inside an index", d.digest)
+                        }
+                    };
+                    let c = self
+                        .convert_manifest(m, &mmt, &mbytes, &mdigest, d.platform.clone())
+                        .await?;
+                    converted.push((d.clone(), c));
+                }
+                let metrics = converted.iter().map(|(_, c)| c.metrics.clone()).collect();
+                if converted.len() == 1 && !self.settings.merge_platform {
+                    let c = &converted[0].1;
+                    let d = self
+                        .dst
+                        .put_manifest(
+                            &self.target.repository,
+                            self.target.target(),
+                            &c.media_type,
+                            &c.manifest,
+                        )
+                        .await?;
+                    (d, metrics)
+                } else {
+                    (
+                        self.push_index(&index_type(&index, &mt, self.settings.oci), converted)
+                            .await?,
+                        metrics,
+                    )
+                }
+            }
+        };
+        Ok(json!({"target_digest": pushed, "manifests": results}))
+    }
+
+    /// Pushes the converted manifests by digest and an index naming them (and, with
+    /// `--merge-platform`, the source manifests) under the target tag.
+    async fn push_index(
+        &self,
+        mt: &str,
+        converted: Vec<(Descriptor, Converted)>,
+    ) -> Result<String> {
+        let index_mt = if mt == media::DOCKER_LIST || mt == media::DOCKER_MANIFEST {
+            if self.settings.oci {
+                media::OCI_INDEX
+            } else {
+                media::DOCKER_LIST
+            }
+        } else {
+            media::OCI_INDEX
+        };
+        let repo = &self.target.repository;
+        let mut manifests = Vec::new();
+        for (src_desc, c) in converted {
+            if self.settings.merge_platform {
+                // The source manifest must be in the target repository too.
+                self.copy_manifest(&src_desc).await?;
+                manifests.push(src_desc.clone());
+            }
+            self.dst
+                .put_manifest(repo, &c.digest, &c.media_type, &c.manifest)
+                .await?;
+            let mut platform = c.platform.clone().or(src_desc.platform.clone());
+            if let Some(p) = &mut platform {
+                if !p
+                    .os_features
+                    .iter()
+                    .any(|f| f == annotation::NYDUS_OS_FEATURE)
+                {
+                    p.os_features.push(annotation::NYDUS_OS_FEATURE.to_string());
+                }
+            }
+            manifests.push(Descriptor {
+                media_type: c.media_type.clone(),
+                digest: c.digest.clone(),
+                size: c.manifest.len() as u64,
+                platform,
+                artifact_type: (index_mt == media::OCI_INDEX)
+                    .then(|| media::NYDUS_MANIFEST_ARTIFACT.to_string()),
+                ..Default::default()
+            });
+        }
+        let index = Index {
+            schema_version: 2,
+            media_type: Some(index_mt.to_string()),
+            manifests,
+            ..Default::default()
+        };
+        let bytes = serde_json::to_vec(&index)?;
+        self.dst
+            .put_manifest(repo, self.target.target(), index_mt, &bytes)
+            .await
+    }
+
+    /// Copies a source manifest and everything it names into the target repository.
+    async fn copy_manifest(&self, d: &Descriptor) -> Result<()> {
+        let c = super::copy::Copier {
+            src: &self.src,
+            srepo: &self.source.repository,
+            dst: &self.dst,
+            drepo: &self.target.repository,
+            scratch: &self.scratch,
+        };
+        c.copy_manifest(&d.digest, None).await.map(|_| ())
+    }
+
+    /// Converts one platform manifest and pushes its blobs, bootstrap layer and config (not
+    /// the manifest).
+    async fn convert_manifest(
+        &self,
+        m: Manifest,
+        mt: &str,
+        bytes: &[u8],
+        digest: &str,
+        platform: Option<Platform>,
+    ) -> Result<Converted> {
+        let repo = &self.source.repository;
+        if nydus_core::oci::check::is_nydus(&m) {
+            bail!(
+                "source {}@{digest} is already a Nydus image",
+                self.source.repository
+            );
+        }
+        for l in &m.layers {
+            if !is_tar_layer(&l.media_type) {
+                bail!(
+                    "source {}@{digest}: layer {} has media type {:?}, which is not an OCI/Docker tar layer",
+                    self.source.repository,
+                    l.digest,
+                    l.media_type
+                );
+            }
+        }
+        let config_bytes = self.src.pull_blob_bytes(repo, &m.config.digest).await?;
+        let config: Value = serde_json::from_slice(&config_bytes)
+            .with_context(|| format!("source config {} is not JSON", m.config.digest))?;
+        let platform = platform.or_else(|| {
+            Some(Platform {
+                os: config.get("os")?.as_str()?.to_string(),
+                architecture: config.get("architecture")?.as_str()?.to_string(),
+                variant: config
+                    .get("variant")
+                    .and_then(|v| v.as_str())
+                    .map(str::to_string),
+                ..Default::default()
+            })
+        });
+        let dir = self.scratch.join(digest.trim_start_matches("sha256:"));
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let mut pushes: JoinSet<Result<()>> = JoinSet::new();
+        let mut blobs = Vec::new();
+        let mut boot_paths = Vec::new();
+        let mut metas: HashMap<String, Vec<u8>> = HashMap::new();
+        let mut layer_metrics = Vec::new();
+        for (i, l) in m.layers.iter().enumerate() {
+            let t = Instant::now();
+            let built = self.convert_layer(l, &dir).await?;
+            crate::log::info(&format!(
+                "layer {}/{} {} ({} bytes) -> blob sha256:{} ({} bytes) in {:.2}s",
+                i + 1,
+                m.layers.len(),
+                l.digest,
+                l.size,
+                built.blob_id,
+                built.blob_size,
+                t.elapsed().as_secs_f64()
+            ));
+            layer_metrics.push(json!({
+                "source_digest": l.digest,
+                "source_size": l.size,
+                "blob_digest": format!("sha256:{}", built.blob_id),
+                "blob_size": built.blob_size,
+                "seconds": t.elapsed().as_secs_f64(),
+                "build": built.trace,
+            }));
+            let boot_path = dir.join(format!("{}.boot", built.blob_id));
+            write_file(&boot_path, &built.bootstrap)?;
+            boot_paths.push(boot_path);
+            blobs.push(BlobLayer {
+                digest_hex: built.blob_id.clone(),
+                size: built.blob_size,
+            });
+            metas.insert(built.blob_id.clone(), built.blob_meta);
+            let (dst, trepo) = (self.dst.clone(), self.target.repository.clone());
+            let blob_path = dir.join(&built.blob_id);
+            let bdigest = format!("sha256:{}", built.blob_id);
+            pushes.spawn(async move {
+                dst.push_blob_file(&trepo, &bdigest, &blob_path).await?;
+                tokio::fs::remove_file(&blob_path).await.ok();
+                Ok(())
+            });
+        }
+        // The merged bootstrap, in the bootstrap layer.
+        let merge_args = MergeArgs {
+            sources: boot_paths,
+            bootstrap: dir.join("image.boot"),
+            parent_bootstrap: None,
+            chunk_dict: None,
+            prefetch_policy: "fs".into(),
+            whiteout_spec: "oci".into(),
+            blob_digests: None,
+            original_blob_ids: None,
+            blob_sizes: None,
+            blob_toc_digests: None,
+            blob_toc_sizes: None,
+            config: None,
+            output_json: None,
+        };
+        let patterns = self.settings.patterns.clone();
+        let merged =
+            tokio::task::spawn_blocking(move || crate::image::merge::merge(&merge_args, &patterns))
+                .await
+                .context("the merge task failed")??;
+        let blob_metas: Vec<(String, Vec<u8>)> = merged
+            .blob_ids
+            .iter()
+            .filter_map(|id| {
+                metas
+                    .get(id)
+                    .filter(|m| !m.is_empty())
+                    .map(|m| (id.clone(), m.clone()))
+            })
+            .collect();
+        let boot = bootstrap_layer::build(&merged.bootstrap, &blob_metas);
+        let source_manifest = m.clone();
+        let mut img = nydus_image(
+            &source_manifest,
+            &config,
+            &blobs,
+            &boot,
+            6,
+            self.settings.oci || mt == media::OCI_MANIFEST,
+        )
+        .map_err(|e| anyhow!("source config {}: {e}", m.config.digest))?;
+        if self.settings.with_referrer {
+            img.manifest.subject = Some(Descriptor {
+                media_type: mt.to_string(),
+                digest: digest.to_string(),
+                size: bytes.len() as u64,
+                ..Default::default()
+            });
+        }
+        let trepo = &self.target.repository;
+        self.dst
+            .push_blob_bytes(trepo, &boot.digest, &boot.gz)
+            .await?;
+        self.dst
+            .push_blob_bytes(trepo, &img.manifest.config.digest, &img.config)
+            .await?;
+        while let Some(r) = pushes.join_next().await {
+            r.context("a blob push task failed")??;
+        }
+        let manifest = serde_json::to_vec(&img.manifest)?;
+        let media_type = img
+            .manifest
+            .media_type
+            .clone()
+            .unwrap_or_else(|| media::OCI_MANIFEST.into());
+        let digest_out = format!("sha256:{}", nydus_core::digest::sha256(&manifest).to_hex());
+        Ok(Converted {
+            metrics: json!({
+                "source_manifest": digest,
+                "nydus_manifest": digest_out,
+                "platform": platform.as_ref().map(|p| format!("{}/{}", p.os, p.architecture)),
+                "bootstrap_layer": boot.digest,
+                "layers": layer_metrics,
+            }),
+            manifest,
+            media_type,
+            digest: digest_out,
+            platform,
+        })
+    }
+
+    /// Streams one source layer through decompression into a layer build; the blob lands in
+    /// `dir` named by its digest. A failed pull (connection lost, digest mismatch) is retried
+    /// from the start.
+    async fn convert_layer(&self, l: &Descriptor, dir: &Path) -> Result<create::Built> {
+        let mut attempt = 0u32;
+        loop {
+            match self.try_convert_layer(l, dir).await {
+                Ok(b) => return Ok(b),
+                Err(LayerError::Pull(e)) if attempt < self.src_retries() => {
+                    attempt += 1;
+                    crate::log::warn(&format!(
+                        "{e:#}; converting layer {} again (retry {attempt})",
+                        l.digest
+                    ));
+                    tokio::time::sleep(Duration::from_millis(200) * attempt).await;
+                }
+                Err(LayerError::Pull(e)) | Err(LayerError::Build(e)) => return Err(e),
+            }
+        }
+    }
+
+    fn src_retries(&self) -> u32 {
+        self.src.retries()
+    }
+
+    async fn try_convert_layer(
+        &self,
+        l: &Descriptor,
+        dir: &Path,
+    ) -> Result<create::Built, LayerError> {
+        let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(32);
+        let src = self.src.clone();
+        let repo = self.source.repository.clone();
+        let digest = l.digest.clone();
+        let pull = async move {
+            let r = src
+                .pull_blob_each(&repo, &digest, async |c: Bytes| {
+                    tx.send(Ok(c))
+                        .await
+                        .map_err(|_| anyhow!("the layer reader stopped early"))
+                })
+                .await;
+            if let Err(e) = &r {
+                let _ = tx.send(Err(std::io::Error::other(format!("{e:#}")))).await;
+            }
+            r
+        };
+        let plan = Plan::layer(
+            dir.to_path_buf(),
+            self.settings.compressor,
+            self.settings.chunk_size,
+        );
+        let patterns = self.settings.patterns.clone();
+        let shown = format!("layer {}", l.digest);
+        let build = tokio::task::spawn_blocking(move || {
+            let reader = DrainOnDrop(ChannelReader {
+                rx,
+                cur: Bytes::new(),
+            });
+            let input = crate::tarsrc::decompress(Box::new(reader), &shown)?;
+            let mut plan = plan;
+            plan.source = PathBuf::from(shown);
+            create::build(&plan, &patterns, Some(input))
+        });
+        let (pulled, built) = tokio::join!(pull, build);
+        pulled.map_err(LayerError::Pull)?;
+        built
+            .map_err(|e| LayerError::Build(anyhow!("the layer build task failed: {e}")))?
+            .map_err(LayerError::Build)
+    }
+}
+
+enum LayerError {
+    /// Fetching the layer failed (worth a retry).
+    Pull(anyhow::Error),
+    /// The layer is bad or the build failed.
+    Build(anyhow::Error),
+}
+
+fn index_type(index: &Index, fetched_mt: &str, oci: bool) -> String {
+    if oci {
+        return media::OCI_INDEX.into();
+    }
+    index
+        .media_type
+        .clone()
+        .unwrap_or_else(|| fetched_mt.to_string())
+}
+
+/// A blocking reader over the pieces a pull task sends.
+struct ChannelReader {
+    rx: mpsc::Receiver<std::io::Result<Bytes>>,
+    cur: Bytes,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.cur.is_empty() {
+            match self.rx.blocking_recv() {
+                None => return Ok(0),
+                Some(Ok(b)) => self.cur = b,
+                Some(Err(e)) => return Err(e),
+            }
+        }
+        let n = buf.len().min(self.cur.len());
+        buf[..n].copy_from_slice(&self.cur[..n]);
+        let _ = self.cur.split_to(n);
+        Ok(n)
+    }
+}
+
+/// Reads its stream to the end when dropped, so that the pull sees the whole blob (and checks
+/// its digest) even when the tar reader stops at the end-of-archive blocks.
+struct DrainOnDrop<R: Read>(R);
+
+impl<R: Read> Read for DrainOnDrop<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+impl<R: Read> Drop for DrainOnDrop<R> {
+    fn drop(&mut self) {
+        let _ = std::io::copy(&mut self.0, &mut std::io::sink());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_sizes() {
+        assert_eq!(parse_duration("5s"), Some(Duration::from_secs(5)));
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2"), Some(Duration::from_secs(2)));
+        assert_eq!(parse_duration("x"), None);
+        assert_eq!(parse_byte_size("0MB"), Some(0));
+        assert_eq!(parse_byte_size("16MB"), Some(16_000_000));
+        assert_eq!(parse_byte_size("1MiB"), Some(1 << 20));
+        assert_eq!(parse_byte_size("4096"), Some(4096));
+        assert_eq!(parse_byte_size("lots"), None);
+    }
+
+    #[test]
+    fn channel_reader_passes_errors_and_drains() {
+        let (tx, rx) = mpsc::channel(4);
+        tx.try_send(Ok(Bytes::from_static(b"abc"))).unwrap();
+        tx.try_send(Err(std::io::Error::other("digest mismatch")))
+            .unwrap();
+        drop(tx);
+        let mut r = ChannelReader {
+            rx,
+            cur: Bytes::new(),
+        };
+        let mut s = String::new();
+        let e = r.read_to_string(&mut s).unwrap_err();
+        assert_eq!(e.to_string(), "digest mismatch");
+        assert_eq!(s, "abc");
+    }
+}
