@@ -44,7 +44,7 @@ pub fn decompress(raw: Box<dyn Read + Send>, shown: &str) -> Result<Box<dyn Read
 }
 
 /// Normalizes an entry path: `./a/b/` → `a/b`; the root is empty. Absolute paths are refused.
-fn normalize(raw: &[u8]) -> Result<Vec<u8>, String> {
+pub(crate) fn normalize(raw: &[u8]) -> Result<Vec<u8>, String> {
     if raw.first() == Some(&b'/') && raw.iter().any(|&b| b != b'/') {
         return Err("absolute path".into());
     }
@@ -58,7 +58,7 @@ fn normalize(raw: &[u8]) -> Result<Vec<u8>, String> {
     Ok(parts.join(&b'/'))
 }
 
-fn pax_num(v: &[u8]) -> Option<u64> {
+pub(crate) fn pax_num(v: &[u8]) -> Option<u64> {
     let s = std::str::from_utf8(v).ok()?;
     s.split('.').next()?.parse().ok()
 }

@@ -5,6 +5,7 @@
 
 pub mod bootstrap_layer;
 pub mod check;
+pub mod fsview;
 pub mod manifest;
 pub mod nydus;
 pub mod reference;

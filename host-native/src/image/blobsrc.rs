@@ -116,6 +116,14 @@ impl BlobLocator {
         Ok(l)
     }
 
+    /// A locator serving the blobs of a directory, named by id.
+    pub fn dir(path: PathBuf) -> Self {
+        Self {
+            single: None,
+            dir: Some(path),
+        }
+    }
+
     /// A locator serving one blob file.
     pub fn single(path: PathBuf) -> Self {
         Self {

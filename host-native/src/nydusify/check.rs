@@ -5,7 +5,7 @@
 
 use anyhow::{anyhow, bail, Context, Result};
 use nydus_core::oci::bootstrap_layer::extract_bootstrap;
-use nydus_core::oci::check::{check_bootstrap_blobs, check_manifest, is_nydus};
+use nydus_core::oci::check::{check_bootstrap_blobs, check_manifest, compare_configs, is_nydus};
 use nydus_core::oci::manifest::{parse_document, Document, Manifest, Platform};
 use nydus_core::oci::reference::Reference;
 use nydus_core::rafs::Rafs;
@@ -19,9 +19,6 @@ use crate::registry::Registry;
 const MAX_BOOTSTRAP_LAYER: usize = 1 << 30;
 
 pub fn run(a: CheckArgs) -> Result<()> {
-    if a.source.is_some() {
-        bail!("nydusify check --source (the filesystem comparison) is not supported by this nydusify yet");
-    }
     let target = Reference::parse(&a.target).map_err(|e| anyhow!(e))?;
     let want = match &a.platform {
         Some(p) => Platform::parse(p)
@@ -42,6 +39,7 @@ pub fn run(a: CheckArgs) -> Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
+    let reg = std::sync::Arc::new(reg);
     let report = rt.block_on(check(&reg, &target, &want, &a))?;
     for f in &report.findings {
         eprintln!("{}: {f}", a.target);
@@ -50,14 +48,19 @@ pub fn run(a: CheckArgs) -> Result<()> {
         bail!("{}: {} problem(s) found", a.target, report.errors());
     }
     println!(
-        "{}: the Nydus image passes the manifest and bootstrap checks",
-        a.target
+        "{}: the Nydus image passes the manifest, bootstrap{} checks",
+        a.target,
+        if a.source.is_some() {
+            ", config and filesystem"
+        } else {
+            ""
+        }
     );
     Ok(())
 }
 
 async fn check(
-    reg: &Registry,
+    reg: &std::sync::Arc<Registry>,
     target: &Reference,
     want: &Platform,
     a: &CheckArgs,
@@ -129,7 +132,7 @@ async fn check(
     let boot = extract_bootstrap(&gz, MAX_BOOTSTRAP_LAYER)
         .map_err(|e| anyhow!("{}: bootstrap layer {}: {e}", a.target, layer.digest))?;
     out("nydus_bootstrap", &boot)?;
-    let rafs = match Rafs::open(boot) {
+    let rafs = match Rafs::open(boot.clone()) {
         Ok(r) => r,
         Err(e) => {
             report.error("bootstrap", format!("not a valid RAFS bootstrap: {e}"));
@@ -156,5 +159,125 @@ async fn check(
     report
         .findings
         .extend(check_bootstrap_blobs(&manifest, &ids).findings);
+    if let Some(source) = &a.source {
+        if report.is_ok() {
+            compare_with_source(reg, target, source, want, a, &config, boot, &mut report).await?;
+        } else {
+            report.error(
+                "filesystem",
+                "not compared with the source: the Nydus image failed the checks above",
+            );
+        }
+    }
     Ok(report)
+}
+
+/// Rule 3 (and the config comparison of rule 1): the source image's config and merged layers
+/// against the Nydus image's.
+#[allow(clippy::too_many_arguments)]
+async fn compare_with_source(
+    reg: &std::sync::Arc<Registry>,
+    target: &Reference,
+    source: &str,
+    want: &Platform,
+    a: &CheckArgs,
+    nydus_config: &serde_json::Value,
+    boot: Vec<u8>,
+    report: &mut Report,
+) -> Result<()> {
+    let sref = Reference::parse(source).map_err(|e| anyhow!("--source: {e}"))?;
+    let src = std::sync::Arc::new(registry_for(
+        &sref.host,
+        a.source_insecure,
+        a.plain_http,
+        3,
+        std::time::Duration::from_millis(500),
+        0,
+    )?);
+    let (mt, bytes, _) = src.get_manifest(&sref.repository, sref.target()).await?;
+    let manifest = match parse_document(Some(&mt), &bytes).map_err(|e| anyhow!("{source}: {e}"))? {
+        Document::Manifest(m) => *m,
+        Document::Index(index) => {
+            let pick = index
+                .manifests
+                .iter()
+                .filter(|d| !is_nydus_entry(d))
+                .find(|d| d.platform.as_ref().is_some_and(|p| p.matches(want)))
+                .with_context(|| {
+                    format!(
+                        "{source}: the index has no OCI manifest for {}/{}",
+                        want.os, want.architecture
+                    )
+                })?;
+            let (mt, bytes, _) = src.get_manifest(&sref.repository, &pick.digest).await?;
+            match parse_document(Some(&mt), &bytes).map_err(|e| anyhow!("{source}: {e}"))? {
+                Document::Manifest(m) => *m,
+                Document::Index(_) => bail!("{source}: an index inside an index"),
+            }
+        }
+    };
+    let out = |name: &str, data: &[u8]| write_file(&a.work_dir.join(name), data);
+    out("oci_manifest.json", &serde_json::to_vec_pretty(&manifest)?)?;
+    let config_bytes = src
+        .pull_blob_bytes(&sref.repository, &manifest.config.digest)
+        .await?;
+    out("oci_config.json", &config_bytes)?;
+    let config: serde_json::Value = serde_json::from_slice(&config_bytes)
+        .with_context(|| format!("{source}: the image config is not JSON"))?;
+    report
+        .findings
+        .extend(compare_configs(&config, nydus_config).findings);
+    if is_nydus(&manifest) {
+        report.error(
+            "source",
+            "the source image is a Nydus image, not an OCI image",
+        );
+        return Ok(());
+    }
+    let view = super::fscheck::oci_view(src, &sref.repository, &manifest).await?;
+    let scratch = tempfile::Builder::new()
+        .prefix("nydus-blobs-")
+        .tempdir_in(&a.work_dir)
+        .with_context(|| format!("creating a directory in {}", a.work_dir.display()))?;
+    let nydus =
+        match super::fscheck::nydus_files(reg, &target.repository, boot, scratch.path()).await {
+            Ok(f) => f,
+            Err(e) => {
+                report.error("filesystem", format!("{e:#}"));
+                return Ok(());
+            }
+        };
+    for p in nydus.problems {
+        report.error("data", p);
+    }
+    let files = nydus.files;
+    let listing: Vec<serde_json::Value> = files
+        .iter()
+        .map(|(p, m)| {
+            serde_json::json!({
+                "path": format!("/{}", String::from_utf8_lossy(p)),
+                "type": format!("{:?}", m.file_type),
+                "mode": format!("{:o}", m.mode),
+                "uid": m.uid,
+                "gid": m.gid,
+                "size": m.size,
+                "sha256": m.digest.map(|d| nydus_core::digest::Digest(d).to_hex()),
+            })
+        })
+        .collect();
+    out(
+        "nydus_bootstrap_debug.json",
+        &serde_json::to_vec_pretty(&listing)?,
+    )?;
+    let diffs = nydus_core::oci::fsview::compare(&view, &files);
+    crate::log::info(&format!(
+        "compared {} paths of {source} with {}: {} difference(s)",
+        view.files.len(),
+        a.target,
+        diffs.len()
+    ));
+    for d in diffs {
+        report.error("filesystem", d);
+    }
+    Ok(())
 }

@@ -5,13 +5,11 @@
 //! manifest (or index) are pushed. Blob pushes run while the next layer converts.
 
 use std::collections::HashMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use bytes::Bytes;
 use clap::Args;
 use nydus_core::model::Compressor;
 use nydus_core::oci::bootstrap_layer;
@@ -20,7 +18,6 @@ use nydus_core::oci::nydus::{nydus_image, BlobLayer};
 use nydus_core::oci::reference::Reference;
 use nydus_core::oci::{annotation, media};
 use serde_json::{json, Value};
-use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use super::{host_platform, is_nydus_entry, registry_for};
@@ -722,23 +719,8 @@ impl Job {
         l: &Descriptor,
         dir: &Path,
     ) -> Result<create::Built, LayerError> {
-        let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(32);
-        let src = self.src.clone();
-        let repo = self.source.repository.clone();
-        let digest = l.digest.clone();
-        let pull = async move {
-            let r = src
-                .pull_blob_each(&repo, &digest, async |c: Bytes| {
-                    tx.send(Ok(c))
-                        .await
-                        .map_err(|_| anyhow!("the layer reader stopped early"))
-                })
-                .await;
-            if let Err(e) = &r {
-                let _ = tx.send(Err(std::io::Error::other(format!("{e:#}")))).await;
-            }
-            r
-        };
+        let (pull, reader) =
+            super::stream::blob_reader(self.src.clone(), &self.source.repository, &l.digest);
         let plan = Plan::layer(
             dir.to_path_buf(),
             self.settings.compressor,
@@ -747,10 +729,6 @@ impl Job {
         let patterns = self.settings.patterns.clone();
         let shown = format!("layer {}", l.digest);
         let build = tokio::task::spawn_blocking(move || {
-            let reader = DrainOnDrop(ChannelReader {
-                rx,
-                cur: Bytes::new(),
-            });
             let input = crate::tarsrc::decompress(Box::new(reader), &shown)?;
             let mut plan = plan;
             plan.source = PathBuf::from(shown);
@@ -781,44 +759,6 @@ fn index_type(index: &Index, fetched_mt: &str, oci: bool) -> String {
         .unwrap_or_else(|| fetched_mt.to_string())
 }
 
-/// A blocking reader over the pieces a pull task sends.
-struct ChannelReader {
-    rx: mpsc::Receiver<std::io::Result<Bytes>>,
-    cur: Bytes,
-}
-
-impl Read for ChannelReader {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        while self.cur.is_empty() {
-            match self.rx.blocking_recv() {
-                None => return Ok(0),
-                Some(Ok(b)) => self.cur = b,
-                Some(Err(e)) => return Err(e),
-            }
-        }
-        let n = buf.len().min(self.cur.len());
-        buf[..n].copy_from_slice(&self.cur[..n]);
-        let _ = self.cur.split_to(n);
-        Ok(n)
-    }
-}
-
-/// Reads its stream to the end when dropped, so that the pull sees the whole blob (and checks
-/// its digest) even when the tar reader stops at the end-of-archive blocks.
-struct DrainOnDrop<R: Read>(R);
-
-impl<R: Read> Read for DrainOnDrop<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        self.0.read(buf)
-    }
-}
-
-impl<R: Read> Drop for DrainOnDrop<R> {
-    fn drop(&mut self) {
-        let _ = std::io::copy(&mut self.0, &mut std::io::sink());
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -834,22 +774,5 @@ mod tests {
         assert_eq!(parse_byte_size("1MiB"), Some(1 << 20));
         assert_eq!(parse_byte_size("4096"), Some(4096));
         assert_eq!(parse_byte_size("lots"), None);
-    }
-
-    #[test]
-    fn channel_reader_passes_errors_and_drains() {
-        let (tx, rx) = mpsc::channel(4);
-        tx.try_send(Ok(Bytes::from_static(b"abc"))).unwrap();
-        tx.try_send(Err(std::io::Error::other("digest mismatch")))
-            .unwrap();
-        drop(tx);
-        let mut r = ChannelReader {
-            rx,
-            cur: Bytes::new(),
-        };
-        let mut s = String::new();
-        let e = r.read_to_string(&mut s).unwrap_err();
-        assert_eq!(e.to_string(), "digest mismatch");
-        assert_eq!(s, "abc");
     }
 }

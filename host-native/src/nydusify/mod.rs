@@ -4,7 +4,9 @@
 pub mod check;
 pub mod convert;
 pub mod copy;
+pub mod fscheck;
 pub mod pack;
+pub mod stream;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -110,9 +112,12 @@ pub struct CheckArgs {
     /// The Nydus image to check.
     #[arg(long = "target")]
     pub target: String,
-    /// The source OCI image (enables the filesystem comparison; not built yet).
+    /// The source OCI image (enables the config and filesystem comparison).
     #[arg(long = "source")]
     pub source: Option<String>,
+    /// Skip TLS verification of the source registry.
+    #[arg(long = "source-insecure")]
+    pub source_insecure: bool,
     /// Skip TLS verification of the target registry.
     #[arg(long = "target-insecure")]
     pub target_insecure: bool,
@@ -131,7 +136,7 @@ pub struct CheckArgs {
     /// Accepted for compatibility; the checks run in process.
     #[arg(long = "nydus-image")]
     pub nydus_image: Option<PathBuf>,
-    /// Accepted for compatibility; the filesystem comparison is not built yet.
+    /// Accepted for compatibility; the filesystem comparison reads blobs without mounting.
     #[arg(long = "nydusd")]
     pub nydusd: Option<PathBuf>,
 }

@@ -1,0 +1,113 @@
+//! Registry blobs as blocking readers: a pull task sends the pieces through a bounded channel
+//! to a reader on a blocking thread, so layer streams feed synchronous parsers and the build
+//! pipeline with bounded memory.
+
+use std::io::Read;
+use std::sync::Arc;
+
+use anyhow::{anyhow, Result};
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use crate::registry::Registry;
+
+/// Pieces in flight between the pull and the reader.
+const IN_FLIGHT: usize = 32;
+
+/// Starts nothing yet: returns the pull (to be awaited, concurrently with the reader's use on
+/// a blocking thread) and the reader of the blob's bytes. The pull's result says whether the
+/// bytes were the blob (digest verified); the reader drains the stream when dropped, so the
+/// pull always reaches the end.
+pub fn blob_reader(
+    reg: Arc<Registry>,
+    repo: &str,
+    digest: &str,
+) -> (
+    impl std::future::Future<Output = Result<u64>> + 'static,
+    DrainOnDrop<ChannelReader>,
+) {
+    let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(IN_FLIGHT);
+    let (repo, digest) = (repo.to_string(), digest.to_string());
+    let pull = async move {
+        let r = reg
+            .pull_blob_each(&repo, &digest, async |c: Bytes| {
+                tx.send(Ok(c))
+                    .await
+                    .map_err(|_| anyhow!("the layer reader stopped early"))
+            })
+            .await;
+        if let Err(e) = &r {
+            let _ = tx.send(Err(std::io::Error::other(format!("{e:#}")))).await;
+        }
+        r
+    };
+    (
+        pull,
+        DrainOnDrop(ChannelReader {
+            rx,
+            cur: Bytes::new(),
+        }),
+    )
+}
+
+/// A blocking reader over the pieces a pull task sends.
+#[derive(Debug)]
+pub struct ChannelReader {
+    rx: mpsc::Receiver<std::io::Result<Bytes>>,
+    cur: Bytes,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.cur.is_empty() {
+            match self.rx.blocking_recv() {
+                None => return Ok(0),
+                Some(Ok(b)) => self.cur = b,
+                Some(Err(e)) => return Err(e),
+            }
+        }
+        let n = buf.len().min(self.cur.len());
+        buf[..n].copy_from_slice(&self.cur[..n]);
+        let _ = self.cur.split_to(n);
+        Ok(n)
+    }
+}
+
+/// Reads its stream to the end when dropped, so that the pull sees the whole blob (and checks
+/// its digest) even when the tar reader stops at the end-of-archive blocks.
+#[derive(Debug)]
+pub struct DrainOnDrop<R: Read>(R);
+
+impl<R: Read> Read for DrainOnDrop<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+impl<R: Read> Drop for DrainOnDrop<R> {
+    fn drop(&mut self) {
+        let _ = std::io::copy(&mut self.0, &mut std::io::sink());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channel_reader_passes_errors_and_drains() {
+        let (tx, rx) = mpsc::channel(4);
+        tx.try_send(Ok(Bytes::from_static(b"abc"))).unwrap();
+        tx.try_send(Err(std::io::Error::other("digest mismatch")))
+            .unwrap();
+        drop(tx);
+        let mut r = ChannelReader {
+            rx,
+            cur: Bytes::new(),
+        };
+        let mut s = String::new();
+        let e = r.read_to_string(&mut s).unwrap_err();
+        assert_eq!(e.to_string(), "digest mismatch");
+        assert_eq!(s, "abc");
+    }
+}
