@@ -508,15 +508,21 @@ impl Registry {
         location(&resp).ok_or_else(|| anyhow!("{}: upload started without a Location", self.host))
     }
 
-    /// The offset the registry has received for an upload (its `Range: 0-N`).
-    async fn upload_offset(&self, repo: &str, loc: &str) -> Result<u64> {
+    /// How much of an upload the registry has (its `Range: 0-N`) and the session's current
+    /// location. `None` when that is unknown: registries answer `0-0` both for no byte and
+    /// for one byte received, so the upload must start over.
+    async fn upload_offset(&self, repo: &str, loc: &str) -> Result<(Option<u64>, String)> {
         let url = self.url(loc);
         let scope = format!("repository:{repo}:pull,push");
         let resp = self.send(&scope, true, &|| self.http.get(&url)).await?;
         if resp.status() != StatusCode::NO_CONTENT {
             return Err(self.error_of("upload status", resp).await);
         }
-        Ok(range_end(resp.headers()).map_or(0, |e| e + 1))
+        let next = location(&resp).unwrap_or_else(|| loc.to_string());
+        Ok((
+            range_end(resp.headers()).filter(|&e| e > 0).map(|e| e + 1),
+            next,
+        ))
     }
 
     /// Pushes a blob file unless the repository already has it. Large blobs go up in chunks
@@ -573,7 +579,21 @@ impl Registry {
                         }
                         crate::log::warn(&format!("{why}; resuming the upload"));
                         tokio::time::sleep(self.opts.retry_delay * failures).await;
-                        off = self.upload_offset(repo, &loc).await?;
+                        // Resume where the registry is; if it cannot say (or has dropped
+                        // the session), start over.
+                        match self.upload_offset(repo, &loc).await {
+                            Ok((Some(o), next)) => {
+                                off = o;
+                                loc = next;
+                            }
+                            status => {
+                                if let Err(e) = status {
+                                    crate::log::warn(&format!("{e:#}; starting the upload over"));
+                                }
+                                off = 0;
+                                loc = self.start_upload(repo).await?;
+                            }
+                        }
                     }
                 }
             }
@@ -591,8 +611,22 @@ impl Registry {
             return Ok(());
         }
         drop(f);
-        // One PUT streamed from the file; a failed upload starts over in a new session (a
-        // registry may have kept part of the failed body).
+        self.put_whole(repo, digest, loc, size, &|| file_body(path))
+            .await
+    }
+
+    /// Uploads a blob in one PUT to the session at `loc`, the body made by `body` for each
+    /// attempt; a failed upload starts over in a new session (a registry may have kept part of
+    /// the failed body).
+    async fn put_whole(
+        &self,
+        repo: &str,
+        digest: &str,
+        mut loc: String,
+        size: u64,
+        body: &(dyn Fn() -> reqwest::Body + Sync),
+    ) -> Result<()> {
+        let scope = format!("repository:{repo}:pull,push");
         let mut failures = 0u32;
         loop {
             let url = self.url(&with_digest(&loc, digest));
@@ -602,7 +636,7 @@ impl Registry {
                         .put(&url)
                         .header(CONTENT_TYPE, "application/octet-stream")
                         .header(CONTENT_LENGTH, size)
-                        .body(file_body(path))
+                        .body(body())
                 })
                 .await;
             let why = match result {
@@ -630,39 +664,17 @@ impl Registry {
         }
     }
 
-    async fn put_monolithic(
-        &self,
-        repo: &str,
-        digest: &str,
-        loc: &str,
-        data: Vec<u8>,
-    ) -> Result<()> {
-        let scope = format!("repository:{repo}:pull,push");
-        let url = self.url(&with_digest(loc, digest));
-        let resp = self
-            .send(&scope, false, &|| {
-                self.http
-                    .put(&url)
-                    .header(CONTENT_TYPE, "application/octet-stream")
-                    .header(CONTENT_LENGTH, data.len())
-                    .body(data.clone())
-            })
-            .await?;
-        if resp.status() != StatusCode::CREATED {
-            return Err(self
-                .error_of(&format!("pushing {digest} to {repo}"), resp)
-                .await);
-        }
-        Ok(())
-    }
-
     /// Pushes a small blob (a config) unless present.
     pub async fn push_blob_bytes(&self, repo: &str, digest: &str, data: &[u8]) -> Result<()> {
         if self.blob_size(repo, digest).await?.is_some() {
             return Ok(());
         }
         let loc = self.start_upload(repo).await?;
-        self.put_monolithic(repo, digest, &loc, data.to_vec()).await
+        let data = Bytes::copy_from_slice(data);
+        self.put_whole(repo, digest, loc, data.len() as u64, &|| {
+            reqwest::Body::from(data.clone())
+        })
+        .await
     }
 
     /// Pushes a manifest or index under `reference` (tag or digest); returns its digest.

@@ -613,3 +613,112 @@ pub fn first_blob_id(json: &Path) -> String {
         .unwrap_or_else(|| panic!("{}: no blob id in {v}", json.display()))
         .to_string()
 }
+
+/// Runs our `nydusify`.
+pub fn nydusify(args: &[&str]) -> Output {
+    run(Command::new(bin("nydusify")).args(args))
+}
+
+/// Runs our `nydusify` and requires success.
+pub fn nydusify_ok(args: &[&str]) -> Output {
+    let o = nydusify(args);
+    assert!(
+        o.status.success(),
+        "nydusify {args:?} failed:\n{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o
+}
+
+/// Builds an OCI image layout `layout` with image `tag` from layer tars (lowest first) with
+/// umoci, for `arch`.
+pub fn umoci_image(layout: &Path, tag: &str, tars: &[PathBuf], arch: &str) {
+    require_tool("umoci", "umoci");
+    let image = format!("{}:{tag}", layout.display());
+    let ok = |args: &[&str]| {
+        let o = run(Command::new("umoci").args(args));
+        assert!(
+            o.status.success(),
+            "umoci {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    if !layout.join("index.json").exists() {
+        ok(&["init", "--layout", &layout.display().to_string()]);
+    }
+    ok(&["new", "--image", &image]);
+    ok(&[
+        "config",
+        "--image",
+        &image,
+        "--architecture",
+        arch,
+        "--os",
+        "linux",
+        "--config.cmd",
+        "/bin/sh",
+        "--config.env",
+        "PATH=/usr/bin:/bin",
+    ]);
+    for t in tars {
+        ok(&[
+            "raw",
+            "add-layer",
+            "--image",
+            &image,
+            &t.display().to_string(),
+        ]);
+    }
+}
+
+/// Pushes `oci:<layout>:<tag>` to `docker://<reference>` (plain HTTP) with skopeo; `zstd`
+/// recompresses the layers with zstd on the way (through a second layout, so that no blob is
+/// reused as gzip).
+pub fn skopeo_push(layout: &Path, tag: &str, reference: &str, zstd: bool) {
+    require_tool("skopeo", "skopeo");
+    let mut src = format!("oci:{}:{tag}", layout.display());
+    let zdir = layout.with_extension("zstd");
+    if zstd {
+        let o = run(Command::new("skopeo").args([
+            "copy",
+            "--dest-compress-format",
+            "zstd",
+            &src,
+            &format!("oci:{}:{tag}", zdir.display()),
+        ]));
+        assert!(
+            o.status.success(),
+            "skopeo zstd copy: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        src = format!("oci:{}:{tag}", zdir.display());
+    }
+    let o = run(Command::new("skopeo").args([
+        "copy",
+        "--dest-tls-verify=false",
+        &src,
+        &format!("docker://{reference}"),
+    ]));
+    assert!(
+        o.status.success(),
+        "skopeo copy to {reference}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// `skopeo inspect --raw` of an image in a plain-HTTP registry: skopeo must parse it.
+pub fn skopeo_raw(reference: &str) -> serde_json::Value {
+    let o = run(Command::new("skopeo").args([
+        "inspect",
+        "--tls-verify=false",
+        "--raw",
+        &format!("docker://{reference}"),
+    ]));
+    assert!(
+        o.status.success(),
+        "skopeo inspect --raw {reference}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    serde_json::from_slice(&o.stdout).expect("skopeo printed JSON")
+}
