@@ -4,7 +4,9 @@
 //! overlay and the listing of that view must equal ours, built three ways: per-layer tar
 //! builds then `merge`, chained `--parent-bootstrap` builds from OCI tars, and chained builds
 //! from overlayfs-format directories. The merged v6 image is also mounted by the kernel's EROFS
-//! driver with one `device=` per blob. Real layers come from `umoci` over a debootstrap rootfs.
+//! driver with one `device=` per blob. Real layers come from `umoci` over a debootstrap rootfs;
+//! that image also goes through a registry: `nydusify convert` and `check --source`, and the
+//! pulled bootstrap and blobs must equal the overlayfs view.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -572,6 +574,63 @@ fn umoci_layers_of_a_debootstrap_rootfs() {
     nydus_image_ok(&args);
     nydus_image_ok(&["check", "-B", &s(&merged), "-D", &s(&blobs)]);
     assert_same_tree(&want, &unpack_view(&merged, &blobs, t.path()));
+
+    // The same image through a registry: pushed by skopeo, converted by nydusify, checked
+    // against its source, and its pulled bootstrap and blobs equal the overlayfs view.
+    let reg = TestRegistry::start(None);
+    skopeo_push(
+        &layout,
+        "img",
+        &format!("{}/deb/minbase:oci", reg.addr),
+        false,
+    );
+    let src = format!("{}/deb/minbase:oci", reg.addr);
+    let dst = format!("{}/deb/minbase:nydus", reg.addr);
+    let work = dir(t.path(), "work");
+    nydusify_ok(&[
+        "convert",
+        "--source",
+        &src,
+        "--target",
+        &dst,
+        "--plain-http",
+        "--work-dir",
+        &s(&work),
+    ]);
+    let chk = t.path().join("chk");
+    nydusify_ok(&[
+        "check",
+        "--source",
+        &src,
+        "--target",
+        &dst,
+        "--plain-http",
+        "--work-dir",
+        &s(&chk),
+    ]);
+    let pulled = dir(t.path(), "pulled");
+    let c = nydus_host_native::registry::Registry::new(
+        &reg.addr,
+        nydus_host_native::registry::RegistryOptions {
+            plain_http: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let m = json(&chk.join("nydus_manifest.json"));
+    let layers = m["layers"].as_array().unwrap();
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        for l in &layers[..layers.len() - 1] {
+            let d = l["digest"].as_str().unwrap();
+            let mut f = tokio::fs::File::create(pulled.join(d.trim_start_matches("sha256:")))
+                .await
+                .unwrap();
+            c.pull_blob("deb/minbase", d, &mut f).await.unwrap();
+        }
+    });
+    let boot = chk.join("nydus_bootstrap");
+    nydus_image_ok(&["check", "-B", &s(&boot), "-D", &s(&pulled)]);
+    assert_same_tree(&want, &unpack_view(&boot, &pulled, t.path()));
 }
 
 /// The layer blobs of the single image in an OCI layout, lowest first.
