@@ -769,3 +769,85 @@ fn build_packs_a_directory() {
     ]);
     assert!(!o.status.success() && stderr(&o).contains("not a directory"));
 }
+
+#[test]
+fn archives_and_file_tarballs() {
+    let reg = TestRegistry::start(None);
+    let t = tempfile::tempdir().unwrap();
+    seed_golden(&reg, t.path());
+    let work = t.path().join("work");
+    let src = format!("{}/src/golden:t", reg.addr);
+    let clean = convert(&work, &src, &format!("{}/dst/golden:n", reg.addr), &[]);
+
+    // convert into an OCI layout tar: skopeo reads it; copied (relative file:// path) into a
+    // registry it passes check and is the same image.
+    let archive = t.path().join("nydus.tar");
+    let m = convert(
+        &work,
+        &src,
+        "local/golden:nydus",
+        &["--target-archive", &s(&archive)],
+    );
+    assert_eq!(m["target_digest"], clean["target_digest"]);
+    let o = run(Command::new("skopeo").args([
+        "inspect",
+        "--raw",
+        &format!("oci-archive:{}:nydus", archive.display()),
+    ]));
+    assert!(
+        o.status.success(),
+        "skopeo cannot read our archive: {}",
+        stderr(&o)
+    );
+    let copied = format!("{}/fromtar/golden:n", reg.addr);
+    let o = run(Command::new(bin("nydusify")).current_dir(t.path()).args([
+        "copy",
+        "--source",
+        "file://nydus.tar",
+        "--target",
+        &copied,
+        "--plain-http",
+        "--work-dir",
+        "work",
+    ]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    check_ok(&t.path().join("c1"), Some(&src), &copied, &[]);
+
+    // A registry image exported (absolute file:// path) and converted from the archive.
+    let exported = t.path().join("oci.tar");
+    nydusify_ok(&[
+        "copy",
+        "--source",
+        &src,
+        "--target",
+        &format!("file://{}", exported.display()),
+        "--plain-http",
+        "--work-dir",
+        &s(&work),
+    ]);
+    let m = convert(
+        &work,
+        "archive/golden:t",
+        &format!("{}/fromarchive/golden:n", reg.addr),
+        &["--source-archive", &s(&exported)],
+    );
+    assert_eq!(m["target_digest"], clean["target_digest"]);
+
+    // A damaged archive is refused with its name.
+    let bad = t.path().join("bad.tar");
+    std::fs::write(&bad, b"not a tar at all").unwrap();
+    let o = nydusify(&[
+        "convert",
+        "--source",
+        "x/y:z",
+        "--source-archive",
+        &s(&bad),
+        "--target",
+        &format!("{}/x/y:z", reg.addr),
+        "--plain-http",
+        "--work-dir",
+        &s(&work),
+    ]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("bad.tar"), "{}", stderr(&o));
+}

@@ -20,11 +20,11 @@ use nydus_core::oci::{annotation, media};
 use serde_json::{json, Value};
 use tokio::task::JoinSet;
 
+use super::store::{ArchiveIn, LayoutOut, Store};
 use super::{host_platform, is_nydus_entry, registry_for};
 use crate::atomic::write_file;
 use crate::image::args::{parse_size, MergeArgs};
 use crate::image::create::{self, Plan};
-use crate::registry::Registry;
 
 #[derive(Debug, Args)]
 pub struct ConvertArgs {
@@ -184,8 +184,6 @@ pub fn run(a: ConvertArgs) -> Result<()> {
         (a.chunk_dict.is_some(), "--chunk-dict"),
         (a.build_cache.is_some(), "--build-cache"),
         (a.backend_type.is_some(), "--backend-type"),
-        (a.source_archive.is_some(), "--source-archive"),
-        (a.target_archive.is_some(), "--target-archive"),
         (a.fs_align_chunk, "--fs-align-chunk (RAFS v5)"),
     ] {
         if given {
@@ -261,42 +259,55 @@ pub fn run(a: ConvertArgs) -> Result<()> {
         with_referrer: a.with_referrer,
         merge_platform: a.merge_platform,
     };
-    let src = registry_for(
-        &source.host,
-        a.source_insecure,
-        a.plain_http,
-        a.push_retry_count,
-        retry_delay,
-        0,
-    )?;
-    let dst = registry_for(
-        &target.host,
-        a.target_insecure,
-        a.plain_http,
-        a.push_retry_count,
-        retry_delay,
-        push_chunk,
-    )?;
     std::fs::create_dir_all(&a.work_dir)
         .with_context(|| format!("creating the work directory {}", a.work_dir.display()))?;
     let scratch = tempfile::Builder::new()
         .prefix("nydusify-convert-")
         .tempdir_in(&a.work_dir)
         .with_context(|| format!("creating a directory in {}", a.work_dir.display()))?;
+    let src = match &a.source_archive {
+        Some(p) => Store::Archive(Arc::new(ArchiveIn::open(p)?)),
+        None => Store::registry(
+            registry_for(
+                &source.host,
+                a.source_insecure,
+                a.plain_http,
+                a.push_retry_count,
+                retry_delay,
+                0,
+            )?,
+            &source.repository,
+        ),
+    };
+    let dst = match &a.target_archive {
+        Some(p) => Store::Layout(Arc::new(LayoutOut::create(scratch.path(), p)?)),
+        None => Store::registry(
+            registry_for(
+                &target.host,
+                a.target_insecure,
+                a.plain_http,
+                a.push_retry_count,
+                retry_delay,
+                push_chunk,
+            )?,
+            &target.repository,
+        ),
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
     let job = Job {
-        src: Arc::new(src),
-        dst: Arc::new(dst),
-        source,
-        target,
+        src,
+        dst,
+        source_ref: source.target().to_string(),
+        target_tag: target.target().to_string(),
         settings,
         scratch: scratch.path().to_path_buf(),
     };
     let t0 = Instant::now();
     let metrics = rt.block_on(job.convert(&platforms, a.all_platforms))?;
+    job.dst.finish()?;
     let total = t0.elapsed();
     crate::log::info(&format!(
         "converted {} to {} ({}) in {:.2}s",
@@ -316,10 +327,12 @@ pub fn run(a: ConvertArgs) -> Result<()> {
 }
 
 struct Job {
-    src: Arc<Registry>,
-    dst: Arc<Registry>,
-    source: Reference,
-    target: Reference,
+    src: Store,
+    dst: Store,
+    /// Tag or digest of the source image.
+    source_ref: String,
+    /// Tag of the target image.
+    target_tag: String,
     settings: Settings,
     scratch: PathBuf,
 }
@@ -351,10 +364,9 @@ fn is_tar_layer(mt: &str) -> bool {
 
 impl Job {
     async fn convert(&self, platforms: &[Platform], all: bool) -> Result<Value> {
-        let repo = &self.source.repository;
-        let (mt, bytes, digest) = self.src.get_manifest(repo, self.source.target()).await?;
+        let (mt, bytes, digest) = self.src.get_manifest(&self.source_ref).await?;
         let doc = parse_document(Some(&mt), &bytes)
-            .map_err(|e| anyhow!("source {}: {e}", self.source.repository))?;
+            .map_err(|e| anyhow!("source {}: {e}", self.src.describe()))?;
         let (pushed, results) = match doc {
             Document::Manifest(m) => {
                 let c = self
@@ -373,12 +385,7 @@ impl Job {
                 } else {
                     let d = self
                         .dst
-                        .put_manifest(
-                            &self.target.repository,
-                            self.target.target(),
-                            &c.media_type,
-                            &c.manifest,
-                        )
+                        .put_manifest(&self.target_tag, &c.media_type, &c.manifest)
                         .await?;
                     (d, metrics)
                 }
@@ -401,7 +408,7 @@ impl Job {
                         .collect();
                     bail!(
                         "source {}: the index has no manifest for {}",
-                        self.source.repository,
+                        self.src.describe(),
                         if all {
                             "any platform".to_string()
                         } else {
@@ -411,7 +418,7 @@ impl Job {
                 }
                 let mut converted = Vec::new();
                 for d in picked {
-                    let (mmt, mbytes, mdigest) = self.src.get_manifest(repo, &d.digest).await?;
+                    let (mmt, mbytes, mdigest) = self.src.get_manifest(&d.digest).await?;
                     let m = match parse_document(Some(&mmt), &mbytes)
                         .map_err(|e| anyhow!("source manifest {}: {e}", d.digest))?
                     {
@@ -430,12 +437,7 @@ impl Job {
                     let c = &converted[0].1;
                     let d = self
                         .dst
-                        .put_manifest(
-                            &self.target.repository,
-                            self.target.target(),
-                            &c.media_type,
-                            &c.manifest,
-                        )
+                        .put_manifest(&self.target_tag, &c.media_type, &c.manifest)
                         .await?;
                     (d, metrics)
                 } else {
@@ -466,7 +468,6 @@ impl Job {
         } else {
             media::OCI_INDEX
         };
-        let repo = &self.target.repository;
         let mut manifests = Vec::new();
         for (src_desc, c) in converted {
             if self.settings.merge_platform {
@@ -475,7 +476,7 @@ impl Job {
                 manifests.push(src_desc.clone());
             }
             self.dst
-                .put_manifest(repo, &c.digest, &c.media_type, &c.manifest)
+                .put_manifest(&c.digest, &c.media_type, &c.manifest)
                 .await?;
             let mut platform = c.platform.clone().or(src_desc.platform.clone());
             if let Some(p) = &mut platform {
@@ -505,7 +506,7 @@ impl Job {
         };
         let bytes = serde_json::to_vec(&index)?;
         self.dst
-            .put_manifest(repo, self.target.target(), index_mt, &bytes)
+            .put_manifest(&self.target_tag, index_mt, &bytes)
             .await
     }
 
@@ -513,9 +514,7 @@ impl Job {
     async fn copy_manifest(&self, d: &Descriptor) -> Result<()> {
         let c = super::copy::Copier {
             src: &self.src,
-            srepo: &self.source.repository,
             dst: &self.dst,
-            drepo: &self.target.repository,
             scratch: &self.scratch,
         };
         c.copy_manifest(&d.digest, None).await.map(|_| ())
@@ -531,24 +530,23 @@ impl Job {
         digest: &str,
         platform: Option<Platform>,
     ) -> Result<Converted> {
-        let repo = &self.source.repository;
         if nydus_core::oci::check::is_nydus(&m) {
             bail!(
                 "source {}@{digest} is already a Nydus image",
-                self.source.repository
+                self.src.describe()
             );
         }
         for l in &m.layers {
             if !is_tar_layer(&l.media_type) {
                 bail!(
                     "source {}@{digest}: layer {} has media type {:?}, which is not an OCI/Docker tar layer",
-                    self.source.repository,
+                    self.src.describe(),
                     l.digest,
                     l.media_type
                 );
             }
         }
-        let config_bytes = self.src.pull_blob_bytes(repo, &m.config.digest).await?;
+        let config_bytes = self.src.blob_bytes(&m.config.digest).await?;
         let config: Value = serde_json::from_slice(&config_bytes)
             .with_context(|| format!("source config {} is not JSON", m.config.digest))?;
         let platform = platform.or_else(|| {
@@ -598,11 +596,11 @@ impl Job {
                 size: built.blob_size,
             });
             metas.insert(built.blob_id.clone(), built.blob_meta);
-            let (dst, trepo) = (self.dst.clone(), self.target.repository.clone());
+            let dst = self.dst.clone();
             let blob_path = dir.join(&built.blob_id);
             let bdigest = format!("sha256:{}", built.blob_id);
             pushes.spawn(async move {
-                dst.push_blob_file(&trepo, &bdigest, &blob_path).await?;
+                dst.push_blob_file(&bdigest, &blob_path).await?;
                 tokio::fs::remove_file(&blob_path).await.ok();
                 Ok(())
             });
@@ -657,12 +655,9 @@ impl Job {
                 ..Default::default()
             });
         }
-        let trepo = &self.target.repository;
+        self.dst.push_blob_bytes(&boot.digest, &boot.gz).await?;
         self.dst
-            .push_blob_bytes(trepo, &boot.digest, &boot.gz)
-            .await?;
-        self.dst
-            .push_blob_bytes(trepo, &img.manifest.config.digest, &img.config)
+            .push_blob_bytes(&img.manifest.config.digest, &img.config)
             .await?;
         while let Some(r) = pushes.join_next().await {
             r.context("a blob push task failed")??;
@@ -719,8 +714,7 @@ impl Job {
         l: &Descriptor,
         dir: &Path,
     ) -> Result<create::Built, LayerError> {
-        let (pull, reader) =
-            super::stream::blob_reader(self.src.clone(), &self.source.repository, &l.digest);
+        let (pull, reader) = self.src.blob_reader(&l.digest).map_err(LayerError::Build)?;
         let plan = Plan::layer(
             dir.to_path_buf(),
             self.settings.compressor,

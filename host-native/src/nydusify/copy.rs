@@ -1,9 +1,11 @@
 //! `nydusify copy --source REF --target REF`: an image (OCI or Nydus, a manifest or an index)
-//! from one registry to another, blob by blob. Blobs the target has are skipped, blobs in
+//! from one registry to another, or to / from an OCI image-layout tar (`file://<path>`), blob
+//! by blob. Blobs the target has are skipped, blobs in
 //! another repository of the same registry are mounted, the rest stream through a scratch file
 //! (bounded memory, digest verified on the way in).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
@@ -11,8 +13,8 @@ use nydus_core::oci::manifest::{parse_document, Descriptor, Document, Platform};
 use nydus_core::oci::reference::Reference;
 
 use super::convert::{parse_byte_size, parse_duration};
+use super::store::{ArchiveIn, LayoutOut, Store};
 use super::{host_platform, is_nydus_entry, registry_for};
-use crate::registry::Registry;
 
 #[derive(Debug, Args)]
 pub struct CopyArgs {
@@ -52,44 +54,39 @@ pub struct CopyArgs {
     pub source_backend_type: Option<String>,
 }
 
-/// Copies one blob unless the target repository has it.
-pub async fn copy_blob(
-    src: &Registry,
-    srepo: &str,
-    dst: &Registry,
-    drepo: &str,
-    digest: &str,
-    scratch: &Path,
-) -> Result<()> {
-    if dst.blob_size(drepo, digest).await?.is_some() {
+/// Copies one blob unless the target has it: mounted across repositories of one registry,
+/// otherwise streamed through a scratch file (verified on the way in).
+pub async fn copy_blob(src: &Store, dst: &Store, digest: &str, scratch: &Path) -> Result<()> {
+    if dst.has_blob(digest).await? {
         return Ok(());
     }
-    if src.host() == dst.host() && srepo != drepo && dst.mount_blob(drepo, srepo, digest).await? {
-        return Ok(());
+    if let (
+        Store::Registry {
+            reg: s,
+            repo: srepo,
+        },
+        Store::Registry {
+            reg: d,
+            repo: drepo,
+        },
+    ) = (src, dst)
+    {
+        if s.host() == d.host() && srepo != drepo && d.mount_blob(drepo, srepo, digest).await? {
+            return Ok(());
+        }
     }
     let tmp = tempfile::Builder::new()
         .prefix("blob-")
         .tempfile_in(scratch)
         .with_context(|| format!("creating a scratch file in {}", scratch.display()))?;
-    let mut f = tokio::fs::File::create(tmp.path())
-        .await
-        .with_context(|| format!("opening {}", tmp.path().display()))?;
-    src.pull_blob(srepo, digest, &mut f).await?;
-    drop(f);
-    dst.push_blob_file(drepo, digest, tmp.path()).await
+    src.blob_to_file(digest, tmp.path()).await?;
+    dst.push_blob_file(digest, tmp.path()).await
 }
 
 pub fn run(a: CopyArgs) -> Result<()> {
     if a.source_backend_type.is_some() {
         bail!("nydusify copy --source-backend-type is not supported by this nydusify yet");
     }
-    for r in [&a.source, &a.target] {
-        if r.starts_with("file://") {
-            bail!("nydusify copy with file:// tarballs is not supported by this nydusify yet");
-        }
-    }
-    let source = Reference::parse(&a.source).map_err(|e| anyhow!("--source: {e}"))?;
-    let target = Reference::parse(&a.target).map_err(|e| anyhow!("--target: {e}"))?;
     let want = match &a.platform {
         Some(p) => Platform::parse(p)
             .with_context(|| format!("invalid --platform {p:?}: expected os/arch[/variant]"))?,
@@ -99,28 +96,53 @@ pub fn run(a: CopyArgs) -> Result<()> {
         .with_context(|| format!("invalid --push-retry-delay {:?}", a.push_retry_delay))?;
     let chunk = parse_byte_size(&a.push_chunk_size)
         .with_context(|| format!("invalid --push-chunk-size {:?}", a.push_chunk_size))?;
-    let src = registry_for(
-        &source.host,
-        a.source_insecure,
-        a.plain_http,
-        a.push_retry_count,
-        delay,
-        0,
-    )?;
-    let dst = registry_for(
-        &target.host,
-        a.target_insecure,
-        a.plain_http,
-        a.push_retry_count,
-        delay,
-        chunk,
-    )?;
     std::fs::create_dir_all(&a.work_dir)
         .with_context(|| format!("creating the work directory {}", a.work_dir.display()))?;
     let scratch = tempfile::Builder::new()
         .prefix("nydusify-copy-")
         .tempdir_in(&a.work_dir)
         .with_context(|| format!("creating a directory in {}", a.work_dir.display()))?;
+    // `file://<path>` (relative or absolute) is an OCI image-layout tar.
+    let (src, src_ref) = match a.source.strip_prefix("file://") {
+        Some(p) => (
+            Store::Archive(Arc::new(ArchiveIn::open(Path::new(p))?)),
+            "latest".to_string(),
+        ),
+        None => {
+            let r = Reference::parse(&a.source).map_err(|e| anyhow!("--source: {e}"))?;
+            let reg = registry_for(
+                &r.host,
+                a.source_insecure,
+                a.plain_http,
+                a.push_retry_count,
+                delay,
+                0,
+            )?;
+            (Store::registry(reg, &r.repository), r.target().to_string())
+        }
+    };
+    let (dst, tag) = match a.target.strip_prefix("file://") {
+        Some(p) => (
+            Store::Layout(Arc::new(LayoutOut::create(scratch.path(), Path::new(p))?)),
+            if src_ref.starts_with("sha256:") {
+                "latest".to_string()
+            } else {
+                src_ref.clone()
+            },
+        ),
+        None => {
+            let r = Reference::parse(&a.target).map_err(|e| anyhow!("--target: {e}"))?;
+            let reg = registry_for(
+                &r.host,
+                a.target_insecure,
+                a.plain_http,
+                a.push_retry_count,
+                delay,
+                chunk,
+            )?;
+            (Store::registry(reg, &r.repository), r.target().to_string())
+        }
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -128,22 +150,17 @@ pub fn run(a: CopyArgs) -> Result<()> {
     let digest = rt.block_on(async {
         let c = Copier {
             src: &src,
-            srepo: &source.repository,
             dst: &dst,
-            drepo: &target.repository,
             scratch: scratch.path(),
         };
-        let (mt, bytes, digest) = src
-            .get_manifest(&source.repository, source.target())
-            .await?;
+        let (mt, bytes, digest) = src.get_manifest(&src_ref).await?;
         match parse_document(Some(&mt), &bytes).map_err(|e| anyhow!("{}: {e}", a.source))? {
-            Document::Manifest(_) => c.copy_manifest(&digest, Some(target.target())).await,
+            Document::Manifest(_) => c.copy_manifest(&digest, Some(&tag)).await,
             Document::Index(index) if a.all_platforms => {
                 for d in &index.manifests {
                     c.copy_manifest(&d.digest, None).await?;
                 }
-                dst.put_manifest(&target.repository, target.target(), &mt, &bytes)
-                    .await
+                dst.put_manifest(&tag, &mt, &bytes).await
             }
             Document::Index(index) => {
                 let pick: &Descriptor = index
@@ -157,44 +174,38 @@ pub fn run(a: CopyArgs) -> Result<()> {
                             a.source, want.os, want.architecture
                         )
                     })?;
-                c.copy_manifest(&pick.digest, Some(target.target())).await
+                c.copy_manifest(&pick.digest, Some(&tag)).await
             }
         }
     })?;
+    dst.finish()?;
     crate::log::info(&format!("copied {} to {} ({digest})", a.source, a.target));
     Ok(())
 }
 
 pub(crate) struct Copier<'a> {
-    pub src: &'a Registry,
-    pub srepo: &'a str,
-    pub dst: &'a Registry,
-    pub drepo: &'a str,
+    pub src: &'a Store,
+    pub dst: &'a Store,
     pub scratch: &'a Path,
 }
 
 impl Copier<'_> {
-    /// Copies the manifest `digest` with its config and layers; pushes it under `tag` (or its
+    /// Copies the manifest `digest` with its config and layers; stores it under `tag` (or its
     /// digest). Returns its digest.
     pub(crate) async fn copy_manifest(&self, digest: &str, tag: Option<&str>) -> Result<String> {
-        let (mt, bytes, digest) = self.src.get_manifest(self.srepo, digest).await?;
+        let (mt, bytes, digest) = self.src.get_manifest(digest).await?;
         let m = match parse_document(Some(&mt), &bytes).map_err(|e| anyhow!("{digest}: {e}"))? {
             Document::Manifest(m) => m,
-            Document::Index(_) => bail!("{}: {digest}: an index inside an index", self.srepo),
+            Document::Index(_) => bail!(
+                "{}: {digest}: an index inside an index",
+                self.src.describe()
+            ),
         };
         for b in std::iter::once(&m.config).chain(m.layers.iter()) {
-            copy_blob(
-                self.src,
-                self.srepo,
-                self.dst,
-                self.drepo,
-                &b.digest,
-                self.scratch,
-            )
-            .await?;
+            copy_blob(self.src, self.dst, &b.digest, self.scratch).await?;
         }
         self.dst
-            .put_manifest(self.drepo, tag.unwrap_or(&digest), &mt, &bytes)
+            .put_manifest(tag.unwrap_or(&digest), &mt, &bytes)
             .await
     }
 }

@@ -6,6 +6,7 @@ pub mod convert;
 pub mod copy;
 pub mod fscheck;
 pub mod pack;
+pub mod store;
 pub mod stream;
 
 use std::path::PathBuf;

@@ -26,7 +26,7 @@ pub fn blob_reader(
     impl std::future::Future<Output = Result<u64>> + 'static,
     DrainOnDrop<ChannelReader>,
 ) {
-    let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(IN_FLIGHT);
+    let (tx, reader) = channel();
     let (repo, digest) = (repo.to_string(), digest.to_string());
     let pull = async move {
         let r = reg
@@ -41,8 +41,17 @@ pub fn blob_reader(
         }
         r
     };
+    (pull, reader)
+}
+
+/// A bounded channel of blob pieces and the blocking reader of its other end.
+pub fn channel() -> (
+    mpsc::Sender<std::io::Result<Bytes>>,
+    DrainOnDrop<ChannelReader>,
+) {
+    let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(IN_FLIGHT);
     (
-        pull,
+        tx,
         DrainOnDrop(ChannelReader {
             rx,
             cur: Bytes::new(),
