@@ -68,7 +68,7 @@ fn check_passes_a_good_image_and_names_problems() {
     };
     let config = json!({"architecture": "amd64", "os": "linux", "config": {"Cmd": ["/bin/sh"]},
                         "rootfs": {"type": "layers", "diff_ids": []}});
-    let img = nydus_image(&source, &config, &layers, &boot_layer, 6, true).unwrap();
+    let img = nydus_image(&source, &config, &layers, &boot_layer, 6, true, false).unwrap();
     let c = Registry::new(
         &reg.addr,
         RegistryOptions {

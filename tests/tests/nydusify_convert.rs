@@ -851,3 +851,64 @@ fn archives_and_file_tarballs() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("bad.tar"), "{}", stderr(&o));
 }
+
+#[test]
+fn blobs_in_a_localfs_backend() {
+    let reg = TestRegistry::start(None);
+    let t = tempfile::tempdir().unwrap();
+    seed_golden(&reg, t.path());
+    let work = t.path().join("work");
+    let src = format!("{}/src/golden:t", reg.addr);
+    let dst = format!("{}/be/golden:n", reg.addr);
+    let backend = t.path().join("backend");
+    let cfg = json!({ "dir": backend }).to_string();
+    convert(
+        &work,
+        &src,
+        &dst,
+        &["--backend-type", "localfs", "--backend-config", &cfg],
+    );
+    // The manifest holds only the bootstrap layer; the blobs are upstream's, in the backend.
+    let raw = skopeo_raw(&dst);
+    assert_eq!(raw["layers"].as_array().unwrap().len(), 1, "{raw}");
+    for id in UPSTREAM_LAYER_BLOBS {
+        assert!(backend.join(id).is_file(), "blob {id} not in the backend");
+    }
+    let be = [
+        "--target-backend-type",
+        "localfs",
+        "--target-backend-config",
+        &cfg,
+    ];
+    check_ok(&t.path().join("c1"), Some(&src), &dst, &be);
+    // Without the backend the blobs cannot be found; with a damaged blob the path is named.
+    let o = check(&t.path().join("c2"), None, &dst, &[]);
+    assert!(!o.status.success() && stderr(&o).contains("not a layer of the manifest"));
+    let victim = backend.join(UPSTREAM_LAYER_BLOBS[0]);
+    let mut data = std::fs::read(&victim).unwrap();
+    data[100] ^= 0xff;
+    std::fs::write(&victim, &data).unwrap();
+    let o = check(&t.path().join("c3"), Some(&src), &dst, &be);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("/bin/tool: unreadable"),
+        "{}",
+        stderr(&o)
+    );
+    // S3/OSS are not built yet and say so.
+    let o = nydusify(&[
+        "convert",
+        "--source",
+        &src,
+        "--target",
+        &dst,
+        "--plain-http",
+        "--backend-type",
+        "s3",
+        "--backend-config",
+        "{}",
+        "--work-dir",
+        &s(&work),
+    ]);
+    assert!(!o.status.success() && stderr(&o).contains("not supported by this nydusify yet"));
+}

@@ -26,19 +26,26 @@ pub struct NydusImage {
 }
 
 /// The source config with `rootfs.diff_ids` and `history` rewritten for the Nydus layers.
+/// With `external` (blobs in a storage backend, not in the manifest) only the bootstrap
+/// layer is listed and the history is replaced by its one item.
 pub fn rewrite_config(
     source_config: &Value,
     blobs: &[BlobLayer],
     boot: &BootstrapLayer,
+    external: bool,
 ) -> Result<Value, String> {
     let mut c = source_config.clone();
     let obj = c
         .as_object_mut()
         .ok_or("the image config is not a JSON object")?;
-    let mut diff_ids: Vec<Value> = blobs
-        .iter()
-        .map(|b| json!(format!("sha256:{}", b.digest_hex)))
-        .collect();
+    let mut diff_ids: Vec<Value> = if external {
+        Vec::new()
+    } else {
+        blobs
+            .iter()
+            .map(|b| json!(format!("sha256:{}", b.digest_hex)))
+            .collect()
+    };
     diff_ids.push(json!(boot.diff_id));
     let rootfs = obj
         .entry("rootfs")
@@ -49,6 +56,9 @@ pub fn rewrite_config(
     rootfs.insert("type".into(), json!("layers"));
     rootfs.insert("diff_ids".into(), Value::Array(diff_ids));
     let history = obj.entry("history").or_insert_with(|| json!([]));
+    if external {
+        *history = json!([]);
+    }
     history
         .as_array_mut()
         .ok_or("config.history is not an array")?
@@ -58,6 +68,8 @@ pub fn rewrite_config(
 
 /// Builds the Nydus manifest (blob layers in source order, then the bootstrap layer) and its
 /// config. `oci` forces OCI media types; otherwise the source manifest's family is kept.
+/// `external`: the blobs live in a storage backend and the manifest lists only the bootstrap
+/// layer (§2).
 pub fn nydus_image(
     source: &Manifest,
     source_config: &Value,
@@ -65,8 +77,9 @@ pub fn nydus_image(
     boot: &BootstrapLayer,
     fs_version: u32,
     oci: bool,
+    external: bool,
 ) -> Result<NydusImage, String> {
-    let config = serde_json::to_vec(&rewrite_config(source_config, blobs, boot)?)
+    let config = serde_json::to_vec(&rewrite_config(source_config, blobs, boot, external)?)
         .map_err(|e| e.to_string())?;
     let docker = !oci && source.is_docker();
     let ann = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
@@ -77,6 +90,7 @@ pub fn nydus_image(
     };
     let mut layers: Vec<Descriptor> = blobs
         .iter()
+        .filter(|_| !external)
         .map(|b| Descriptor {
             media_type: media::NYDUS_BLOB.into(),
             digest: format!("sha256:{}", b.digest_hex),
@@ -159,7 +173,7 @@ mod tests {
                 size: 20,
             },
         ];
-        let img = nydus_image(&src, &cfg, &blobs, &boot, 6, false).unwrap();
+        let img = nydus_image(&src, &cfg, &blobs, &boot, 6, false, false).unwrap();
         let m = &img.manifest;
         assert_eq!(m.media_type.as_deref(), Some(media::DOCKER_MANIFEST));
         assert_eq!(m.layers.len(), 3);
@@ -173,8 +187,15 @@ mod tests {
         assert_eq!(c["history"].as_array().unwrap().len(), 2);
         assert_eq!(c["config"], cfg["config"]);
         assert!(check_manifest(m, &c).is_ok());
-        let oci = nydus_image(&src, &cfg, &blobs, &boot, 6, true).unwrap();
+        let oci = nydus_image(&src, &cfg, &blobs, &boot, 6, true, false).unwrap();
         assert_eq!(oci.manifest.layers[2].media_type, media::OCI_LAYER_GZIP);
         assert_eq!(oci.manifest.config.media_type, media::OCI_CONFIG);
+        // Blobs in a backend: only the bootstrap layer, one diff id, one history item.
+        let ext = nydus_image(&src, &cfg, &blobs, &boot, 6, true, true).unwrap();
+        assert_eq!(ext.manifest.layers.len(), 1);
+        let c: Value = serde_json::from_slice(&ext.config).unwrap();
+        assert_eq!(c["rootfs"]["diff_ids"], json!([boot.diff_id]));
+        assert_eq!(c["history"].as_array().unwrap().len(), 1);
+        assert!(check_manifest(&ext.manifest, &c).is_ok());
     }
 }

@@ -156,9 +156,31 @@ async fn check(
         f.location = format!("bootstrap: {}", f.location);
         f
     }));
-    report
-        .findings
-        .extend(check_bootstrap_blobs(&manifest, &ids).findings);
+    let backend = super::backend_dir(
+        a.target_backend_type.as_deref(),
+        a.target_backend_config.as_deref(),
+        a.target_backend_config_file.as_deref(),
+        "--target-backend",
+    )?;
+    match &backend {
+        // Blobs in a storage backend: the manifest lists none; each must be there.
+        Some(d) => {
+            for id in &ids {
+                if !d.join(id).is_file() {
+                    report.error(
+                        "bootstrap",
+                        format!(
+                            "blob {id} of the bootstrap is not in the backend {}",
+                            d.display()
+                        ),
+                    );
+                }
+            }
+        }
+        None => report
+            .findings
+            .extend(check_bootstrap_blobs(&manifest, &ids).findings),
+    }
     if let Some(source) = &a.source {
         if report.is_ok() {
             compare_with_source(reg, target, source, want, a, &config, boot, &mut report).await?;
@@ -239,14 +261,23 @@ async fn compare_with_source(
         .prefix("nydus-blobs-")
         .tempdir_in(&a.work_dir)
         .with_context(|| format!("creating a directory in {}", a.work_dir.display()))?;
-    let nydus =
-        match super::fscheck::nydus_files(reg, &target.repository, boot, scratch.path()).await {
-            Ok(f) => f,
-            Err(e) => {
-                report.error("filesystem", format!("{e:#}"));
-                return Ok(());
-            }
-        };
+    let backend = super::backend_dir(
+        a.target_backend_type.as_deref(),
+        a.target_backend_config.as_deref(),
+        a.target_backend_config_file.as_deref(),
+        "--target-backend",
+    )?;
+    let blobs = match &backend {
+        Some(d) => super::fscheck::BlobsFrom::Dir(d),
+        None => super::fscheck::BlobsFrom::Registry(reg, &target.repository, scratch.path()),
+    };
+    let nydus = match super::fscheck::nydus_files(blobs, boot).await {
+        Ok(f) => f,
+        Err(e) => {
+            report.error("filesystem", format!("{e:#}"));
+            return Ok(());
+        }
+    };
     for p in nydus.problems {
         report.error("data", p);
     }

@@ -167,6 +167,8 @@ struct Settings {
     oci: bool,
     with_referrer: bool,
     merge_platform: bool,
+    /// Blobs go to this localfs backend directory instead of the target.
+    backend: Option<PathBuf>,
 }
 
 fn unsupported(what: &str) -> anyhow::Error {
@@ -183,7 +185,6 @@ pub fn run(a: ConvertArgs) -> Result<()> {
         (a.oci_ref, "--oci-ref"),
         (a.chunk_dict.is_some(), "--chunk-dict"),
         (a.build_cache.is_some(), "--build-cache"),
-        (a.backend_type.is_some(), "--backend-type"),
         (a.fs_align_chunk, "--fs-align-chunk (RAFS v5)"),
     ] {
         if given {
@@ -258,6 +259,12 @@ pub fn run(a: ConvertArgs) -> Result<()> {
         oci: a.oci,
         with_referrer: a.with_referrer,
         merge_platform: a.merge_platform,
+        backend: super::backend_dir(
+            a.backend_type.as_deref(),
+            a.backend_config.as_deref(),
+            a.backend_config_file.as_deref(),
+            "--backend",
+        )?,
     };
     std::fs::create_dir_all(&a.work_dir)
         .with_context(|| format!("creating the work directory {}", a.work_dir.display()))?;
@@ -599,9 +606,24 @@ impl Job {
             let dst = self.dst.clone();
             let blob_path = dir.join(&built.blob_id);
             let bdigest = format!("sha256:{}", built.blob_id);
+            let backend = self.settings.backend.clone();
             pushes.spawn(async move {
-                dst.push_blob_file(&bdigest, &blob_path).await?;
-                tokio::fs::remove_file(&blob_path).await.ok();
+                match backend {
+                    Some(d) => {
+                        let dest = d.join(bdigest.trim_start_matches("sha256:"));
+                        tokio::task::spawn_blocking(move || {
+                            std::fs::create_dir_all(&d)
+                                .with_context(|| format!("creating {}", d.display()))?;
+                            super::store::copy_verified(&blob_path, &dest, &bdigest)
+                        })
+                        .await
+                        .context("the backend copy task failed")??;
+                    }
+                    None => {
+                        dst.push_blob_file(&bdigest, &blob_path).await?;
+                        tokio::fs::remove_file(&blob_path).await.ok();
+                    }
+                }
                 Ok(())
             });
         }
@@ -645,6 +667,7 @@ impl Job {
             &boot,
             6,
             self.settings.oci || mt == media::OCI_MANIFEST,
+            self.settings.backend.is_some(),
         )
         .map_err(|e| anyhow!("source config {}: {e}", m.config.digest))?;
         if self.settings.with_referrer {

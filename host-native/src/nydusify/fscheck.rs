@@ -152,30 +152,71 @@ pub struct NydusFiles {
     pub problems: Vec<String>,
 }
 
-/// Every path of the Nydus image with its content digest; blobs are fetched into `scratch`.
-/// A blob that fails its digest is still read, so that the files it damages are named.
-pub async fn nydus_files(
-    reg: &Registry,
-    repo: &str,
-    boot: Vec<u8>,
-    scratch: &Path,
-) -> Result<NydusFiles> {
+/// Where the Nydus image's blobs are read from.
+#[derive(Debug)]
+pub enum BlobsFrom<'a> {
+    /// The registry repository; fetched into the scratch directory.
+    Registry(&'a Registry, &'a str, &'a Path),
+    /// A localfs backend directory (blobs named by id).
+    Dir(&'a Path),
+}
+
+/// SHA-256 hex of a file.
+fn file_sha256(p: &Path) -> Result<String> {
+    let mut f = std::fs::File::open(p).with_context(|| format!("opening {}", p.display()))?;
+    let mut h = Sha256Stream::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f
+            .read(&mut buf)
+            .with_context(|| format!("reading {}", p.display()))?;
+        if n == 0 {
+            return Ok(h.finish().to_hex());
+        }
+        h.update(&buf[..n]);
+    }
+}
+
+/// Every path of the Nydus image with its content digest. A blob that fails its digest is
+/// still read, so that the files it damages are named.
+pub async fn nydus_files(from: BlobsFrom<'_>, boot: Vec<u8>) -> Result<NydusFiles> {
     let mut problems = Vec::new();
     let rafs = Rafs::open(boot).map_err(|e| anyhow!("the Nydus bootstrap: {e}"))?;
     let blobs = rafs.blobs().to_vec();
-    for b in &blobs {
-        let dest = scratch.join(&b.blob_id);
-        let mut f = tokio::fs::File::create(&dest)
-            .await
-            .with_context(|| format!("creating {}", dest.display()))?;
-        if let Err(e) = reg
-            .pull_blob(repo, &format!("sha256:{}", b.blob_id), &mut f)
-            .await
-        {
-            problems.push(format!("blob sha256:{}: {e:#}", b.blob_id));
+    let scratch = match from {
+        BlobsFrom::Registry(reg, repo, scratch) => {
+            for b in &blobs {
+                let dest = scratch.join(&b.blob_id);
+                let mut f = tokio::fs::File::create(&dest)
+                    .await
+                    .with_context(|| format!("creating {}", dest.display()))?;
+                if let Err(e) = reg
+                    .pull_blob(repo, &format!("sha256:{}", b.blob_id), &mut f)
+                    .await
+                {
+                    problems.push(format!("blob sha256:{}: {e:#}", b.blob_id));
+                }
+            }
+            scratch.to_path_buf()
         }
-    }
-    let scratch = scratch.to_path_buf();
+        BlobsFrom::Dir(d) => {
+            for b in &blobs {
+                let p = d.join(&b.blob_id);
+                match tokio::task::spawn_blocking(move || file_sha256(&p))
+                    .await
+                    .context("the blob hashing task failed")?
+                {
+                    Ok(h) if h == b.blob_id => {}
+                    Ok(h) => problems.push(format!(
+                        "blob {} in the backend has digest sha256:{h}: corrupted",
+                        b.blob_id
+                    )),
+                    Err(e) => problems.push(format!("blob {}: {e:#}", b.blob_id)),
+                }
+            }
+            d.to_path_buf()
+        }
+    };
     tokio::task::spawn_blocking(move || -> Result<NydusFiles> {
         let mut src = ChunkSource::new(BlobLocator::dir(scratch), &blobs);
         let mut out = BTreeMap::new();

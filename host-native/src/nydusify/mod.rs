@@ -12,7 +12,7 @@ pub mod stream;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use nydus_core::oci::annotation;
 use nydus_core::oci::manifest::{Descriptor, Platform};
@@ -42,6 +42,41 @@ pub(crate) fn is_nydus_entry(d: &Descriptor) -> bool {
                 .iter()
                 .any(|f| f == annotation::NYDUS_OS_FEATURE)
         })
+}
+
+/// The blob directory of a `--backend-type localfs` with `--backend-config[-file]`
+/// (`{"dir": ...}`); `None` without a backend type. `flag` names the options in errors.
+pub(crate) fn backend_dir(
+    kind: Option<&str>,
+    config: Option<&str>,
+    config_file: Option<&std::path::Path>,
+    flag: &str,
+) -> Result<Option<PathBuf>> {
+    let Some(kind) = kind else {
+        return Ok(None);
+    };
+    match kind {
+        "localfs" => {}
+        "registry" => return Ok(None),
+        "oss" | "s3" => bail!(
+            "{flag}-type {kind} is not supported by this nydusify yet (localfs and the registry are)"
+        ),
+        other => bail!("invalid {flag}-type {other:?}: expected localfs, oss or s3"),
+    }
+    let cfg = match (config, config_file) {
+        (Some(c), _) => c.to_string(),
+        (None, Some(f)) => std::fs::read_to_string(f)
+            .with_context(|| format!("reading {flag}-config-file {}", f.display()))?,
+        (None, None) => bail!("{flag}-type localfs needs {flag}-config or {flag}-config-file"),
+    };
+    match crate::image::blobsrc::LocalBackend::parse("localfs", &cfg)
+        .with_context(|| format!("{flag}-config"))?
+    {
+        crate::image::blobsrc::LocalBackend::Dir(d) => Ok(Some(d)),
+        crate::image::blobsrc::LocalBackend::File(_) => {
+            bail!("{flag}-config: a localfs backend for images needs \"dir\", not \"blob_file\"")
+        }
+    }
 }
 
 /// A client of `host` with credentials from the Docker config.
@@ -131,6 +166,13 @@ pub struct CheckArgs {
     /// Require an index holding both OCI and Nydus manifests.
     #[arg(long = "multi-platform")]
     pub multi_platform: bool,
+    /// Where the Nydus blobs are, when not in the registry (`localfs`).
+    #[arg(long = "target-backend-type")]
+    pub target_backend_type: Option<String>,
+    #[arg(long = "target-backend-config")]
+    pub target_backend_config: Option<String>,
+    #[arg(long = "target-backend-config-file")]
+    pub target_backend_config_file: Option<PathBuf>,
     /// Where the fetched manifests, config and bootstrap are written.
     #[arg(long = "work-dir", default_value = "./output")]
     pub work_dir: PathBuf,

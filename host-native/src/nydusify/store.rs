@@ -196,7 +196,8 @@ fn blob_name(digest: &str) -> Result<String> {
     Ok(format!("blobs/sha256/{hex}"))
 }
 
-fn copy_verified(src: &Path, dest: &Path, digest: &str) -> Result<()> {
+/// Copies `src` to `dest` (atomically), checking that its SHA-256 is `digest`.
+pub(crate) fn copy_verified(src: &Path, dest: &Path, digest: &str) -> Result<()> {
     let mut input = File::open(src).with_context(|| format!("opening {}", src.display()))?;
     let mut out = AtomicFile::create(dest)?;
     let mut h = Sha256Stream::new();
