@@ -419,13 +419,19 @@ impl Registry {
         digest: &str,
         out: &mut W,
     ) -> Result<u64> {
-        let n = self
-            .pull_blob_each(repo, digest, async |chunk: Bytes| {
-                out.write_all(&chunk)
-                    .await
-                    .with_context(|| format!("writing blob {digest}"))
-            })
-            .await?;
+        let mut body = self.blob_body(repo, digest).await?;
+        let mut h = Sha256Stream::new();
+        let mut n = 0u64;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk
+                .map_err(|e| anyhow!("{}: reading blob {digest}: {}", self.host, describe(e)))?;
+            h.update(&chunk);
+            n += chunk.len() as u64;
+            out.write_all(&chunk)
+                .await
+                .with_context(|| format!("writing blob {digest}"))?;
+        }
+        self.verify_blob(repo, digest, h)?;
         out.flush().await.ok();
         Ok(n)
     }
@@ -438,15 +444,9 @@ impl Registry {
         digest: &str,
         mut each: impl AsyncFnMut(Bytes) -> Result<()>,
     ) -> Result<u64> {
-        let url = self.url(&format!("/v2/{repo}/blobs/{digest}"));
-        let scope = format!("repository:{repo}:pull");
-        let resp = self.send(&scope, true, &|| self.http.get(&url)).await?;
-        if !resp.status().is_success() {
-            return Err(self.error_of(&format!("blob {repo}@{digest}"), resp).await);
-        }
+        let mut body = self.blob_body(repo, digest).await?;
         let mut h = Sha256Stream::new();
         let mut n = 0u64;
-        let mut body = resp.bytes_stream();
         while let Some(chunk) = body.next().await {
             let chunk = chunk
                 .map_err(|e| anyhow!("{}: reading blob {digest}: {}", self.host, describe(e)))?;
@@ -454,6 +454,25 @@ impl Registry {
             n += chunk.len() as u64;
             each(chunk).await?;
         }
+        self.verify_blob(repo, digest, h)?;
+        Ok(n)
+    }
+
+    async fn blob_body(
+        &self,
+        repo: &str,
+        digest: &str,
+    ) -> Result<impl futures_util::Stream<Item = reqwest::Result<Bytes>>> {
+        let url = self.url(&format!("/v2/{repo}/blobs/{digest}"));
+        let scope = format!("repository:{repo}:pull");
+        let resp = self.send(&scope, true, &|| self.http.get(&url)).await?;
+        if !resp.status().is_success() {
+            return Err(self.error_of(&format!("blob {repo}@{digest}"), resp).await);
+        }
+        Ok(resp.bytes_stream())
+    }
+
+    fn verify_blob(&self, repo: &str, digest: &str, h: Sha256Stream) -> Result<()> {
         let got = format!("sha256:{}", h.finish().to_hex());
         if got != digest {
             bail!(
@@ -461,7 +480,7 @@ impl Registry {
                 self.host
             );
         }
-        Ok(n)
+        Ok(())
     }
 
     /// A small blob (config) in memory, verified.

@@ -912,3 +912,67 @@ fn blobs_in_a_localfs_backend() {
     ]);
     assert!(!o.status.success() && stderr(&o).contains("not supported by this nydusify yet"));
 }
+
+fn from_cache(m: &Value) -> Vec<bool> {
+    m["manifests"][0]["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["from_cache"].as_bool().unwrap())
+        .collect()
+}
+
+#[test]
+fn build_cache_reuses_layers_by_chain_id() {
+    let reg = TestRegistry::start(None);
+    let t = tempfile::tempdir().unwrap();
+    let (layout, tars) = seed_golden(&reg, t.path());
+    umoci_image(&layout, "two", &tars[..2], "amd64");
+    skopeo_push(
+        &layout,
+        "two",
+        &format!("{}/src/golden:two", reg.addr),
+        false,
+    );
+    let work = t.path().join("work");
+    let src = format!("{}/src/golden:t", reg.addr);
+    let cache = ["--build-cache-tag", "nydus-cache"];
+    let first = convert(&work, &src, &format!("{}/bc/golden:a", reg.addr), &cache);
+    assert_eq!(from_cache(&first), [false, false, false]);
+    let cache_ref = format!("{}/bc/golden:nydus-cache", reg.addr);
+    let c = skopeo_raw(&cache_ref);
+    assert_eq!(c["annotations"]["containerd.io/snapshot/nydus-cache"], "v1");
+    assert_eq!(
+        c["layers"].as_array().unwrap().len(),
+        6,
+        "bootstrap + blob per layer"
+    );
+
+    // Again: every layer from the cache, the same image.
+    let again = convert(&work, &src, &format!("{}/bc/golden:b", reg.addr), &cache);
+    assert_eq!(from_cache(&again), [true, true, true]);
+    assert_eq!(again["target_digest"], first["target_digest"]);
+
+    // Another image sharing the two lower layers, cache given by reference, another repo.
+    let two_src = format!("{}/src/golden:two", reg.addr);
+    let two = format!("{}/other/golden:two", reg.addr);
+    let m = convert(&work, &two_src, &two, &["--build-cache", &cache_ref]);
+    assert_eq!(from_cache(&m), [true, true]);
+    check_ok(&t.path().join("c1"), Some(&two_src), &two, &[]);
+
+    // Other build settings do not reuse the records.
+    let lz4 = format!("{}/bc/golden:lz4", reg.addr);
+    let m = convert(
+        &work,
+        &src,
+        &lz4,
+        &[
+            "--build-cache-tag",
+            "nydus-cache",
+            "--compressor",
+            "lz4_block",
+        ],
+    );
+    assert_eq!(from_cache(&m), [false, false, false]);
+    check_ok(&t.path().join("c2"), Some(&src), &lz4, &[]);
+}

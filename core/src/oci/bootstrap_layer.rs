@@ -94,17 +94,16 @@ fn parse_octal(f: &[u8]) -> Option<u64> {
     }
 }
 
-/// The merged bootstrap out of a bootstrap layer (gzip or plain tar): `image/image.boot`, or
-/// the legacy `image.boot` at the root (a leading `./` is accepted). The uncompressed layer may
-/// be at most `limit` bytes.
-pub fn extract_bootstrap(layer: &[u8], limit: usize) -> Result<Vec<u8>, String> {
+/// The regular files of a bootstrap layer (gzip or plain tar), by name (a leading `./`
+/// dropped). The uncompressed layer may be at most `limit` bytes.
+pub fn extract_files(layer: &[u8], limit: usize) -> Result<Vec<(String, Vec<u8>)>, String> {
     let tar = if layer.starts_with(&[0x1f, 0x8b]) {
         gunzip(layer, limit)?
     } else {
         layer.to_vec()
     };
+    let mut out = Vec::new();
     let mut at = 0usize;
-    let mut legacy = None;
     while at + BLOCK <= tar.len() {
         let h = &tar[at..at + BLOCK];
         if h.iter().all(|&b| b == 0) {
@@ -122,18 +121,31 @@ pub fn extract_bootstrap(layer: &[u8], limit: usize) -> Result<Vec<u8>, String> 
             .checked_add(size)
             .filter(|&e| e <= tar.len())
             .ok_or("the bootstrap layer is truncated")?;
-        let name = name.trim_start_matches("./");
         if h[156] == b'0' || h[156] == 0 {
-            if name == super::BOOTSTRAP_PATH {
-                return Ok(tar[start..end].to_vec());
-            }
-            if name == super::LEGACY_BOOTSTRAP_PATH {
-                legacy = Some(tar[start..end].to_vec());
-            }
+            out.push((
+                name.trim_start_matches("./").to_string(),
+                tar[start..end].to_vec(),
+            ));
         }
         at = start + size.div_ceil(BLOCK) * BLOCK;
     }
-    legacy.ok_or_else(|| "the layer holds no image/image.boot".to_string())
+    Ok(out)
+}
+
+/// The merged bootstrap out of a bootstrap layer (gzip or plain tar): `image/image.boot`, or
+/// the legacy `image.boot` at the root (a leading `./` is accepted). The uncompressed layer may
+/// be at most `limit` bytes.
+pub fn extract_bootstrap(layer: &[u8], limit: usize) -> Result<Vec<u8>, String> {
+    let files = extract_files(layer, limit)?;
+    let find = |want: &str| {
+        files
+            .iter()
+            .find(|(n, _)| n == want)
+            .map(|(_, d)| d.clone())
+    };
+    find(super::BOOTSTRAP_PATH)
+        .or_else(|| find(super::LEGACY_BOOTSTRAP_PATH))
+        .ok_or_else(|| "the layer holds no image/image.boot".to_string())
 }
 
 #[cfg(test)]
@@ -150,5 +162,14 @@ mod tests {
         assert_eq!(build(&boot, &[("ab".repeat(32), vec![1, 2, 3])]), l);
         assert!(extract_bootstrap(&l.gz[..l.gz.len() / 2], 1 << 20).is_err());
         assert!(extract_bootstrap(&l.gz, 100).is_err(), "limit");
+        let files = extract_files(&l.gz, 1 << 20).unwrap();
+        assert_eq!(files.len(), 2);
+        assert_eq!(
+            files[1],
+            (
+                format!("image/{}.blob.meta", "ab".repeat(32)),
+                vec![1, 2, 3]
+            )
+        );
     }
 }

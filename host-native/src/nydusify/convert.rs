@@ -89,8 +89,19 @@ pub struct ConvertArgs {
     pub with_referrer: bool,
     #[arg(long = "chunk-dict")]
     pub chunk_dict: Option<String>,
+    /// A cache image (reference) of converted layers, reused by source chain id.
     #[arg(long = "build-cache")]
     pub build_cache: Option<String>,
+    /// The cache image is this tag of the target repository.
+    #[arg(long = "build-cache-tag")]
+    pub build_cache_tag: Option<String>,
+    #[arg(long = "build-cache-version", default_value = "v1")]
+    pub build_cache_version: String,
+    /// Records kept in the cache image (at most 200).
+    #[arg(long = "build-cache-max-records", default_value_t = 200)]
+    pub build_cache_max_records: usize,
+    #[arg(long = "build-cache-insecure")]
+    pub build_cache_insecure: bool,
     #[arg(long = "backend-type", env = "BACKEND_TYPE")]
     pub backend_type: Option<String>,
     #[arg(long = "backend-config")]
@@ -184,7 +195,6 @@ pub fn run(a: ConvertArgs) -> Result<()> {
     for (given, what) in [
         (a.oci_ref, "--oci-ref"),
         (a.chunk_dict.is_some(), "--chunk-dict"),
-        (a.build_cache.is_some(), "--build-cache"),
         (a.fs_align_chunk, "--fs-align-chunk (RAFS v5)"),
     ] {
         if given {
@@ -304,7 +314,51 @@ pub fn run(a: ConvertArgs) -> Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
+    let cache = match (&a.build_cache, &a.build_cache_tag) {
+        (None, None) => None,
+        (Some(_), Some(_)) => bail!("--build-cache and --build-cache-tag conflict"),
+        (r, t) => {
+            if a.build_cache_version != super::cache::CACHE_VERSION {
+                bail!(
+                    "invalid --build-cache-version {:?}: expected v1",
+                    a.build_cache_version
+                );
+            }
+            if !(1..=200).contains(&a.build_cache_max_records) {
+                bail!("invalid --build-cache-max-records: expected 1 to 200");
+            }
+            if settings.backend.is_some() || a.target_archive.is_some() {
+                return Err(unsupported(
+                    "--build-cache with --backend-type or --target-archive",
+                ));
+            }
+            let (store, tag) = match (r, t) {
+                (Some(r), _) => {
+                    let c = Reference::parse(r).map_err(|e| anyhow!("--build-cache: {e}"))?;
+                    let reg = registry_for(
+                        &c.host,
+                        a.build_cache_insecure,
+                        a.plain_http,
+                        a.push_retry_count,
+                        retry_delay,
+                        push_chunk,
+                    )?;
+                    (Store::registry(reg, &c.repository), c.target().to_string())
+                }
+                (None, Some(t)) => (dst.clone(), t.clone()),
+                (None, None) => unreachable!("matched above"),
+            };
+            Some((store, tag))
+        }
+    };
+    let cache = match cache {
+        Some((store, tag)) => Some(tokio::sync::Mutex::new(rt.block_on(
+            super::cache::BuildCache::import(store, &tag, a.build_cache_max_records, true),
+        )?)),
+        None => None,
+    };
     let job = Job {
+        cache,
         src,
         dst,
         source_ref: source.target().to_string(),
@@ -315,6 +369,10 @@ pub fn run(a: ConvertArgs) -> Result<()> {
     let t0 = Instant::now();
     let metrics = rt.block_on(job.convert(&platforms, a.all_platforms))?;
     job.dst.finish()?;
+    if let Some(c) = &job.cache {
+        let digest = rt.block_on(async { c.lock().await.export().await })?;
+        crate::log::info(&format!("build cache pushed ({digest})"));
+    }
     let total = t0.elapsed();
     crate::log::info(&format!(
         "converted {} to {} ({}) in {:.2}s",
@@ -334,6 +392,7 @@ pub fn run(a: ConvertArgs) -> Result<()> {
 }
 
 struct Job {
+    cache: Option<tokio::sync::Mutex<super::cache::BuildCache>>,
     src: Store,
     dst: Store,
     /// Tag or digest of the source image.
@@ -574,9 +633,36 @@ impl Job {
         let mut boot_paths = Vec::new();
         let mut metas: HashMap<String, Vec<u8>> = HashMap::new();
         let mut layer_metrics = Vec::new();
+        let chains = self.chain_ids(&config, m.layers.len());
+        let mut new_records = Vec::new();
         for (i, l) in m.layers.iter().enumerate() {
             let t = Instant::now();
-            let built = self.convert_layer(l, &dir).await?;
+            let chain = chains.as_ref().map(|c| c[i].clone());
+            let cached = match &chain {
+                Some(c) => self.from_cache(c).await,
+                None => None,
+            };
+            let from_cache = cached.is_some();
+            let built = match cached {
+                Some((b, rec)) => {
+                    crate::log::info(&format!(
+                        "layer {}/{} {}: reused from the build cache",
+                        i + 1,
+                        m.layers.len(),
+                        l.digest
+                    ));
+                    // Used records move to the front of the cache.
+                    new_records.push(rec);
+                    b
+                }
+                None => {
+                    let b = self.convert_layer(l, &dir).await?;
+                    if let Some(c) = &chain {
+                        new_records.push(self.cache_record(c, &b).await?);
+                    }
+                    b
+                }
+            };
             crate::log::info(&format!(
                 "layer {}/{} {} ({} bytes) -> blob sha256:{} ({} bytes) in {:.2}s",
                 i + 1,
@@ -593,6 +679,7 @@ impl Job {
                 "blob_digest": format!("sha256:{}", built.blob_id),
                 "blob_size": built.blob_size,
                 "seconds": t.elapsed().as_secs_f64(),
+                "from_cache": from_cache,
                 "build": built.trace,
             }));
             let boot_path = dir.join(format!("{}.boot", built.blob_id));
@@ -607,7 +694,16 @@ impl Job {
             let blob_path = dir.join(&built.blob_id);
             let bdigest = format!("sha256:{}", built.blob_id);
             let backend = self.settings.backend.clone();
+            let cache_store = match (&self.cache, from_cache) {
+                (Some(c), true) => Some(c.lock().await.store.clone()),
+                _ => None,
+            };
+            let scratch = dir.clone();
             pushes.spawn(async move {
+                if let Some(cs) = cache_store {
+                    // A cached blob: from the cache repository (mounted on the same registry).
+                    return super::copy::copy_blob(&cs, &dst, &bdigest, &scratch).await;
+                }
                 match backend {
                     Some(d) => {
                         let dest = d.join(bdigest.trim_start_matches("sha256:"));
@@ -685,6 +781,14 @@ impl Job {
         while let Some(r) = pushes.join_next().await {
             r.context("a blob push task failed")??;
         }
+        if let Some(c) = &self.cache {
+            let mut c = c.lock().await;
+            // The cache repository must hold the new records' blobs too.
+            for r in &new_records {
+                super::copy::copy_blob(&self.dst, &c.store, &r.blob.digest, &dir).await?;
+            }
+            c.record(new_records);
+        }
         let manifest = serde_json::to_vec(&img.manifest)?;
         let media_type = img
             .manifest
@@ -704,6 +808,117 @@ impl Job {
             media_type,
             digest: digest_out,
             platform,
+        })
+    }
+
+    /// Chain ids of the source layers, when the build cache is used and the config's diff ids
+    /// match the layers.
+    fn chain_ids(&self, config: &Value, layers: usize) -> Option<Vec<String>> {
+        self.cache.as_ref()?;
+        let ids: Vec<String> = config
+            .pointer("/rootfs/diff_ids")?
+            .as_array()?
+            .iter()
+            .map(|v| v.as_str().map(str::to_string))
+            .collect::<Option<_>>()?;
+        if ids.len() != layers {
+            crate::log::warn(
+                "the source config's diff ids do not match its layers: build cache not used",
+            );
+            return None;
+        }
+        Some(super::cache::chain_ids(&ids))
+    }
+
+    /// The fingerprint of the settings a layer build depends on, kept with cache records.
+    fn settings_key(&self) -> String {
+        let pats = self.settings.patterns.join("\n");
+        format!(
+            "{}:{:#x}:{}",
+            self.settings.compressor.name(),
+            self.settings.chunk_size,
+            nydus_core::digest::sha256(pats.as_bytes()).to_hex()
+        )
+    }
+
+    /// A layer converted before, from the build cache (`None` on a miss, or when the record is
+    /// unusable: another build setting, a missing or damaged layer).
+    async fn from_cache(&self, chain: &str) -> Option<(create::Built, super::cache::Record)> {
+        let cache = self.cache.as_ref()?.lock().await;
+        let rec = cache.lookup(chain)?.clone();
+        let store = cache.store.clone();
+        drop(cache);
+        let attempt = async {
+            if rec.bootstrap.annotation(SETTINGS_ANNOTATION) != Some(&self.settings_key()) {
+                bail!("built with other settings");
+            }
+            let gz = store.blob_bytes(&rec.bootstrap.digest).await?;
+            let files = bootstrap_layer::extract_files(&gz, 1 << 30)
+                .map_err(|e| anyhow!("bootstrap layer {}: {e}", rec.bootstrap.digest))?;
+            let id = rec.blob.digest_hex().to_string();
+            let find = |n: &str| files.iter().find(|(f, _)| f == n).map(|(_, d)| d.clone());
+            let bootstrap = find(nydus_core::oci::BOOTSTRAP_PATH)
+                .ok_or_else(|| anyhow!("no bootstrap in {}", rec.bootstrap.digest))?;
+            let blob_meta = find(&format!("image/{id}.blob.meta")).unwrap_or_default();
+            let rafs = nydus_core::rafs::Rafs::open(bootstrap.clone())
+                .map_err(|e| anyhow!("cached bootstrap: {e}"))?;
+            if rafs.compressor() != self.settings.compressor
+                || rafs.chunk_size() != self.settings.chunk_size
+            {
+                bail!("built with another compressor or chunk size");
+            }
+            if !store.has_blob(&rec.blob.digest).await? {
+                bail!("blob {} is missing", rec.blob.digest);
+            }
+            Ok::<_, anyhow::Error>(create::Built {
+                bootstrap,
+                bootstrap_path: None,
+                blob_id: id,
+                blob_size: rec.blob.size,
+                table_ids: Vec::new(),
+                blob_meta,
+                trace: json!({"from_cache": true}),
+            })
+        };
+        match attempt.await {
+            Ok(b) => Some((b, rec)),
+            Err(e) => {
+                crate::log::warn(&format!("build cache record {chain} not used: {e:#}"));
+                None
+            }
+        }
+    }
+
+    /// Pushes the cache layer of a newly built layer (its bootstrap) and returns its record.
+    async fn cache_record(&self, chain: &str, b: &create::Built) -> Result<super::cache::Record> {
+        let cache = self
+            .cache
+            .as_ref()
+            .expect("called with a cache")
+            .lock()
+            .await;
+        let metas = if b.blob_meta.is_empty() {
+            Vec::new()
+        } else {
+            vec![(b.blob_id.clone(), b.blob_meta.clone())]
+        };
+        let layer = bootstrap_layer::build(&b.bootstrap, &metas);
+        cache
+            .store
+            .push_blob_bytes(&layer.digest, &layer.gz)
+            .await?;
+        let mut boot =
+            cache.bootstrap_desc(chain, &layer.digest, layer.gz.len() as u64, &layer.diff_id);
+        boot.annotations
+            .insert(SETTINGS_ANNOTATION.to_string(), self.settings_key());
+        Ok(super::cache::Record {
+            chain_id: chain.to_string(),
+            bootstrap: boot,
+            blob: super::cache::BuildCache::blob_desc(
+                chain,
+                &format!("sha256:{}", b.blob_id),
+                b.blob_size,
+            ),
         })
     }
 
@@ -758,6 +973,11 @@ impl Job {
             .map_err(LayerError::Build)
     }
 }
+
+/// Our annotation on cache bootstrap layers: the build settings (compressor, chunk size,
+/// prefetch patterns) the record was made with; records without it are checked by their
+/// bootstrap's compressor and chunk size.
+const SETTINGS_ANNOTATION: &str = "dev.nydus-rs.build-settings";
 
 enum LayerError {
     /// Fetching the layer failed (worth a retry).

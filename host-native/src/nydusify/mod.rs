@@ -1,6 +1,7 @@
 //! The `nydusify` command: images in registries. `convert`, `copy`, `build` (`pack`) and
 //! `check` are built; the other subcommands are not built yet and say so.
 
+pub mod cache;
 pub mod check;
 pub mod convert;
 pub mod copy;
