@@ -639,7 +639,7 @@ impl Job {
             let t = Instant::now();
             let chain = chains.as_ref().map(|c| c[i].clone());
             let cached = match &chain {
-                Some(c) => self.from_cache(c).await,
+                Some(c) => self.cached_layer(c).await,
                 None => None,
             };
             let from_cache = cached.is_some();
@@ -843,7 +843,7 @@ impl Job {
 
     /// A layer converted before, from the build cache (`None` on a miss, or when the record is
     /// unusable: another build setting, a missing or damaged layer).
-    async fn from_cache(&self, chain: &str) -> Option<(create::Built, super::cache::Record)> {
+    async fn cached_layer(&self, chain: &str) -> Option<(create::Built, super::cache::Record)> {
         let cache = self.cache.as_ref()?.lock().await;
         let rec = cache.lookup(chain)?.clone();
         let store = cache.store.clone();

@@ -122,7 +122,7 @@ pub enum Command {
     /// Check a Nydus image in a registry: manifest, config and bootstrap rules.
     Check(CheckArgs),
     /// Convert an OCI image in a registry to a Nydus image.
-    Convert(convert::ConvertArgs),
+    Convert(Box<convert::ConvertArgs>),
     /// Build a Nydus bootstrap and blob from a local directory.
     #[command(alias = "pack")]
     Build(pack::PackArgs),
@@ -192,7 +192,7 @@ pub fn run(cli: Cli) -> Result<()> {
     };
     match cli.command {
         Command::Check(a) => check::run(a),
-        Command::Convert(a) => convert::run(a),
+        Command::Convert(a) => convert::run(*a),
         Command::Build(a) => pack::run(a),
         Command::Copy(a) => copy::run(a),
         Command::Mount(_) => not_built("mount"),
