@@ -283,7 +283,7 @@ impl Registry {
             let result = req.send().await;
             let resp = match result {
                 Ok(r) => r,
-                Err(e) if retry && attempt < self.opts.retries => {
+                Err(e) if retry && attempt < self.opts.retries && is_transient(&e) => {
                     attempt += 1;
                     crate::log::warn(&format!("{}: {} (retry {attempt})", self.host, describe(e)));
                     tokio::time::sleep(self.opts.retry_delay * attempt).await;
@@ -753,17 +753,30 @@ fn file_body(path: &Path) -> reqwest::Body {
     reqwest::Body::wrap_stream(stream)
 }
 
-/// A transport error with its causes (TLS, connection), never the URL's credentials.
-fn describe(e: reqwest::Error) -> String {
-    let e = e.without_url();
+/// Whether a transport error may go away on a retry: not a TLS or protocol failure (an
+/// untrusted certificate, HTTPS spoken to an HTTP server) that would fail the same way.
+fn is_transient(e: &reqwest::Error) -> bool {
+    let msg = describe_ref(e).to_ascii_lowercase();
+    !["certificate", "tls", "ssl", "handshake", "invalid http", "corrupt message"]
+        .iter()
+        .any(|w| msg.contains(w))
+}
+
+/// An error with its causes (see [`describe`] for what may be shown).
+fn describe_ref(e: &reqwest::Error) -> String {
     let mut s = e.to_string();
-    let mut src = std::error::Error::source(&e);
+    let mut src = std::error::Error::source(e);
     while let Some(c) = src {
         s.push_str(": ");
         s.push_str(&c.to_string());
         src = c.source();
     }
     s
+}
+
+/// A transport error with its causes (TLS, connection), never the URL's credentials.
+fn describe(e: reqwest::Error) -> String {
+    describe_ref(&e.without_url())
 }
 
 fn location(r: &Response) -> Option<String> {

@@ -976,3 +976,79 @@ fn build_cache_reuses_layers_by_chain_id() {
     assert_eq!(from_cache(&m), [false, false, false]);
     check_ok(&t.path().join("c2"), Some(&src), &lz4, &[]);
 }
+
+#[test]
+fn tls_registries_with_insecure_flags() {
+    // The source over plain HTTP, the target over TLS with a certificate nobody trusts.
+    let reg = TestRegistry::start(None);
+    let tls = TestRegistry::start_with(None, true);
+    let t = tempfile::tempdir().unwrap();
+    seed_golden(&reg, t.path());
+    let work = t.path().join("work");
+    let src = format!("{}/src/golden:t", reg.addr);
+    // Plain HTTP is only for the source here: --plain-http would apply to both.
+    let copy = |target: &str, extra: &[&str]| {
+        let mut args = vec![
+            "copy",
+            "--source",
+            &src,
+            "--target",
+            target,
+            "--work-dir",
+            work.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        nydusify(&args)
+    };
+    let o = copy(&format!("{}/tls/golden:t", tls.addr), &[]);
+    assert!(
+        !o.status.success(),
+        "copy from a plain-HTTP source without --plain-http"
+    );
+    // Put the source on the TLS registry with --target-insecure.
+    let via = format!("{}/tls/golden:t", tls.addr);
+    let o = run(Command::new("skopeo").args([
+        "copy",
+        "--src-tls-verify=false",
+        "--dest-tls-verify=false",
+        &format!("docker://{src}"),
+        &format!("docker://{via}"),
+    ]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let dst = format!("{}/tls/golden:nydus", tls.addr);
+    let o = nydusify(&[
+        "convert",
+        "--source",
+        &via,
+        "--target",
+        &dst,
+        "--work-dir",
+        &s(&work),
+    ]);
+    assert!(!o.status.success(), "an untrusted certificate was accepted");
+    let e = stderr(&o);
+    assert!(e.to_lowercase().contains("certificate"), "{e}");
+    nydusify_ok(&[
+        "convert",
+        "--source",
+        &via,
+        "--target",
+        &dst,
+        "--source-insecure",
+        "--target-insecure",
+        "--work-dir",
+        &s(&work),
+    ]);
+    let o = nydusify(&[
+        "check",
+        "--source",
+        &via,
+        "--source-insecure",
+        "--target",
+        &dst,
+        "--target-insecure",
+        "--work-dir",
+        &s(&t.path().join("chk")),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
