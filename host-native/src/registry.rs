@@ -757,9 +757,16 @@ fn file_body(path: &Path) -> reqwest::Body {
 /// untrusted certificate, HTTPS spoken to an HTTP server) that would fail the same way.
 fn is_transient(e: &reqwest::Error) -> bool {
     let msg = describe_ref(e).to_ascii_lowercase();
-    !["certificate", "tls", "ssl", "handshake", "invalid http", "corrupt message"]
-        .iter()
-        .any(|w| msg.contains(w))
+    ![
+        "certificate",
+        "tls",
+        "ssl",
+        "handshake",
+        "invalid http",
+        "corrupt message",
+    ]
+    .iter()
+    .any(|w| msg.contains(w))
 }
 
 /// An error with its causes (see [`describe`] for what may be shown).

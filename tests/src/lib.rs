@@ -435,13 +435,17 @@ pub struct TestRegistry {
     pub addr: String,
     pub storage: PathBuf,
     child: std::process::Child,
+    /// The token service of a bearer-auth registry.
+    token_server: Option<std::process::Child>,
     _dir: tempfile::TempDir,
 }
 
 impl Drop for TestRegistry {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        for c in std::iter::once(&mut self.child).chain(self.token_server.as_mut()) {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
 }
 
@@ -459,6 +463,16 @@ impl TestRegistry {
 
     /// Starts a registry, over TLS with a self-signed certificate made here if `tls`.
     pub fn start_with(user: Option<(&str, &str)>, tls: bool) -> TestRegistry {
+        Self::start_full(user, tls, false)
+    }
+
+    /// Starts a registry whose auth is the bearer-token flow: a token service (the
+    /// `tests/token_server.py` child) issues JWTs to `user` only.
+    pub fn start_token(user: (&str, &str)) -> TestRegistry {
+        Self::start_full(Some(user), false, true)
+    }
+
+    fn start_full(user: Option<(&str, &str)>, tls: bool, token: bool) -> TestRegistry {
         require_tool("docker-registry", "docker-registry");
         let dir = tempfile::tempdir().unwrap();
         let storage = dir.path().join("storage");
@@ -540,7 +554,56 @@ impl TestRegistry {
                 p("key.pem").display()
             );
         }
-        if let Some((u, p)) = user {
+        let mut token_server = None;
+        if let (true, Some((u, pw))) = (token, user) {
+            require_tool("openssl", "openssl");
+            require_tool("python3", "python3");
+            let o = run(Command::new("openssl").current_dir(dir.path()).args([
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=nydus-test-token",
+                "-keyout",
+                "token.key",
+                "-out",
+                "token.pem",
+            ]));
+            assert!(
+                o.status.success(),
+                "openssl: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("token_server.py");
+            let mut child = Command::new("python3")
+                .arg(script)
+                .arg(dir.path().join("token.key"))
+                .arg(dir.path().join("token.pem"))
+                .args(["nydus-test-issuer", "nydus-test-registry", u, pw])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("starting the token service");
+            let mut line = String::new();
+            std::io::BufRead::read_line(
+                &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+                &mut line,
+            )
+            .unwrap();
+            let tport: u16 = line
+                .trim()
+                .parse()
+                .expect("the token service prints its port");
+            cfg += &format!(
+                "auth:\n  token:\n    realm: http://127.0.0.1:{tport}/token\n    service: nydus-test-registry\n    issuer: nydus-test-issuer\n    rootcertbundle: {}\n",
+                dir.path().join("token.pem").display()
+            );
+            token_server = Some(child);
+        } else if let Some((u, p)) = user {
             require_tool("htpasswd", "apache2-utils");
             let file = dir.path().join("htpasswd");
             let o = run(Command::new("htpasswd")
@@ -570,6 +633,7 @@ impl TestRegistry {
             addr,
             storage,
             child,
+            token_server,
             _dir: dir,
         };
         for _ in 0..100 {

@@ -160,3 +160,49 @@ fn tls_with_a_custom_ca_or_insecure() {
         );
     });
 }
+
+#[test]
+fn bearer_token_flow() {
+    let reg = TestRegistry::start_token(("bob", "t0ken-pw"));
+    let rt = rt();
+    // Without credentials the token service refuses; with them, push and pull work.
+    let anon = client(&reg, None, 0);
+    let e = rt
+        .block_on(anon.push_blob_bytes("tok/repo", &digest(b"x"), b"x"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("token service refused") && e.contains("credentials are needed"),
+        "{e}"
+    );
+    let creds = Credentials {
+        username: "bob".into(),
+        password: "t0ken-pw".into(),
+    };
+    let c = client(&reg, Some(creds.clone()), 1 << 10);
+    rt.block_on(async {
+        let data = noise(5000, 4);
+        let d = digest(&data);
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("b");
+        std::fs::write(&p, &data).unwrap();
+        c.push_blob_file("tok/repo", &d, &p).await.unwrap();
+        assert_eq!(c.pull_blob_bytes("tok/repo", &d).await.unwrap(), data);
+    });
+    let wrong = client(
+        &reg,
+        Some(Credentials {
+            username: "bob".into(),
+            password: "nope".into(),
+        }),
+        0,
+    );
+    let e = rt
+        .block_on(wrong.blob_size("tok/repo", &digest(b"x")))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("check the credentials") && !e.contains("nope"),
+        "{e}"
+    );
+}
