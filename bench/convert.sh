@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark of `nydusify convert` between two loopback docker-registry instances, next to
-# `skopeo copy` of the same image between the same two registries in the same run (the target
+# `skopeo copy` of the same image between the same two registries in the same run, plain and
+# recompressing to zstd (the same kind of work: gunzip + zstd of every byte) (the target
 # registry is emptied before every run so nothing is skipped or mounted). The image is a
 # `debootstrap --variant=minbase` rootfs as one gzip layer, built by umoci and pushed by skopeo.
 # Prints wall time, source MB/s and peak RSS (best of $RUNS runs).
@@ -82,6 +83,8 @@ measure() { # name, command (with @DST@ for the target registry)...
 measure "skopeo copy (registry -> registry)" skopeo copy --src-tls-verify=false --dest-tls-verify=false \
     "docker://$SRC/deb/minbase:oci" "docker://@DST@/deb/minbase:oci"
 SKOPEO=$LAST
+measure "skopeo copy --dest-compress-format zstd" skopeo copy --src-tls-verify=false --dest-tls-verify=false \
+    --dest-compress-format zstd "docker://$SRC/deb/minbase:oci" "docker://@DST@/deb/minbase:zstd"
 measure "ours: nydusify convert (v6 zstd)" "$NY" convert --source "$SRC/deb/minbase:oci" \
     --target "@DST@/deb/minbase:nydus" --plain-http --work-dir "$W/work" --log-level warn
 printf '\nconvert / skopeo copy: %.2fx (target: at most 1.3x)\n' "$(echo "$LAST/$SKOPEO" | bc -l)"

@@ -22,11 +22,13 @@ pub fn compress(c: Compressor, data: &[u8]) -> Result<Vec<u8>, BuildError> {
         Compressor::Lz4Block => Ok(lz4_flex::block::compress(data)),
         Compressor::Zstd => {
             let mut out = Vec::with_capacity(zstd_safe::compress_bound(data.len()));
-            zstd_safe::compress(&mut out, data, ZSTD_LEVEL).map_err(|code| {
-                BuildError::Compress {
+            // The thread's context is reused (same output as a fresh one, without allocating
+            // and clearing its tables for every chunk).
+            ZSTD_CCTX
+                .with(|c| c.borrow_mut().compress(&mut out, data, ZSTD_LEVEL))
+                .map_err(|code| BuildError::Compress {
                     reason: format!("zstd: {}", zstd_safe::get_error_name(code)),
-                }
-            })?;
+                })?;
             Ok(out)
         }
         Compressor::Gzip => Err(BuildError::InvalidOption {

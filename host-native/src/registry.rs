@@ -683,6 +683,72 @@ impl Registry {
         }
     }
 
+    /// Uploads a blob whose digest is not known yet, as it is produced: the pieces received
+    /// on `rx` go up in chunks of about `piece` bytes (PATCH), until the channel closes.
+    /// Returns the upload's location and the bytes sent; [`Registry::commit_upload`] then
+    /// names the digest. Any failure ends it (the caller falls back to a whole upload).
+    pub async fn push_blob_stream(
+        &self,
+        repo: &str,
+        mut rx: tokio::sync::mpsc::Receiver<Bytes>,
+        piece: usize,
+    ) -> Result<(String, u64)> {
+        let scope = format!("repository:{repo}:pull,push");
+        let mut loc = self.start_upload(repo).await?;
+        let mut off = 0u64;
+        let mut buf: Vec<u8> = Vec::with_capacity(piece);
+        loop {
+            let next = rx.recv().await;
+            if let Some(b) = &next {
+                buf.extend_from_slice(b);
+                if buf.len() < piece {
+                    continue;
+                }
+            }
+            if !buf.is_empty() {
+                let body = Bytes::from(std::mem::replace(&mut buf, Vec::with_capacity(piece)));
+                let len = body.len() as u64;
+                let url = self.url(&loc);
+                let range = format!("{}-{}", off, off + len - 1);
+                let resp = self
+                    .send(&scope, false, &|| {
+                        self.http
+                            .request(Method::PATCH, &url)
+                            .header(CONTENT_TYPE, "application/octet-stream")
+                            .header("Content-Range", &range)
+                            .header(CONTENT_LENGTH, len)
+                            .body(body.clone())
+                    })
+                    .await?;
+                if resp.status() != StatusCode::ACCEPTED {
+                    return Err(self.error_of("streaming upload", resp).await);
+                }
+                loc = location(&resp).unwrap_or(loc);
+                off += len;
+            }
+            if next.is_none() {
+                return Ok((loc, off));
+            }
+        }
+    }
+
+    /// Completes an upload started by [`Registry::push_blob_stream`] as blob `digest`.
+    pub async fn commit_upload(&self, repo: &str, loc: &str, digest: &str) -> Result<()> {
+        let scope = format!("repository:{repo}:pull,push");
+        let url = self.url(&with_digest(loc, digest));
+        let resp = self
+            .send(&scope, true, &|| {
+                self.http.put(&url).header(CONTENT_LENGTH, 0)
+            })
+            .await?;
+        if resp.status() != StatusCode::CREATED {
+            return Err(self
+                .error_of(&format!("committing {digest} to {repo}"), resp)
+                .await);
+        }
+        Ok(())
+    }
+
     /// Pushes a small blob (a config) unless present.
     pub async fn push_blob_bytes(&self, repo: &str, digest: &str, data: &[u8]) -> Result<()> {
         if self.blob_size(repo, digest).await?.is_some() {

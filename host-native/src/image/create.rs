@@ -59,6 +59,9 @@ pub(crate) struct Plan {
     pub chunk_dict: Option<PathBuf>,
     pub v5: bool,
     pub aligned_chunk: bool,
+    /// Also sends the blob's bytes here as they are written (an upload streaming alongside
+    /// the build); a closed receiver is ignored.
+    pub tee: Option<tokio::sync::mpsc::Sender<bytes::Bytes>>,
 }
 
 impl Plan {
@@ -86,6 +89,7 @@ impl Plan {
             chunk_dict: None,
             v5: false,
             aligned_chunk: false,
+            tee: None,
         }
     }
 }
@@ -274,6 +278,7 @@ fn plan(a: &CreateArgs) -> Result<Plan> {
         chunk_dict,
         v5,
         aligned_chunk: a.aligned_chunk,
+        tee: None,
     })
 }
 
@@ -326,6 +331,7 @@ struct BlobOut {
     cache_data: Option<AtomicFile>,
     cache_dir: Option<PathBuf>,
     written: u64,
+    tee: Option<tokio::sync::mpsc::Sender<bytes::Bytes>>,
 }
 
 impl BlobOut {
@@ -335,6 +341,14 @@ impl BlobOut {
             f.file()
                 .write_all(bytes)
                 .with_context(|| format!("writing blob {}", dest.display()))?;
+        }
+        if let Some(t) = &self.tee {
+            if !bytes.is_empty()
+                && t.blocking_send(bytes::Bytes::copy_from_slice(bytes))
+                    .is_err()
+            {
+                self.tee = None;
+            }
         }
         self.written += bytes.len() as u64;
         Ok(())
@@ -383,6 +397,7 @@ pub(crate) fn build(
         cache_data: None,
         cache_dir: None,
         written: 0,
+        tee: p.tee.clone(),
     };
     match p.blob.as_ref().expect("checked in plan") {
         BlobTarget::File(f) => out.file = Some(AtomicFile::create(f)?),

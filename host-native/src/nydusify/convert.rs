@@ -180,6 +180,8 @@ struct Settings {
     merge_platform: bool,
     /// Blobs go to this localfs backend directory instead of the target.
     backend: Option<PathBuf>,
+    /// Chunk size of blob uploads streamed while building.
+    stream_piece: usize,
 }
 
 fn unsupported(what: &str) -> anyhow::Error {
@@ -269,6 +271,11 @@ pub fn run(a: ConvertArgs) -> Result<()> {
         oci: a.oci,
         with_referrer: a.with_referrer,
         merge_platform: a.merge_platform,
+        stream_piece: if push_chunk > 0 {
+            push_chunk as usize
+        } else {
+            8 << 20
+        },
         backend: super::backend_dir(
             a.backend_type.as_deref(),
             a.backend_config.as_deref(),
@@ -643,6 +650,7 @@ impl Job {
                 None => None,
             };
             let from_cache = cached.is_some();
+            let mut already_pushed = false;
             let built = match cached {
                 Some((b, rec)) => {
                     crate::log::info(&format!(
@@ -656,10 +664,11 @@ impl Job {
                     b
                 }
                 None => {
-                    let b = self.convert_layer(l, &dir).await?;
+                    let (b, pushed) = self.convert_layer(l, &dir).await?;
                     if let Some(c) = &chain {
                         new_records.push(self.cache_record(c, &b).await?);
                     }
+                    already_pushed = pushed;
                     b
                 }
             };
@@ -700,6 +709,10 @@ impl Job {
             };
             let scratch = dir.clone();
             pushes.spawn(async move {
+                if already_pushed {
+                    tokio::fs::remove_file(&blob_path).await.ok();
+                    return Ok(());
+                }
                 if let Some(cs) = cache_store {
                     // A cached blob: from the cache repository (mounted on the same registry).
                     return super::copy::copy_blob(&cs, &dst, &bdigest, &scratch).await;
@@ -925,7 +938,8 @@ impl Job {
     /// Streams one source layer through decompression into a layer build; the blob lands in
     /// `dir` named by its digest. A failed pull (connection lost, digest mismatch) is retried
     /// from the start.
-    async fn convert_layer(&self, l: &Descriptor, dir: &Path) -> Result<create::Built> {
+    /// Converts a layer; the flag says whether its blob is already in the target.
+    async fn convert_layer(&self, l: &Descriptor, dir: &Path) -> Result<(create::Built, bool)> {
         let mut attempt = 0u32;
         loop {
             match self.try_convert_layer(l, dir).await {
@@ -951,26 +965,60 @@ impl Job {
         &self,
         l: &Descriptor,
         dir: &Path,
-    ) -> Result<create::Built, LayerError> {
+    ) -> Result<(create::Built, bool), LayerError> {
         let (pull, reader) = self.src.blob_reader(&l.digest).map_err(LayerError::Build)?;
-        let plan = Plan::layer(
+        let mut plan = Plan::layer(
             dir.to_path_buf(),
             self.settings.compressor,
             self.settings.chunk_size,
         );
+        // Into a registry, the blob goes up while it is built (chunked upload; the digest is
+        // named at the end). If that fails, the finished file is uploaded instead.
+        let stream_to = match (&self.dst, &self.settings.backend) {
+            (Store::Registry { reg, repo }, None) => {
+                let (tx, rx) = tokio::sync::mpsc::channel(16);
+                plan.tee = Some(tx);
+                Some((reg.clone(), repo.clone(), rx))
+            }
+            _ => None,
+        };
+        let piece = self.settings.stream_piece;
+        let upload = async move {
+            match stream_to {
+                Some((reg, repo, rx)) => Some(reg.push_blob_stream(&repo, rx, piece).await),
+                None => None,
+            }
+        };
         let patterns = self.settings.patterns.clone();
         let shown = format!("layer {}", l.digest);
         let build = tokio::task::spawn_blocking(move || {
             let input = crate::tarsrc::decompress(Box::new(reader), &shown)?;
-            let mut plan = plan;
             plan.source = PathBuf::from(shown);
             create::build(&plan, &patterns, Some(input))
         });
-        let (pulled, built) = tokio::join!(pull, build);
+        let (pulled, built, streamed) = tokio::join!(pull, build, upload);
         pulled.map_err(LayerError::Pull)?;
-        built
+        let built = built
             .map_err(|e| LayerError::Build(anyhow!("the layer build task failed: {e}")))?
-            .map_err(LayerError::Build)
+            .map_err(LayerError::Build)?;
+        let mut pushed = false;
+        match (streamed, &self.dst) {
+            (Some(Ok((loc, sent))), Store::Registry { reg, repo }) if sent == built.blob_size => {
+                let digest = format!("sha256:{}", built.blob_id);
+                match reg.commit_upload(repo, &loc, &digest).await {
+                    Ok(()) => pushed = true,
+                    Err(e) => crate::log::warn(&format!(
+                        "{e:#}; uploading blob {digest} again as a whole"
+                    )),
+                }
+            }
+            (Some(Err(e)), _) => crate::log::warn(&format!(
+                "streaming the blob of layer {} failed ({e:#}); uploading it as a whole",
+                l.digest
+            )),
+            _ => {}
+        }
+        Ok((built, pushed))
     }
 }
 

@@ -157,6 +157,7 @@ pub fn run(a: PackArgs) -> Result<()> {
             .transpose()?,
         v5,
         aligned_chunk: false,
+        tee: None,
     };
     let built = create::build(&plan, &[], None)?;
     let has_data = built.table_ids.contains(&built.blob_id);
