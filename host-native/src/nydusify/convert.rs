@@ -664,7 +664,8 @@ impl Job {
                     b
                 }
                 None => {
-                    let (b, pushed) = self.convert_layer(l, &dir).await?;
+                    let label = format!("layer {}/{}", i + 1, m.layers.len());
+                    let (b, pushed) = self.convert_layer(l, &dir, &label).await?;
                     if let Some(c) = &chain {
                         new_records.push(self.cache_record(c, &b).await?);
                     }
@@ -939,10 +940,15 @@ impl Job {
     /// `dir` named by its digest. A failed pull (connection lost, digest mismatch) is retried
     /// from the start.
     /// Converts a layer; the flag says whether its blob is already in the target.
-    async fn convert_layer(&self, l: &Descriptor, dir: &Path) -> Result<(create::Built, bool)> {
+    async fn convert_layer(
+        &self,
+        l: &Descriptor,
+        dir: &Path,
+        label: &str,
+    ) -> Result<(create::Built, bool)> {
         let mut attempt = 0u32;
         loop {
-            match self.try_convert_layer(l, dir).await {
+            match self.try_convert_layer(l, dir, label).await {
                 Ok(b) => return Ok(b),
                 Err(LayerError::Pull(e)) if attempt < self.src_retries() => {
                     attempt += 1;
@@ -965,8 +971,14 @@ impl Job {
         &self,
         l: &Descriptor,
         dir: &Path,
+        label: &str,
     ) -> Result<(create::Built, bool), LayerError> {
         let (pull, reader) = self.src.blob_reader(&l.digest).map_err(LayerError::Build)?;
+        let bar = progress_bar(l.size, label);
+        let reader = Counted {
+            inner: reader,
+            bar: bar.clone(),
+        };
         let mut plan = Plan::layer(
             dir.to_path_buf(),
             self.settings.compressor,
@@ -997,6 +1009,7 @@ impl Job {
             create::build(&plan, &patterns, Some(input))
         });
         let (pulled, built, streamed) = tokio::join!(pull, build, upload);
+        bar.finish_and_clear();
         pulled.map_err(LayerError::Pull)?;
         let built = built
             .map_err(|e| LayerError::Build(anyhow!("the layer build task failed: {e}")))?
@@ -1026,6 +1039,37 @@ impl Job {
 /// prefetch patterns) the record was made with; records without it are checked by their
 /// bootstrap's compressor and chunk size.
 const SETTINGS_ANNOTATION: &str = "dev.nydus-rs.build-settings";
+
+/// A progress bar over a layer's compressed bytes on a terminal; hidden otherwise (the log
+/// lines say the same).
+fn progress_bar(len: u64, label: &str) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {elapsed}",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(label.to_string());
+    bar
+}
+
+/// Counts what is read into a progress bar.
+struct Counted<R> {
+    inner: R,
+    bar: indicatif::ProgressBar,
+}
+
+impl<R: std::io::Read> std::io::Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.bar.inc(n as u64);
+        Ok(n)
+    }
+}
 
 enum LayerError {
     /// Fetching the layer failed (worth a retry).
