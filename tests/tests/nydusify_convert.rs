@@ -1052,3 +1052,78 @@ fn tls_registries_with_insecure_flags() {
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
 }
+
+#[test]
+fn prefetch_patterns_and_referrer() {
+    use std::io::Write;
+    let reg = TestRegistry::start(None);
+    let t = tempfile::tempdir().unwrap();
+    seed_golden(&reg, t.path());
+    let work = t.path().join("work");
+    let src = format!("{}/src/golden:t", reg.addr);
+    let prefetch_of = |target: &str, dir: &str| -> Value {
+        let chk = t.path().join(dir);
+        check_ok(&chk, None, target, &[]);
+        let o = nydus_image_ok(&[
+            "inspect",
+            "-B",
+            &s(&chk.join("nydus_bootstrap")),
+            "-R",
+            "prefetch",
+        ]);
+        serde_json::from_slice::<Value>(&o.stdout).unwrap()["prefetch"].clone()
+    };
+    // Default pattern `/`: the root is prefetched.
+    let dflt = format!("{}/dst/golden:default", reg.addr);
+    convert(&work, &src, &dflt, &[]);
+    let root_only = prefetch_of(&dflt, "c1");
+    assert_eq!(root_only.as_array().unwrap().len(), 1, "{root_only}");
+
+    // Patterns from stdin: two directories.
+    let pf = format!("{}/dst/golden:prefetch", reg.addr);
+    let mut child = Command::new(bin("nydusify"))
+        .args([
+            "convert",
+            "--source",
+            &src,
+            "--target",
+            &pf,
+            "--plain-http",
+            "--prefetch-patterns",
+            "--with-referrer",
+            "--work-dir",
+            &s(&work),
+        ])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"/etc\n/bin\n/etc/hosts\nrelative\n")
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("not an absolute path"),
+        "{}",
+        stderr(&o)
+    );
+    let two = prefetch_of(&pf, "c2");
+    assert_eq!(
+        two.as_array().unwrap().len(),
+        2,
+        "/etc/hosts is under /etc: {two}"
+    );
+    assert_ne!(two, root_only);
+
+    // --with-referrer: the Nydus manifest's subject is the source manifest.
+    let raw = skopeo_raw(&pf);
+    let (_, src_bytes, src_digest) = rt()
+        .block_on(client(&reg.addr).get_manifest("src/golden", "t"))
+        .unwrap();
+    assert_eq!(raw["subject"]["digest"], src_digest.as_str());
+    assert_eq!(raw["subject"]["size"], src_bytes.len());
+}
