@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
+use futures_util::{StreamExt, TryStreamExt};
 use nydus_core::model::Compressor;
 use nydus_core::oci::bootstrap_layer;
 use nydus_core::oci::manifest::{parse_document, Descriptor, Document, Index, Manifest, Platform};
@@ -410,6 +411,19 @@ struct Job {
     scratch: PathBuf,
 }
 
+/// Layers converted at once.
+const PARALLEL_LAYERS: usize = 2;
+
+/// One layer of a manifest, converted or from the cache.
+struct LayerResult {
+    built: create::Built,
+    /// The blob is already in the target (uploaded while built).
+    already_pushed: bool,
+    from_cache: bool,
+    record: Option<super::cache::Record>,
+    seconds: f64,
+}
+
 /// One converted platform manifest.
 struct Converted {
     manifest: Vec<u8>,
@@ -642,37 +656,27 @@ impl Job {
         let mut layer_metrics = Vec::new();
         let chains = self.chain_ids(&config, m.layers.len());
         let mut new_records = Vec::new();
-        for (i, l) in m.layers.iter().enumerate() {
-            let t = Instant::now();
-            let chain = chains.as_ref().map(|c| c[i].clone());
-            let cached = match &chain {
-                Some(c) => self.cached_layer(c).await,
-                None => None,
-            };
-            let from_cache = cached.is_some();
-            let mut already_pushed = false;
-            let built = match cached {
-                Some((b, rec)) => {
-                    crate::log::info(&format!(
-                        "layer {}/{} {}: reused from the build cache",
-                        i + 1,
-                        m.layers.len(),
-                        l.digest
-                    ));
-                    // Used records move to the front of the cache.
-                    new_records.push(rec);
-                    b
-                }
-                None => {
-                    let label = format!("layer {}/{}", i + 1, m.layers.len());
-                    let (b, pushed) = self.convert_layer(l, &dir, &label).await?;
-                    if let Some(c) = &chain {
-                        new_records.push(self.cache_record(c, &b).await?);
-                    }
-                    already_pushed = pushed;
-                    b
-                }
-            };
+        // Layers convert PARALLEL_LAYERS at a time (pulls overlap builds when bandwidth, not
+        // CPU, is the limit); results are taken in layer order.
+        let n = m.layers.len();
+        let results: Vec<LayerResult> = futures_util::stream::iter(m.layers.iter().enumerate())
+            .map(|(i, l)| {
+                let chain = chains.as_ref().map(|c| c[i].clone());
+                let dir = &dir;
+                async move { self.obtain_layer(i, n, l, chain, dir).await }
+            })
+            .buffered(PARALLEL_LAYERS)
+            .try_collect()
+            .await?;
+        for ((i, l), r) in m.layers.iter().enumerate().zip(results) {
+            let LayerResult {
+                built,
+                already_pushed,
+                from_cache,
+                record,
+                seconds,
+            } = r;
+            new_records.extend(record);
             crate::log::info(&format!(
                 "layer {}/{} {} ({} bytes) -> blob sha256:{} ({} bytes) in {:.2}s",
                 i + 1,
@@ -681,14 +685,14 @@ impl Job {
                 l.size,
                 built.blob_id,
                 built.blob_size,
-                t.elapsed().as_secs_f64()
+                seconds
             ));
             layer_metrics.push(json!({
                 "source_digest": l.digest,
                 "source_size": l.size,
                 "blob_digest": format!("sha256:{}", built.blob_id),
                 "blob_size": built.blob_size,
-                "seconds": t.elapsed().as_secs_f64(),
+                "seconds": seconds,
                 "from_cache": from_cache,
                 "build": built.trace,
             }));
@@ -822,6 +826,50 @@ impl Job {
             media_type,
             digest: digest_out,
             platform,
+        })
+    }
+
+    /// One layer from the build cache or converted (and recorded in the cache).
+    async fn obtain_layer(
+        &self,
+        i: usize,
+        n: usize,
+        l: &Descriptor,
+        chain: Option<String>,
+        dir: &Path,
+    ) -> Result<LayerResult> {
+        let t = Instant::now();
+        let cached = match &chain {
+            Some(c) => self.cached_layer(c).await,
+            None => None,
+        };
+        if let Some((built, rec)) = cached {
+            crate::log::info(&format!(
+                "layer {}/{n} {}: reused from the build cache",
+                i + 1,
+                l.digest
+            ));
+            // Used records move to the front of the cache.
+            return Ok(LayerResult {
+                built,
+                already_pushed: false,
+                from_cache: true,
+                record: Some(rec),
+                seconds: t.elapsed().as_secs_f64(),
+            });
+        }
+        let label = format!("layer {}/{n}", i + 1);
+        let (built, pushed) = self.convert_layer(l, dir, &label).await?;
+        let record = match &chain {
+            Some(c) => Some(self.cache_record(c, &built).await?),
+            None => None,
+        };
+        Ok(LayerResult {
+            built,
+            already_pushed: pushed,
+            from_cache: false,
+            record,
+            seconds: t.elapsed().as_secs_f64(),
         })
     }
 
