@@ -1127,3 +1127,67 @@ fn prefetch_patterns_and_referrer() {
     assert_eq!(raw["subject"]["digest"], src_digest.as_str());
     assert_eq!(raw["subject"]["size"], src_bytes.len());
 }
+
+#[test]
+fn chunk_dictionary_blobs_are_shared() {
+    let reg = TestRegistry::start(None);
+    let t = tempfile::tempdir().unwrap();
+    let (layout, tars) = seed_golden(&reg, t.path());
+    umoci_image(&layout, "two", &tars[..2], "amd64");
+    skopeo_push(
+        &layout,
+        "two",
+        &format!("{}/src/golden:two", reg.addr),
+        false,
+    );
+    let work = t.path().join("work");
+    let src = format!("{}/src/golden:t", reg.addr);
+    // The dictionary: the image of the two lower layers, converted.
+    let dict = format!("{}/dict/golden:dict", reg.addr);
+    convert(&work, &format!("{}/src/golden:two", reg.addr), &dict, &[]);
+    let dst = format!("{}/cd/golden:n", reg.addr);
+    convert(
+        &work,
+        &src,
+        &dst,
+        &["--chunk-dict", &format!("bootstrap:registry:{dict}")],
+    );
+    // Layers 1 and 2 found all their chunks in the dictionary: its two blobs are extra
+    // layers (copied into the target repository), with their real sizes.
+    let raw = skopeo_raw(&dst);
+    let digests = blob_layer_digests(&raw);
+    assert_eq!(digests.len(), 5, "{raw}");
+    assert_eq!(&digests[3..], &UPSTREAM_LAYER_BLOBS[..2]);
+    assert_eq!(
+        digests[2], UPSTREAM_LAYER_BLOBS[2],
+        "layer 3 shares nothing"
+    );
+    check_ok(&t.path().join("c1"), Some(&src), &dst, &[]);
+
+    // A local dictionary whose blobs the target lacks: a clear error, nothing tagged.
+    let chk = t.path().join("c2");
+    check_ok(&chk, None, &dict, &[]);
+    let local = format!("bootstrap:local:{}", chk.join("nydus_bootstrap").display());
+    let o = nydusify(&[
+        "convert",
+        "--source",
+        &src,
+        "--target",
+        &format!("{}/elsewhere/golden:n", reg.addr),
+        "--plain-http",
+        "--chunk-dict",
+        &local,
+        "--work-dir",
+        &s(&work),
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("push the dictionary image's blobs there first"),
+        "{}",
+        stderr(&o)
+    );
+    // Into the dictionary's own repository it works.
+    let same = format!("{}/dict/golden:n", reg.addr);
+    convert(&work, &src, &same, &["--chunk-dict", &local]);
+    check_ok(&t.path().join("c3"), Some(&src), &same, &[]);
+}

@@ -177,9 +177,28 @@ async fn check(
                 }
             }
         }
-        None => report
-            .findings
-            .extend(check_bootstrap_blobs(&manifest, &ids).findings),
+        None => {
+            report
+                .findings
+                .extend(check_bootstrap_blobs(&manifest, &ids).findings);
+            // Runtimes fetch by descriptor: its size must be the blob's.
+            for l in &manifest.layers {
+                match reg.blob_size(repo, &l.digest).await? {
+                    Some(n) if n == l.size => {}
+                    Some(n) => report.error(
+                        "manifest",
+                        format!(
+                            "layer {}: the descriptor says {} bytes, the registry has {n}",
+                            l.digest, l.size
+                        ),
+                    ),
+                    None => report.error(
+                        "manifest",
+                        format!("layer {} is not in the registry", l.digest),
+                    ),
+                }
+            }
+        }
     }
     if let Some(source) = &a.source {
         if report.is_ok() {

@@ -88,8 +88,12 @@ pub struct ConvertArgs {
     /// Set the Nydus manifest's `subject` to the source manifest.
     #[arg(long = "with-referrer")]
     pub with_referrer: bool,
+    /// A chunk dictionary: `bootstrap:local:<path>` or `bootstrap:registry:<reference>` (a
+    /// Nydus image whose chunks layers may reuse).
     #[arg(long = "chunk-dict")]
     pub chunk_dict: Option<String>,
+    #[arg(long = "chunk-dict-insecure")]
+    pub chunk_dict_insecure: bool,
     /// A cache image (reference) of converted layers, reused by source chain id.
     #[arg(long = "build-cache")]
     pub build_cache: Option<String>,
@@ -183,6 +187,59 @@ struct Settings {
     backend: Option<PathBuf>,
     /// Chunk size of blob uploads streamed while building.
     stream_piece: usize,
+    /// The chunk dictionary's bootstrap (local file), and where its blobs are (a registry
+    /// dictionary; a local one's blobs must already be in the target).
+    chunk_dict: Option<(PathBuf, Option<Store>)>,
+}
+
+/// Resolves `--chunk-dict`: the dictionary bootstrap as a local file, and for a registry
+/// dictionary the store holding its blobs.
+fn chunk_dict(
+    arg: &str,
+    scratch: &Path,
+    rt: &tokio::runtime::Runtime,
+    insecure: bool,
+    plain_http: bool,
+) -> Result<(PathBuf, Option<Store>)> {
+    if let Some(p) = arg.strip_prefix("bootstrap:local:") {
+        let p = PathBuf::from(p);
+        if !p.is_file() {
+            bail!("--chunk-dict {arg:?}: {} is not a file", p.display());
+        }
+        return Ok((p, None));
+    }
+    let Some(r) = arg.strip_prefix("bootstrap:registry:") else {
+        bail!("invalid --chunk-dict {arg:?}: expected bootstrap:local:<path> or bootstrap:registry:<reference>");
+    };
+    let r = Reference::parse(r).map_err(|e| anyhow!("--chunk-dict: {e}"))?;
+    let store = Store::registry(
+        registry_for(
+            &r.host,
+            insecure,
+            plain_http,
+            3,
+            Duration::from_millis(500),
+            0,
+        )?,
+        &r.repository,
+    );
+    let boot = rt.block_on(async {
+        let (mt, bytes, _) = store.get_manifest(r.target()).await?;
+        let m = match parse_document(Some(&mt), &bytes).map_err(|e| anyhow!("--chunk-dict: {e}"))? {
+            Document::Manifest(m) => *m,
+            Document::Index(_) => bail!("--chunk-dict {arg:?}: an index, not an image manifest"),
+        };
+        if !nydus_core::oci::check::is_nydus(&m) {
+            bail!("--chunk-dict {arg:?}: not a Nydus image");
+        }
+        let layer = m.layers.last().expect("is_nydus");
+        let gz = store.blob_bytes(&layer.digest).await?;
+        bootstrap_layer::extract_bootstrap(&gz, 1 << 30)
+            .map_err(|e| anyhow!("--chunk-dict {arg:?}: {e}"))
+    })?;
+    let path = scratch.join("chunk-dict.boot");
+    write_file(&path, &boot)?;
+    Ok((path, Some(store)))
 }
 
 fn unsupported(what: &str) -> anyhow::Error {
@@ -197,7 +254,6 @@ pub fn run(a: ConvertArgs) -> Result<()> {
     }
     for (given, what) in [
         (a.oci_ref, "--oci-ref"),
-        (a.chunk_dict.is_some(), "--chunk-dict"),
         (a.fs_align_chunk, "--fs-align-chunk (RAFS v5)"),
     ] {
         if given {
@@ -272,6 +328,7 @@ pub fn run(a: ConvertArgs) -> Result<()> {
         oci: a.oci,
         with_referrer: a.with_referrer,
         merge_platform: a.merge_platform,
+        chunk_dict: None,
         stream_piece: if push_chunk > 0 {
             push_chunk as usize
         } else {
@@ -322,6 +379,16 @@ pub fn run(a: ConvertArgs) -> Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
+    let mut settings = settings;
+    if let Some(d) = &a.chunk_dict {
+        settings.chunk_dict = Some(chunk_dict(
+            d,
+            scratch.path(),
+            &rt,
+            a.chunk_dict_insecure,
+            a.plain_http,
+        )?);
+    }
     let cache = match (&a.build_cache, &a.build_cache_tag) {
         (None, None) => None,
         (Some(_), Some(_)) => bail!("--build-cache and --build-cache-tag conflict"),
@@ -746,7 +813,11 @@ impl Job {
             sources: boot_paths,
             bootstrap: dir.join("image.boot"),
             parent_bootstrap: None,
-            chunk_dict: None,
+            chunk_dict: self
+                .settings
+                .chunk_dict
+                .as_ref()
+                .map(|(p, _)| format!("bootstrap={}", p.display())),
             prefetch_policy: "fs".into(),
             whiteout_spec: "oci".into(),
             blob_digests: None,
@@ -772,6 +843,35 @@ impl Job {
                     .map(|m| (id.clone(), m.clone()))
             })
             .collect();
+        // Blobs of a chunk dictionary the image uses are extra blob layers (before the
+        // bootstrap layer), and must be in the target.
+        for id in &merged.blob_ids {
+            if blobs.iter().any(|b: &BlobLayer| &b.digest_hex == id) {
+                continue;
+            }
+            let digest = format!("sha256:{id}");
+            if !self.dst.has_blob(&digest).await? {
+                match self.settings.chunk_dict.as_ref().and_then(|(_, s)| s.as_ref()) {
+                    Some(from) => super::copy::copy_blob(from, &self.dst, &digest, &dir).await?,
+                    None => bail!(
+                        "chunk dictionary blob {digest} is not in {}: push the dictionary image's blobs there first",
+                        self.dst.describe()
+                    ),
+                }
+            }
+            // The descriptor needs the whole blob's size (the blob table's excludes an inlined
+            // bootstrap).
+            let size = self.dst.blob_size(&digest).await?.ok_or_else(|| {
+                anyhow!(
+                    "chunk dictionary blob {digest} vanished from {}",
+                    self.dst.describe()
+                )
+            })?;
+            blobs.push(BlobLayer {
+                digest_hex: id.clone(),
+                size,
+            });
+        }
         let boot = bootstrap_layer::build(&merged.bootstrap, &blob_metas);
         let source_manifest = m.clone();
         let mut img = nydus_image(
@@ -894,7 +994,14 @@ impl Job {
 
     /// The fingerprint of the settings a layer build depends on, kept with cache records.
     fn settings_key(&self) -> String {
-        let pats = self.settings.patterns.join("\n");
+        let mut pats = self.settings.patterns.join("\n");
+        if let Some((p, _)) = &self.settings.chunk_dict {
+            // Another dictionary gives other blobs.
+            let d = std::fs::read(p)
+                .map(|b| nydus_core::digest::sha256(&b).to_hex())
+                .unwrap_or_default();
+            pats.push_str(&format!("\nchunk-dict {d}"));
+        }
         format!(
             "{}:{:#x}:{}",
             self.settings.compressor.name(),
@@ -1032,6 +1139,7 @@ impl Job {
             self.settings.compressor,
             self.settings.chunk_size,
         );
+        plan.chunk_dict = self.settings.chunk_dict.as_ref().map(|(p, _)| p.clone());
         // Into a registry, the blob goes up while it is built (chunked upload; the digest is
         // named at the end). If that fails, the finished file is uploaded instead.
         let stream_to = match (&self.dst, &self.settings.backend) {

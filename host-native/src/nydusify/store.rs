@@ -127,6 +127,17 @@ impl Store {
         }
     }
 
+    /// The size of a blob the store has.
+    pub async fn blob_size(&self, digest: &str) -> Result<Option<u64>> {
+        match self {
+            Store::Registry { reg, repo } => reg.blob_size(repo, digest).await,
+            Store::Archive(a) => Ok(a.entries.get(&blob_name(digest)?).map(|e| e.1)),
+            Store::Layout(l) => Ok(std::fs::metadata(l.blob_path(digest)?)
+                .ok()
+                .map(|m| m.len())),
+        }
+    }
+
     /// Whether the store has this blob.
     pub async fn has_blob(&self, digest: &str) -> Result<bool> {
         match self {
