@@ -677,9 +677,15 @@ fn errors_are_clear() {
     let mut v = conv(&src, &nydus);
     v.extend(["--compressor".to_string(), "gzip".to_string()]);
     assert!(call(v, None).contains("invalid --compressor"));
-    let mut v = conv(&src, &nydus);
-    v.extend(["--oci-ref".to_string()]);
-    assert!(call(v, None).contains("not supported by this nydusify yet"));
+    for flag in ["--oci-ref", "--reverse"] {
+        let mut v = conv(&src, &nydus);
+        v.push(flag.to_string());
+        let e = call(v, None);
+        assert!(
+            e.contains(flag) && e.contains("not supported by this nydusify yet"),
+            "{e}"
+        );
+    }
 }
 
 /// Base64 for a Docker config's `auth` field (the tests crate has no base64 dependency).

@@ -123,6 +123,17 @@ pub struct ConvertArgs {
     /// Accepted for compatibility; layers are built in process.
     #[arg(long = "nydus-image")]
     pub nydus_image: Option<PathBuf>,
+    /// Copy blobs to the backend even when it has them.
+    #[arg(long = "backend-force-push")]
+    pub backend_force_push: bool,
+    /// Special sources (`modelfile`, `model-artifact`).
+    #[arg(long = "source-backend-type")]
+    pub source_backend_type: Option<String>,
+    #[arg(long = "source-backend-config")]
+    pub source_backend_config: Option<String>,
+    /// Nydus to OCI (experimental upstream).
+    #[arg(long = "reverse")]
+    pub reverse: bool,
     /// Write conversion metrics (JSON) here.
     #[arg(long = "output-json")]
     pub output_json: Option<PathBuf>,
@@ -187,6 +198,8 @@ struct Settings {
     backend: Option<PathBuf>,
     /// Chunk size of blob uploads streamed while building.
     stream_piece: usize,
+    /// Copy blobs to the backend even when it has them.
+    backend_force_push: bool,
     /// The chunk dictionary's bootstrap (local file), and where its blobs are (a registry
     /// dictionary; a local one's blobs must already be in the target).
     chunk_dict: Option<(PathBuf, Option<Store>)>,
@@ -255,6 +268,9 @@ pub fn run(a: ConvertArgs) -> Result<()> {
     for (given, what) in [
         (a.oci_ref, "--oci-ref"),
         (a.fs_align_chunk, "--fs-align-chunk (RAFS v5)"),
+        (a.reverse, "--reverse"),
+        (a.source_backend_type.is_some(), "--source-backend-type"),
+        (a.source_backend_config.is_some(), "--source-backend-config"),
     ] {
         if given {
             return Err(unsupported(what));
@@ -329,6 +345,7 @@ pub fn run(a: ConvertArgs) -> Result<()> {
         with_referrer: a.with_referrer,
         merge_platform: a.merge_platform,
         chunk_dict: None,
+        backend_force_push: a.backend_force_push,
         stream_piece: if push_chunk > 0 {
             push_chunk as usize
         } else {
@@ -775,6 +792,7 @@ impl Job {
             let blob_path = dir.join(&built.blob_id);
             let bdigest = format!("sha256:{}", built.blob_id);
             let backend = self.settings.backend.clone();
+            let force = self.settings.backend_force_push;
             let cache_store = match (&self.cache, from_cache) {
                 (Some(c), true) => Some(c.lock().await.store.clone()),
                 _ => None,
@@ -793,6 +811,10 @@ impl Job {
                     Some(d) => {
                         let dest = d.join(bdigest.trim_start_matches("sha256:"));
                         tokio::task::spawn_blocking(move || {
+                            if !force && dest.is_file() {
+                                // The backend has it (named by its digest).
+                                return Ok(());
+                            }
                             std::fs::create_dir_all(&d)
                                 .with_context(|| format!("creating {}", d.display()))?;
                             super::store::copy_verified(&blob_path, &dest, &bdigest)
