@@ -1166,7 +1166,7 @@ impl Job {
         // named at the end). If that fails, the finished file is uploaded instead.
         let stream_to = match (&self.dst, &self.settings.backend) {
             (Store::Registry { reg, repo }, None) => {
-                let (tx, rx) = tokio::sync::mpsc::channel(16);
+                let (tx, rx) = tokio::sync::mpsc::channel(4);
                 plan.tee = Some(tx);
                 Some((reg.clone(), repo.clone(), rx))
             }
