@@ -23,6 +23,12 @@ const UPSTREAM_LAYER_BLOBS: [&str; 3] = [
     "db8c66dc55c4a47e8310d247281cf659ffa8a2bf512b23193d6c146287aa2158",
 ];
 
+/// SHA-256 of the merged bootstrap upstream's `nydus-image merge --prefetch-policy fs` (with `/`
+/// on stdin) writes from the `image.boot` of those three blobs, named by their digests: what
+/// upstream nydusify puts in the bootstrap layer.
+const UPSTREAM_MERGED_BOOTSTRAP: &str =
+    "ca1c1157630f2354e873ac9e52ef68067e30283ccbd20f3e65cefca0c9fcc841";
+
 fn s(p: &Path) -> String {
     p.to_str().unwrap().to_string()
 }
@@ -171,6 +177,8 @@ fn convert_is_upstream_exact_checked_and_repeatable() {
     ] {
         assert!(chk.join(f).is_file(), "check did not write {f}");
     }
+    let merged = std::fs::read(chk.join("nydus_bootstrap")).unwrap();
+    assert_eq!(sha256(&merged).to_hex(), UPSTREAM_MERGED_BOOTSTRAP);
     let cfg: Value =
         serde_json::from_slice(&std::fs::read(chk.join("nydus_config.json")).unwrap()).unwrap();
     assert_eq!(cfg["rootfs"]["diff_ids"].as_array().unwrap().len(), 4);
