@@ -337,7 +337,7 @@ pub fn run(a: ConvertArgs) -> Result<()> {
             .collect::<Result<_>>()?,
         None => vec![host_platform()],
     };
-    let settings = Settings {
+    let mut settings = Settings {
         compressor,
         chunk_size,
         patterns,
@@ -396,7 +396,6 @@ pub fn run(a: ConvertArgs) -> Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let mut settings = settings;
     if let Some(d) = &a.chunk_dict {
         settings.chunk_dict = Some(chunk_dict(
             d,
@@ -895,9 +894,8 @@ impl Job {
             });
         }
         let boot = bootstrap_layer::build(&merged.bootstrap, &blob_metas);
-        let source_manifest = m.clone();
         let mut img = nydus_image(
-            &source_manifest,
+            &m,
             &config,
             &blobs,
             &boot,
