@@ -29,6 +29,17 @@ const UPSTREAM_LAYER_BLOBS: [&str; 3] = [
 const UPSTREAM_MERGED_BOOTSTRAP: &str =
     "ca1c1157630f2354e873ac9e52ef68067e30283ccbd20f3e65cefca0c9fcc841";
 
+/// The same for `--fs-version 5` (`create -t tar-rafs --fs-version 5 --blob-inline-meta
+/// --whiteout-spec none --prefetch-policy fs`, then `merge --prefetch-policy fs`), as upstream
+/// writes them.
+const UPSTREAM_V5_LAYER_BLOBS: [&str; 3] = [
+    "c1187d689a3c653783eeec6fd4cd666118d6799d514c419147440e4cab3aea10",
+    "e20965d8161c35c2f150a918b8be6764e7b86b3e6e7c882e9bb9d7601d3b074f",
+    "40175d5ec89c2c5b0a839a2956d9009e24e9a1e41ef8ee3da14f8191e30b60ac",
+];
+const UPSTREAM_V5_MERGED_BOOTSTRAP: &str =
+    "953fbf12e9672c9332c67a655cbf18ad78113d7a0cdda022aacf501680372315";
+
 fn s(p: &Path) -> String {
     p.to_str().unwrap().to_string()
 }
@@ -1204,4 +1215,30 @@ fn chunk_dictionary_blobs_are_shared() {
     let same = format!("{}/dict/golden:n", reg.addr);
     convert(&work, &src, &same, &["--chunk-dict", &local]);
     check_ok(&t.path().join("c3"), Some(&src), &same, &[]);
+}
+
+#[test]
+fn rafs_v5_conversion_is_upstream_exact() {
+    let reg = TestRegistry::start(None);
+    let t = tempfile::tempdir().unwrap();
+    seed_golden(&reg, t.path());
+    let work = t.path().join("work");
+    let src = format!("{}/src/golden:t", reg.addr);
+    let dst = format!("{}/v5/golden:n", reg.addr);
+    convert(&work, &src, &dst, &["--fs-version", "5"]);
+    let raw = skopeo_raw(&dst);
+    assert_eq!(blob_layer_digests(&raw), UPSTREAM_V5_LAYER_BLOBS);
+    assert_eq!(
+        raw["layers"][3]["annotations"]["containerd.io/snapshot/nydus-fs-version"],
+        "5"
+    );
+    let chk = t.path().join("chk");
+    check_ok(&chk, Some(&src), &dst, &[]);
+    let merged = std::fs::read(chk.join("nydus_bootstrap")).unwrap();
+    assert_eq!(sha256(&merged).to_hex(), UPSTREAM_V5_MERGED_BOOTSTRAP);
+    assert_eq!(
+        &merged[..4],
+        &0x5241_4653u32.to_le_bytes(),
+        "a RAFS v5 superblock"
+    );
 }

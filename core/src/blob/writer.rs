@@ -268,6 +268,12 @@ impl BlobWriter {
                 });
             }
         }
+        if !self.chunks.is_empty() && !self.opts.ci_table && tar {
+            // RAFS v5 with an inlined bootstrap: the chunk data is a tar section too.
+            let h = tarhdr::encode(SECTION_BLOB, self.data_size);
+            self.emit(&h);
+            out.extend_from_slice(&h);
+        }
         info.compressed_size = self.pos;
         let pending = PendingBlob {
             opts: self.opts,

@@ -121,7 +121,9 @@ pub fn run(a: CheckArgs) -> Result<()> {
             Ok(())
         });
     }
-    let mut chunks = ChunkSource::new(locator, img.boot.blobs());
+    // A blob's own inline bootstrap names it "x" × 64: resolved to the file's id.
+    let blobs = super::open::resolved_blobs(&img)?;
+    let mut chunks = ChunkSource::new(locator, &blobs);
     if chunks.has_blobs() {
         verify_data(&img.boot, &mut chunks, &mut report);
     }
@@ -132,14 +134,9 @@ pub fn run(a: CheckArgs) -> Result<()> {
         );
         eprintln!("{}: {f}", path.display());
     }
-    let blob_ids: Vec<&str> = img
-        .boot
-        .blobs()
-        .iter()
-        .map(|b| b.blob_id.as_str())
-        .collect();
+    let blob_ids: Vec<&str> = blobs.iter().map(|b| b.blob_id.as_str()).collect();
     println!("RAFS v{} filesystem {}", img.boot.version(), path.display());
-    for (i, b) in img.boot.blobs().iter().enumerate() {
+    for (i, b) in blobs.iter().enumerate() {
         println!(
             "  blob {i}: {} chunks {} compressed {} uncompressed {} compressor {}",
             b.blob_id,

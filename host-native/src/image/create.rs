@@ -145,7 +145,6 @@ fn plan(a: &CreateArgs) -> Result<Plan> {
                 a.features.iter().any(|f| f == "blob-toc"),
                 "--features blob-toc",
             ),
-            (a.blob_inline_meta, "--blob-inline-meta"),
             (a.blob_cache_dir.is_some(), "--blob-cache-dir"),
         ] {
             if given {

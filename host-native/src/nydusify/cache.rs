@@ -58,17 +58,26 @@ pub struct BuildCache {
     records: Vec<Record>,
     max: usize,
     oci: bool,
+    /// RAFS version of the records ("5" or "6").
+    fs_version: String,
 }
 
 impl BuildCache {
     /// Reads the cache image `tag` from `store`; a missing or other-version cache starts empty.
-    pub async fn import(store: Store, tag: &str, max: usize, oci: bool) -> Result<BuildCache> {
+    pub async fn import(
+        store: Store,
+        tag: &str,
+        max: usize,
+        oci: bool,
+        fs_version: &str,
+    ) -> Result<BuildCache> {
         let mut cache = BuildCache {
             store,
             tag: tag.to_string(),
             records: Vec::new(),
             max,
             oci,
+            fs_version: fs_version.to_string(),
         };
         let (mt, bytes, _) = match cache.store.get_manifest(tag).await {
             Ok(m) => m,
@@ -93,7 +102,7 @@ impl BuildCache {
         if m.annotations.get(CACHE_ANNOTATION).map(String::as_str) != Some(CACHE_VERSION)
             || m.annotations
                 .get(annotation::NYDUS_FS_VERSION)
-                .is_some_and(|v| v != "6")
+                .is_some_and(|v| *v != cache.fs_version)
         {
             crate::log::warn(&format!(
                 "build cache {}:{tag} has another version or RAFS version; starting an empty one",
@@ -172,7 +181,7 @@ impl BuildCache {
         };
         for (k, v) in [
             (annotation::NYDUS_BOOTSTRAP, "true"),
-            (annotation::NYDUS_FS_VERSION, "6"),
+            (annotation::NYDUS_FS_VERSION, self.fs_version.as_str()),
             (SOURCE_CHAIN_ID, chain_id),
             (annotation::UNCOMPRESSED, diff_id),
         ] {
@@ -237,7 +246,7 @@ impl BuildCache {
         m.annotations
             .insert(CACHE_ANNOTATION.into(), CACHE_VERSION.into());
         m.annotations
-            .insert(annotation::NYDUS_FS_VERSION.into(), "6".into());
+            .insert(annotation::NYDUS_FS_VERSION.into(), self.fs_version.clone());
         let bytes = serde_json::to_vec(&m)?;
         self.store.put_manifest(&self.tag, mt, &bytes).await
     }

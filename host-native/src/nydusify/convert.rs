@@ -194,6 +194,8 @@ struct Settings {
     oci: bool,
     with_referrer: bool,
     merge_platform: bool,
+    /// RAFS version of the image (5 or 6).
+    fs_version: u32,
     /// Blobs go to this localfs backend directory instead of the target.
     backend: Option<PathBuf>,
     /// Chunk size of blob uploads streamed while building.
@@ -260,11 +262,11 @@ fn unsupported(what: &str) -> anyhow::Error {
 }
 
 pub fn run(a: ConvertArgs) -> Result<()> {
-    match a.fs_version.as_str() {
-        "6" => {}
-        "5" => return Err(unsupported("--fs-version 5")),
+    let fs_version: u32 = match a.fs_version.as_str() {
+        "6" => 6,
+        "5" => 5,
         v => bail!("invalid --fs-version {v:?}: expected 5 or 6"),
-    }
+    };
     for (given, what) in [
         (a.oci_ref, "--oci-ref"),
         (a.fs_align_chunk, "--fs-align-chunk (RAFS v5)"),
@@ -344,6 +346,7 @@ pub fn run(a: ConvertArgs) -> Result<()> {
         oci: a.oci,
         with_referrer: a.with_referrer,
         merge_platform: a.merge_platform,
+        fs_version,
         chunk_dict: None,
         backend_force_push: a.backend_force_push,
         stream_piece: if push_chunk > 0 {
@@ -442,9 +445,16 @@ pub fn run(a: ConvertArgs) -> Result<()> {
             Some((store, tag))
         }
     };
+    let settings_fs_version = settings.fs_version.to_string();
     let cache = match cache {
         Some((store, tag)) => Some(tokio::sync::Mutex::new(rt.block_on(
-            super::cache::BuildCache::import(store, &tag, a.build_cache_max_records, true),
+            super::cache::BuildCache::import(
+                store,
+                &tag,
+                a.build_cache_max_records,
+                true,
+                &settings_fs_version,
+            ),
         )?)),
         None => None,
     };
@@ -899,7 +909,7 @@ impl Job {
             &config,
             &blobs,
             &boot,
-            6,
+            self.settings.fs_version,
             self.settings.oci || mt == media::OCI_MANIFEST,
             self.settings.backend.is_some(),
         )
@@ -1159,6 +1169,12 @@ impl Job {
             self.settings.compressor,
             self.settings.chunk_size,
         );
+        if self.settings.fs_version == 5 {
+            // RAFS v5 layers: the bootstrap inlined after the data, no ci table or ToC (what
+            // upstream's `create -t tar-rafs --fs-version 5 --blob-inline-meta` writes).
+            plan.v5 = true;
+            plan.blob_toc = false;
+        }
         plan.chunk_dict = self.settings.chunk_dict.as_ref().map(|(p, _)| p.clone());
         // Into a registry, the blob goes up while it is built (chunked upload; the digest is
         // named at the end). If that fails, the finished file is uploaded instead.

@@ -251,7 +251,15 @@ pub async fn nydus_files(from: BlobsFrom<'_>, boot: Vec<u8>) -> Result<NydusFile
                     mode: e.entry.attrs.mode & 0o7777,
                     uid: e.entry.attrs.uid,
                     gid: e.entry.attrs.gid,
-                    rdev: e.entry.attrs.rdev,
+                    // Only devices have one (RAFS v5 stores all-ones for other inodes).
+                    rdev: if matches!(
+                        e.entry.file_type,
+                        FileType::CharDevice | FileType::BlockDevice
+                    ) {
+                        e.entry.attrs.rdev
+                    } else {
+                        0
+                    },
                     size: if regular { e.entry.size } else { 0 },
                     symlink: e.entry.symlink.clone(),
                     xattrs,
