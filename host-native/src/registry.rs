@@ -570,18 +570,7 @@ impl Registry {
                 f.read_exact(&mut buf)
                     .await
                     .with_context(|| format!("reading {}", path.display()))?;
-                let url = self.url(&loc);
-                let range = format!("{}-{}", off, off + len - 1);
-                let result = self
-                    .send(&scope, false, &|| {
-                        self.http
-                            .request(Method::PATCH, &url)
-                            .header(CONTENT_TYPE, "application/octet-stream")
-                            .header("Content-Range", &range)
-                            .header(CONTENT_LENGTH, len)
-                            .body(buf.clone())
-                    })
-                    .await;
+                let result = self.patch_chunk(&scope, &loc, off, Bytes::from(buf)).await;
                 match result {
                     Ok(r) if r.status() == StatusCode::ACCEPTED => {
                         loc = location(&r).unwrap_or(loc);
@@ -616,18 +605,7 @@ impl Registry {
                     }
                 }
             }
-            let url = self.url(&with_digest(&loc, digest));
-            let resp = self
-                .send(&scope, true, &|| {
-                    self.http.put(&url).header(CONTENT_LENGTH, 0)
-                })
-                .await?;
-            if resp.status() != StatusCode::CREATED {
-                return Err(self
-                    .error_of(&format!("committing {digest} to {repo}"), resp)
-                    .await);
-            }
-            return Ok(());
+            return self.commit_upload(repo, &loc, digest).await;
         }
         drop(f);
         self.put_whole(repo, digest, loc, size, &|| file_body(path))
@@ -708,18 +686,7 @@ impl Registry {
             if !buf.is_empty() {
                 let body = Bytes::from(std::mem::replace(&mut buf, Vec::with_capacity(piece)));
                 let len = body.len() as u64;
-                let url = self.url(&loc);
-                let range = format!("{}-{}", off, off + len - 1);
-                let resp = self
-                    .send(&scope, false, &|| {
-                        self.http
-                            .request(Method::PATCH, &url)
-                            .header(CONTENT_TYPE, "application/octet-stream")
-                            .header("Content-Range", &range)
-                            .header(CONTENT_LENGTH, len)
-                            .body(body.clone())
-                    })
-                    .await?;
+                let resp = self.patch_chunk(&scope, &loc, off, body).await?;
                 if resp.status() != StatusCode::ACCEPTED {
                     return Err(self.error_of("streaming upload", resp).await);
                 }
@@ -732,7 +699,23 @@ impl Registry {
         }
     }
 
-    /// Completes an upload started by [`Registry::push_blob_stream`] as blob `digest`.
+    /// Sends one chunk of an upload (PATCH with its `Content-Range` at `off`).
+    async fn patch_chunk(&self, scope: &str, loc: &str, off: u64, body: Bytes) -> Result<Response> {
+        let url = self.url(loc);
+        let len = body.len() as u64;
+        let range = format!("{}-{}", off, off + len - 1);
+        self.send(scope, false, &|| {
+            self.http
+                .request(Method::PATCH, &url)
+                .header(CONTENT_TYPE, "application/octet-stream")
+                .header("Content-Range", &range)
+                .header(CONTENT_LENGTH, len)
+                .body(body.clone())
+        })
+        .await
+    }
+
+    /// Completes a chunked upload (at `loc`) as blob `digest`.
     pub async fn commit_upload(&self, repo: &str, loc: &str, digest: &str) -> Result<()> {
         let scope = format!("repository:{repo}:pull,push");
         let url = self.url(&with_digest(loc, digest));

@@ -295,6 +295,29 @@ pub fn parse_size(s: &str) -> Option<u64> {
     }
 }
 
+/// `--chunk-size`: a power of two in `[0x1000, 0x1000000]`.
+pub fn parse_chunk_size(s: &str) -> anyhow::Result<u32> {
+    parse_size(s)
+        .filter(|v| v.is_power_of_two() && (0x1000..=0x100_0000).contains(v))
+        .map(|v| v as u32)
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "invalid --chunk-size {s:?}: expected a power of two in [0x1000, 0x1000000]"
+            )
+        })
+}
+
+/// `--compressor` of a build: none, lz4_block or zstd (gzip is only read).
+pub fn parse_compressor(s: &str) -> anyhow::Result<nydus_core::model::Compressor> {
+    use nydus_core::model::Compressor;
+    match Compressor::from_name(s) {
+        Some(Compressor::Gzip) | None => {
+            anyhow::bail!("invalid --compressor {s:?}: expected none, lz4_block or zstd")
+        }
+        Some(c) => Ok(c),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

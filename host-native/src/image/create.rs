@@ -152,14 +152,7 @@ fn plan(a: &CreateArgs) -> Result<Plan> {
             }
         }
     }
-    let chunk_size = parse_size(&a.chunk_size)
-        .filter(|s| s.is_power_of_two() && (0x1000..=0x100_0000).contains(s))
-        .with_context(|| {
-            format!(
-                "invalid --chunk-size {:?}: expected a power of two in [0x1000, 0x1000000]",
-                a.chunk_size
-            )
-        })? as u32;
+    let chunk_size = super::args::parse_chunk_size(&a.chunk_size)?;
     let digester = Digester::from_name(&a.digester).with_context(|| {
         format!(
             "invalid --digester {:?}: expected blake3 or sha256",
@@ -213,12 +206,7 @@ fn plan(a: &CreateArgs) -> Result<Plan> {
         });
     }
     let mut compressor = match &a.compressor {
-        Some(c) => match Compressor::from_name(c) {
-            Some(Compressor::Gzip) | None => {
-                bail!("invalid --compressor {c:?}: expected none, lz4_block or zstd")
-            }
-            Some(c) => c,
-        },
+        Some(c) => super::args::parse_compressor(c)?,
         None => Compressor::Zstd,
     };
     if let Some(d) = &a.blob_cache_dir {

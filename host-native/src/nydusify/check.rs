@@ -202,7 +202,18 @@ async fn check(
     }
     if let Some(source) = &a.source {
         if report.is_ok() {
-            compare_with_source(reg, target, source, want, a, &config, boot, &mut report).await?;
+            compare_with_source(
+                reg,
+                target,
+                source,
+                want,
+                a,
+                &config,
+                boot,
+                backend.as_deref(),
+                &mut report,
+            )
+            .await?;
         } else {
             report.error(
                 "filesystem",
@@ -224,6 +235,7 @@ async fn compare_with_source(
     a: &CheckArgs,
     nydus_config: &serde_json::Value,
     boot: Vec<u8>,
+    backend: Option<&std::path::Path>,
     report: &mut Report,
 ) -> Result<()> {
     let sref = Reference::parse(source).map_err(|e| anyhow!("--source: {e}"))?;
@@ -280,13 +292,7 @@ async fn compare_with_source(
         .prefix("nydus-blobs-")
         .tempdir_in(&a.work_dir)
         .with_context(|| format!("creating a directory in {}", a.work_dir.display()))?;
-    let backend = super::backend_dir(
-        a.target_backend_type.as_deref(),
-        a.target_backend_config.as_deref(),
-        a.target_backend_config_file.as_deref(),
-        "--target-backend",
-    )?;
-    let blobs = match &backend {
+    let blobs = match backend {
         Some(d) => super::fscheck::BlobsFrom::Dir(d),
         None => super::fscheck::BlobsFrom::Registry(reg, &target.repository, scratch.path()),
     };

@@ -24,7 +24,7 @@ use tokio::task::JoinSet;
 use super::store::{ArchiveIn, LayoutOut, Store};
 use super::{host_platform, is_nydus_entry, registry_for};
 use crate::atomic::write_file;
-use crate::image::args::{parse_size, MergeArgs};
+use crate::image::args::{parse_chunk_size, parse_compressor, parse_size, MergeArgs};
 use crate::image::create::{self, Plan};
 
 #[derive(Debug, Args)]
@@ -281,21 +281,8 @@ pub fn run(a: ConvertArgs) -> Result<()> {
     if parse_size(&a.batch_size) != Some(0) {
         return Err(unsupported("--batch-size other than 0"));
     }
-    let compressor = match Compressor::from_name(&a.compressor) {
-        Some(Compressor::Gzip) | None => bail!(
-            "invalid --compressor {:?}: expected none, lz4_block or zstd",
-            a.compressor
-        ),
-        Some(c) => c,
-    };
-    let chunk_size = parse_size(&a.chunk_size)
-        .filter(|s| s.is_power_of_two() && (0x1000..=0x100_0000).contains(s))
-        .with_context(|| {
-            format!(
-                "invalid --chunk-size {:?}: expected a power of two in [0x1000, 0x1000000]",
-                a.chunk_size
-            )
-        })? as u32;
+    let compressor = parse_compressor(&a.compressor)?;
+    let chunk_size = parse_chunk_size(&a.chunk_size)?;
     let patterns = if a.prefetch_patterns {
         crate::image::create::read_prefetch_patterns()?
     } else if let Some(d) = &a.prefetch_dir {
@@ -1135,7 +1122,7 @@ impl Job {
         loop {
             match self.try_convert_layer(l, dir, label).await {
                 Ok(b) => return Ok(b),
-                Err(LayerError::Pull(e)) if attempt < self.src_retries() => {
+                Err(LayerError::Pull(e)) if attempt < self.src.retries() => {
                     attempt += 1;
                     crate::log::warn(&format!(
                         "{e:#}; converting layer {} again (retry {attempt})",
@@ -1146,10 +1133,6 @@ impl Job {
                 Err(LayerError::Pull(e)) | Err(LayerError::Build(e)) => return Err(e),
             }
         }
-    }
-
-    fn src_retries(&self) -> u32 {
-        self.src.retries()
     }
 
     async fn try_convert_layer(

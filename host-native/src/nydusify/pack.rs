@@ -9,12 +9,10 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use nydus_core::digest::Digester;
 use nydus_core::layer::WhiteoutSpec;
-use nydus_core::model::Compressor;
 use serde_json::json;
 
 use crate::atomic::write_file;
-use crate::image::args::parse_size;
-use crate::image::blobsrc::LocalBackend;
+use crate::image::args::{parse_chunk_size, parse_compressor};
 use crate::image::create::{self, BlobTarget, Plan};
 
 #[derive(Debug, Args)]
@@ -89,40 +87,18 @@ pub fn run(a: PackArgs) -> Result<()> {
         "5" => true,
         v => bail!("invalid --fs-version {v:?}: expected 5 or 6"),
     };
-    let compressor = match Compressor::from_name(&a.compressor) {
-        Some(Compressor::Gzip) | None => bail!(
-            "invalid --compressor {:?}: expected none, lz4_block or zstd",
-            a.compressor
-        ),
-        Some(c) => c,
-    };
-    let chunk_size = parse_size(&a.chunk_size)
-        .filter(|s| s.is_power_of_two() && (0x1000..=0x100_0000).contains(s))
-        .with_context(|| {
-            format!(
-                "invalid --chunk-size {:?}: expected a power of two in [0x1000, 0x1000000]",
-                a.chunk_size
-            )
-        })? as u32;
+    let compressor = parse_compressor(&a.compressor)?;
+    let chunk_size = parse_chunk_size(&a.chunk_size)?;
     let backend = if a.backend_push {
-        let cfg = match (&a.backend_config, &a.backend_config_file) {
-            (Some(c), _) => c.clone(),
-            (None, Some(f)) => std::fs::read_to_string(f)
-                .with_context(|| format!("reading --backend-config-file {}", f.display()))?,
-            (None, None) => bail!("--backend-push needs --backend-config or --backend-config-file"),
-        };
-        if a.backend_type != "localfs" {
-            bail!(
-                "nydusify build --backend-push to {:?} is not supported by this nydusify yet (localfs is)",
-                a.backend_type
-            );
-        }
-        match LocalBackend::parse("localfs", &cfg)? {
-            LocalBackend::Dir(d) => Some(d),
-            LocalBackend::File(_) => {
-                bail!("--backend-config: a localfs backend to push to needs \"dir\"")
-            }
-        }
+        Some(
+            super::backend_dir(
+                Some(&a.backend_type),
+                a.backend_config.as_deref(),
+                a.backend_config_file.as_deref(),
+                "--backend",
+            )?
+            .context("--backend-push needs --backend-type localfs")?,
+        )
     } else {
         None
     };
