@@ -13,6 +13,8 @@ have fusermount3 || need_apt+=(fuse3)
 have setfattr || need_apt+=(attr)
 have zstd || need_apt+=(zstd)
 have clang || need_apt+=(clang)
+# libz-sys (zlib-ng, pulled in by upstream's nydus-rafs, the test oracle) builds with cmake.
+have cmake || need_apt+=(cmake)
 have node || need_apt+=(nodejs)
 have debootstrap || need_apt+=(debootstrap)
 [ -x /usr/bin/time ] || need_apt+=(time)

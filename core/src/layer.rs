@@ -12,9 +12,9 @@ use std::collections::HashMap;
 use crate::error::{BuildError, DecodeError};
 use crate::model::{BlobInfo, ChunkRef, FileType, Xattrs};
 use crate::rafs::Rafs;
+use crate::read::{Filesystem, Inode};
 use crate::source::ReadAt;
 use crate::tree::{Entry, Tree, TreeBuilder, ROOT};
-use crate::v6::reader::InodeInfo;
 
 /// Prefix of an OCI whiteout file name: `.wh.<name>` hides `<name>` of lower layers.
 pub const OCISPEC_WHITEOUT_PREFIX: &[u8] = b".wh.";
@@ -136,7 +136,7 @@ pub fn entries_of_tree(tree: &Tree) -> Vec<LayerEntry> {
 /// one link become one hard-link group per inode.
 pub fn entries_of_image<R: ReadAt>(boot: &Rafs<R>) -> Result<Vec<LayerEntry>, DecodeError> {
     let mut out = Vec::new();
-    let mut walk = |path: &[u8], i: &InodeInfo| -> Result<(), DecodeError> {
+    let mut walk = |path: &[u8], i: &Inode| -> Result<(), DecodeError> {
         let xattrs: Xattrs = boot.xattrs(i.nid)?;
         let symlink = if i.file_type == FileType::Symlink {
             Some(boot.symlink(i.nid)?)
@@ -144,7 +144,7 @@ pub fn entries_of_image<R: ReadAt>(boot: &Rafs<R>) -> Result<Vec<LayerEntry>, De
             None
         };
         let chunks = if i.file_type == FileType::Regular && i.size > 0 {
-            boot.chunks(i.nid)?
+            contiguous_chunks(boot, i)?
         } else {
             Vec::new()
         };
@@ -165,6 +165,33 @@ pub fn entries_of_image<R: ReadAt>(boot: &Rafs<R>) -> Result<Vec<LayerEntry>, De
     };
     boot.walk(&mut walk)?;
     Ok(out)
+}
+
+/// The chunks of a file that has no holes, in order. A file with holes cannot become tree
+/// entries: trees (and the encoders) place chunk `k` at `k × chunk_size`.
+fn contiguous_chunks<R: ReadAt>(boot: &Rafs<R>, i: &Inode) -> Result<Vec<ChunkRef>, DecodeError> {
+    let chunks = boot.all_chunks(i.nid)?;
+    let cs = u64::from(boot.chunk_size());
+    let mut expect = 0u64;
+    for (k, c) in chunks.iter().enumerate() {
+        if c.file_offset != expect || (k + 1 < chunks.len() && c.file_end() != expect + cs) {
+            return Err(DecodeError::Unsupported {
+                what: "merging or layering an image",
+                reason: format!(
+                    "inode {} has a hole at file offset {expect}: holes cannot be re-encoded",
+                    i.nid
+                ),
+            });
+        }
+        expect += cs;
+    }
+    if chunks.last().is_some_and(|c| c.file_end() != i.size) || (chunks.is_empty() && i.size > 0) {
+        return Err(DecodeError::Unsupported {
+            what: "merging or layering an image",
+            reason: format!("inode {} ends in a hole: holes cannot be re-encoded", i.nid),
+        });
+    }
+    Ok(chunks.into_iter().map(|c| c.chunk).collect())
 }
 
 /// A directory with exactly the attributes builders give parents a layer does not list

@@ -32,6 +32,7 @@ pub mod memimage;
 pub mod model;
 pub mod oci;
 pub mod rafs;
+pub mod read;
 pub mod report;
 pub mod source;
 pub mod stats;

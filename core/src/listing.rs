@@ -4,11 +4,12 @@
 
 use std::fmt::Write as _;
 
-use crate::blob::reader::read_chunk;
 use crate::digest::{hex, Sha256Stream};
 use crate::error::DecodeError;
 use crate::model::{decode_rdev, FileType};
 use crate::rafs::Rafs;
+use crate::read::exec::{execute, BlobLayout};
+use crate::read::{plan, Filesystem};
 use crate::source::ReadAt;
 
 /// Listing type names.
@@ -35,19 +36,20 @@ pub fn listing<R: ReadAt, S: ReadAt>(boot: &Rafs<R>, blobs: &[S]) -> Result<Stri
         let content = match i.file_type {
             FileType::Regular => {
                 let mut h = Sha256Stream::new();
-                for c in boot.chunks(i.nid)? {
-                    let b = info
-                        .get(c.blob_index as usize)
-                        .ok_or(DecodeError::NotFound {
-                            path: format!("blob {}", c.blob_index),
-                        })?;
-                    let src = blobs
-                        .get(c.blob_index as usize)
-                        .ok_or(DecodeError::NotFound {
-                            path: b.blob_id.clone(),
-                        })?;
-                    h.update(&read_chunk(src, b, &c, b.digester)?);
-                }
+                let p = plan(boot, i, 0, i.size)?;
+                let blob = |index: u32| {
+                    let b = info.get(index as usize).ok_or(DecodeError::NotFound {
+                        path: format!("blob {index}"),
+                    })?;
+                    let src = blobs.get(index as usize).ok_or(DecodeError::NotFound {
+                        path: b.blob_id.clone(),
+                    })?;
+                    Ok((src, BlobLayout::Stored))
+                };
+                execute(&p, blob, |bytes| {
+                    h.update(bytes);
+                    Ok(())
+                })?;
                 h.finish().to_hex()
             }
             FileType::Symlink => hex(&boot.symlink(i.nid)?),

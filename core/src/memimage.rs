@@ -27,6 +27,8 @@ pub struct MemOptions {
     pub inline_meta: bool,
     pub blob_toc: bool,
     pub explicit_uid_gid: bool,
+    /// Write RAFS v5 instead of v6 (no ci table, unaligned chunks, no inline metadata).
+    pub v5: bool,
 }
 
 impl Default for MemOptions {
@@ -38,6 +40,7 @@ impl Default for MemOptions {
             inline_meta: false,
             blob_toc: false,
             explicit_uid_gid: true,
+            v5: false,
         }
     }
 }
@@ -54,6 +57,12 @@ pub struct MemImage {
 
 /// Builds a single-layer image from `entries` (in any order).
 pub fn build(entries: &[MemEntry], o: &MemOptions) -> Result<MemImage, BuildError> {
+    if o.v5 && (o.inline_meta || o.blob_toc) {
+        return Err(BuildError::InvalidOption {
+            option: "v5",
+            reason: "RAFS v5 in-memory builds take neither inline metadata nor a ToC".into(),
+        });
+    }
     let mut b = TreeBuilder::new();
     for (i, e) in entries.iter().enumerate() {
         let mut entry = e.entry.clone();
@@ -74,8 +83,8 @@ pub fn build(entries: &[MemEntry], o: &MemOptions) -> Result<MemImage, BuildErro
         chunk_info_v2: false,
         inline_meta: o.inline_meta,
         blob_toc: o.blob_toc,
-        aligned: true,
-        ci_table: true,
+        aligned: !o.v5,
+        ci_table: !o.v5,
     });
     let mut blob = Vec::new();
     for id in tree.data_order(&[]) {
@@ -100,11 +109,31 @@ pub fn build(entries: &[MemEntry], o: &MemOptions) -> Result<MemImage, BuildErro
         inlined_chunk_digest: o.blob_toc,
         force_has_xattr: false,
     };
+    let encode = |tree: &crate::tree::Tree, blobs: &[BlobInfo]| {
+        if o.v5 {
+            crate::v5::writer::write_bootstrap(
+                tree,
+                blobs,
+                &crate::v5::writer::V5Options {
+                    chunk_size: o.chunk_size,
+                    compressor: o.compressor,
+                    digester: o.digester,
+                    explicit_uid_gid: o.explicit_uid_gid,
+                    prefetch_table: false,
+                    prefetch: Vec::new(),
+                    tar_source: false,
+                    hardlink_flag: false,
+                },
+            )
+        } else {
+            write_bootstrap(tree, blobs, &v6)
+        }
+    };
     if o.inline_meta {
         let mut pre = pending.blob_info();
         pre.blob_id = "x".repeat(64);
         let blobs = if has_data { vec![pre] } else { Vec::new() };
-        let bootstrap = write_bootstrap(&tree, &blobs, &v6)?;
+        let bootstrap = encode(&tree, &blobs)?;
         let (more, mut info, id) = pending.finish(Some(&bootstrap));
         blob.extend(more);
         info.blob_id = id.to_hex();
@@ -122,7 +151,7 @@ pub fn build(entries: &[MemEntry], o: &MemOptions) -> Result<MemImage, BuildErro
         } else {
             Vec::new()
         };
-        let bootstrap = write_bootstrap(&tree, &blobs, &v6)?;
+        let bootstrap = encode(&tree, &blobs)?;
         Ok(MemImage {
             bootstrap,
             blob,

@@ -2,6 +2,7 @@
 //! each blob (layer) serves the filesystem. `nydus-image stat` and the browser inspector
 //! report the same numbers from this module.
 
+use crate::read::Filesystem;
 use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
@@ -95,7 +96,7 @@ pub fn accumulate<R: ReadAt>(
                     s.empty_files += 1;
                 }
                 s.file_bytes += i.size;
-                for c in boot.chunks(i.nid)? {
+                for c in boot.all_chunks(i.nid)?.into_iter().map(|c| c.chunk) {
                     s.chunk_references += 1;
                     if let Some(b) = per_blob.get_mut(c.blob_index as usize) {
                         b.referenced_bytes += u64::from(c.uncompressed_size);

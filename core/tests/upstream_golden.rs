@@ -8,6 +8,7 @@
 use nydus_core::blob::reader::extract_inline_bootstrap;
 use nydus_core::listing::listing;
 use nydus_core::rafs::Rafs as Bootstrap;
+use nydus_core::read::Filesystem;
 
 fn golden(name: &str) -> Vec<u8> {
     let p = format!("{}/tests/golden/{name}", env!("CARGO_MANIFEST_DIR"));

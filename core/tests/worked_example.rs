@@ -7,6 +7,7 @@
 use nydus_core::digest::sha256;
 use nydus_core::memimage::{build, worked_example, MemOptions};
 use nydus_core::model::Compressor;
+use nydus_core::read::Filesystem;
 use nydus_core::v6::check::check;
 use nydus_core::v6::reader::Bootstrap;
 
@@ -111,12 +112,18 @@ fn the_reader_and_checker_accept_it() {
     let rep = check(&boot);
     assert!(rep.findings.is_empty(), "{:?}", rep.findings);
     assert_eq!(rep.inodes, 3);
-    let nid = boot.lookup(b"/hello.txt").unwrap().unwrap();
+    let nid = nydus_core::read::lookup(&boot, b"/hello.txt")
+        .unwrap()
+        .unwrap();
     assert_eq!(nid, 132);
-    let c = boot.chunks(nid).unwrap();
-    let data =
-        nydus_core::blob::reader::read_chunk(&img.blob, &img.blob_info, &c[0], boot.digester())
-            .unwrap();
+    let c = boot.all_chunks(nid).unwrap();
+    let data = nydus_core::blob::reader::read_chunk(
+        &img.blob,
+        &img.blob_info,
+        &c[0].chunk,
+        boot.digester(),
+    )
+    .unwrap();
     assert_eq!(data, b"hello\n");
     assert_eq!(boot.symlink(135).unwrap(), b"hello.txt");
 }

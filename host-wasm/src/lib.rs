@@ -7,12 +7,14 @@
 use std::collections::HashMap;
 
 use js_sys::{Function, Uint8Array};
-use nydus_core::blob::reader::{extract_inline_bootstrap, read_chunk};
+use nydus_core::blob::reader::extract_inline_bootstrap;
 use nydus_core::digest::hex;
 use nydus_core::error::SourceError;
 use nydus_core::listing::type_name;
 use nydus_core::model::{decode_rdev, FileType};
 use nydus_core::rafs::Rafs;
+use nydus_core::read::exec::{read_to_vec, BlobLayout};
+use nydus_core::read::Filesystem;
 use nydus_core::source::ReadAt;
 use nydus_core::stats::{find_paths, image_stat, sizes_by_child};
 use serde_json::{json, Value};
@@ -223,9 +225,6 @@ impl Inspector {
         let nid = self.nid(path)?;
         let mut out = Vec::new();
         for e in self.boot.read_dir(nid).map_err(|e| js_err(path, e))? {
-            if e.name == b"." || e.name == b".." {
-                continue;
-            }
             let i = self.boot.inode(e.nid).map_err(|x| js_err(path, x))?;
             out.push(json!({
                 "name": String::from_utf8_lossy(&e.name),
@@ -269,7 +268,7 @@ impl Inspector {
                 v["rdev"] = json!(format!("{ma}:{mi}"));
             }
             FileType::Regular => {
-                v["chunks"] = json!(b.chunks(nid).map_err(|e| js_err(path, e))?.len());
+                v["chunks"] = json!(b.all_chunks(nid).map_err(|e| js_err(path, e))?.len());
             }
             _ => {}
         }
@@ -280,15 +279,16 @@ impl Inspector {
     pub fn chunks(&self, path: &str) -> Result<String, JsError> {
         let nid = self.nid(path)?;
         let blobs = self.boot.blobs();
-        let cs = self.boot.chunks(nid).map_err(|e| js_err(path, e))?;
+        let cs = self.boot.all_chunks(nid).map_err(|e| js_err(path, e))?;
         let v: Vec<Value> = cs
             .iter()
             .enumerate()
-            .map(|(k, c)| {
+            .map(|(k, fc)| {
+                let c = &fc.chunk;
                 let blob = blobs.get(c.blob_index as usize);
                 json!({
                     "index": k,
-                    "file_offset": k as u64 * self.boot.chunk_size() as u64,
+                    "file_offset": fc.file_offset,
                     "blob_index": c.blob_index,
                     "blob_id": blob.map(|b| b.blob_id.clone()),
                     "chunk_index": c.index,
@@ -335,30 +335,31 @@ impl Inspector {
     /// The content of the file at `path`, each chunk read from its blob, decompressed and
     /// verified against its digest. At most `max` bytes are returned.
     pub fn read_file(&self, path: &str, max: f64) -> Result<Vec<u8>, JsError> {
+        self.read_range(path, 0.0, max)
+    }
+
+    /// Bytes `offset..offset + len` of the file at `path` (cut at its end), through a read
+    /// plan: only the chunks of that range are fetched, each verified against its digest.
+    pub fn read_range(&self, path: &str, offset: f64, len: f64) -> Result<Vec<u8>, JsError> {
         let nid = self.nid(path)?;
         let b = &self.boot;
-        let digester = b.digester();
-        let mut out = Vec::new();
-        for c in b.chunks(nid).map_err(|e| js_err(path, e))? {
-            if out.len() as f64 >= max {
-                break;
-            }
-            let info = b
-                .blobs()
-                .get(c.blob_index as usize)
-                .ok_or_else(|| JsError::new(&format!("{path}: chunk names a missing blob")))?;
-            let src = self.blobs.get(&info.blob_id).ok_or_else(|| {
-                JsError::new(&format!(
-                    "{path}: give the blob {} to read this file",
-                    info.blob_id
-                ))
+        let plan = b
+            .plan(nid, offset as u64, len as u64)
+            .map_err(|e| js_err(path, e))?;
+        let blob = |index: u32| {
+            let info = b.blobs().get(index as usize).ok_or_else(|| {
+                nydus_core::error::DecodeError::NotFound {
+                    path: format!("blob {index} of the blob table"),
+                }
             })?;
-            let data = read_chunk(src, info, &c, digester)
-                .map_err(|e| js_err(&format!("{path}: blob {}", info.blob_id), e))?;
-            out.extend_from_slice(&data);
-        }
-        out.truncate(max as usize);
-        Ok(out)
+            let src = self.blobs.get(&info.blob_id).ok_or_else(|| {
+                nydus_core::error::DecodeError::NotFound {
+                    path: format!("blob {} (give its file to read this one)", info.blob_id),
+                }
+            })?;
+            Ok((src, BlobLayout::Stored))
+        };
+        read_to_vec(&plan, blob).map_err(|e| js_err(path, e))
     }
 }
 

@@ -11,7 +11,7 @@ use crate::blob::{MAX_CHUNK_SIZE, SECTION_BOOT, SECTION_TOC};
 use crate::codec::{Codec, Reader};
 use crate::compress::decompress;
 use crate::digest::{sha256, Digester};
-use crate::error::DecodeError;
+use crate::error::{DecodeError, Digested};
 use crate::model::{blob_features, chunk_flags, BlobInfo, ChunkRef, Compressor};
 use crate::source::ReadAt;
 
@@ -128,11 +128,15 @@ fn check_size(c: &ChunkRef, what: &'static str) -> Result<(), DecodeError> {
     Ok(())
 }
 
-fn verify(c: &ChunkRef, data: &[u8], digester: Digester) -> Result<(), DecodeError> {
+/// Verifies a chunk's uncompressed bytes against its digest and, if it has one, its CRC-32C.
+pub fn verify_chunk(c: &ChunkRef, data: &[u8], digester: Digester) -> Result<(), DecodeError> {
     let actual = digester.digest(data);
     if actual != c.digest {
         return Err(DecodeError::DigestMismatch {
-            what: format!("chunk {} of blob {}", c.index, c.blob_index),
+            what: Digested::Chunk {
+                blob: c.blob_index,
+                index: c.index,
+            },
             expected: c.digest.to_hex(),
             actual: actual.to_hex(),
         });
@@ -141,7 +145,10 @@ fn verify(c: &ChunkRef, data: &[u8], digester: Digester) -> Result<(), DecodeErr
         let crc = crc32c::crc32c(data);
         if crc != c.crc32 {
             return Err(DecodeError::DigestMismatch {
-                what: format!("CRC-32C of chunk {} of blob {}", c.index, c.blob_index),
+                what: Digested::ChunkCrc {
+                    blob: c.blob_index,
+                    index: c.index,
+                },
                 expected: format!("{:08x}", c.crc32),
                 actual: format!("{crc:08x}"),
             });
@@ -150,19 +157,27 @@ fn verify(c: &ChunkRef, data: &[u8], digester: Digester) -> Result<(), DecodeErr
     Ok(())
 }
 
-/// Reads one chunk from a (compressed) blob, decompresses it and verifies its digest and CRC.
-pub fn read_chunk<R: ReadAt + ?Sized>(
-    src: &R,
-    info: &BlobInfo,
+/// Turns the stored bytes of chunk `c` (its `compressed_size` bytes at `compressed_offset`)
+/// into its uncompressed bytes, verified by digest and CRC. `compressor` is the blob's.
+pub fn decode_chunk(
+    stored: &[u8],
+    compressor: Compressor,
     c: &ChunkRef,
     digester: Digester,
 ) -> Result<Vec<u8>, DecodeError> {
     check_size(c, "chunk")?;
-    let stored = src.read_vec(c.compressed_offset, c.compressed_size as u64)?;
+    if stored.len() as u64 != u64::from(c.compressed_size) {
+        return Err(DecodeError::Truncated {
+            what: "chunk",
+            offset: c.compressed_offset,
+            needed: c.compressed_size.into(),
+            available: stored.len() as u64,
+        });
+    }
     let data = if c.is_compressed() {
         decompress(
-            info.compressor,
-            &stored,
+            compressor,
+            stored,
             c.uncompressed_size as usize,
             "chunk",
             c.compressed_offset,
@@ -175,10 +190,22 @@ pub fn read_chunk<R: ReadAt + ?Sized>(
                 reason: "an uncompressed chunk's stored and uncompressed sizes differ".into(),
             });
         }
-        stored
+        stored.to_vec()
     };
-    verify(c, &data, digester)?;
+    verify_chunk(c, &data, digester)?;
     Ok(data)
+}
+
+/// Reads one chunk from a (compressed) blob, decompresses it and verifies its digest and CRC.
+pub fn read_chunk<R: ReadAt + ?Sized>(
+    src: &R,
+    info: &BlobInfo,
+    c: &ChunkRef,
+    digester: Digester,
+) -> Result<Vec<u8>, DecodeError> {
+    check_size(c, "chunk")?;
+    let stored = src.read_vec(c.compressed_offset, c.compressed_size as u64)?;
+    decode_chunk(&stored, info.compressor, c, digester)
 }
 
 /// Reads one chunk from an uncompressed cache file (`<id>.blob.data`) at its uncompressed
@@ -190,7 +217,7 @@ pub fn read_chunk_uncompressed<R: ReadAt + ?Sized>(
 ) -> Result<Vec<u8>, DecodeError> {
     check_size(c, "chunk")?;
     let data = src.read_vec(c.uncompressed_offset, c.uncompressed_size as u64)?;
-    verify(c, &data, digester)?;
+    verify_chunk(c, &data, digester)?;
     Ok(data)
 }
 
@@ -264,7 +291,7 @@ pub fn extract_inline_bootstrap<R: ReadAt + ?Sized>(src: &R) -> Result<Vec<u8>, 
         let actual = sha256(&boot);
         if actual.0 != e.uncompressed_digest {
             return Err(DecodeError::DigestMismatch {
-                what: "inlined bootstrap (image.boot)".into(),
+                what: Digested::Section(SECTION_BOOT),
                 expected: crate::digest::hex(&e.uncompressed_digest),
                 actual: actual.to_hex(),
             });

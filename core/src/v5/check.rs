@@ -1,6 +1,7 @@
 //! Structural check of a RAFS v5 bootstrap: the reader's per-inode rules (§7.3), the Merkle
 //! digests (§9), hard-link consistency and chunk references. Collects every finding.
 
+use crate::read::{self, Filesystem};
 use std::collections::HashMap;
 
 use crate::model::FileType;
@@ -15,7 +16,7 @@ pub fn check<R: ReadAt>(boot: &Bootstrap<R>) -> Report {
     let mut seen = vec![false; boot.entries() as usize];
     // i_ino -> (chunks, nlink) of the first entry of each hard-link group.
     let mut groups: HashMap<u64, (Vec<crate::model::ChunkRef>, u32, u32)> = HashMap::new();
-    let res = boot.walk(&mut |path, i| {
+    let res = read::walk(boot, &mut |path, i| {
         let shown = String::from_utf8_lossy(path).into_owned();
         rep.inodes += 1;
         if let Some(s) = seen.get_mut(i.nid as usize - 1) {
@@ -30,8 +31,9 @@ pub fn check<R: ReadAt>(boot: &Bootstrap<R>) -> Report {
             Err(e) => rep.error(&shown, e.to_string()),
         }
         if i.file_type == FileType::Regular {
-            match boot.chunks(i.nid) {
+            match boot.all_chunks(i.nid) {
                 Ok(cs) => {
+                    let cs: Vec<crate::model::ChunkRef> = cs.into_iter().map(|c| c.chunk).collect();
                     rep.chunks += cs.len() as u64;
                     for c in &cs {
                         if let Some(b) = blobs.get(c.blob_index as usize) {

@@ -1,22 +1,19 @@
 //! The RAFS v5 decoder: reads the fixed tables on open and inode records on demand, checking
 //! every offset and length against the file first (`rafs-v5.md` §2–§10).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use crate::codec::Reader;
 use crate::digest::Digester;
-use crate::error::DecodeError;
+use crate::error::{ChunkProblem, DecodeError, InodeProblem};
 use crate::model::{
     blob_features, digester_of_rafs_flags, rafs_flags, Attrs, BlobInfo, ChunkRef, Compressor,
     FileType, Xattrs,
 };
+use crate::read::{self, DirEntry, FileChunk, Filesystem, Inode};
 use crate::source::ReadAt;
+use crate::v5::ondisk::Inode as Inode5;
 use crate::v5::ondisk::*;
-use crate::v6::dir::DirEntry;
-use crate::v6::reader::{InodeInfo, WalkFn};
-
-/// Deepest directory nesting a walk follows.
-const MAX_DEPTH: usize = 4096;
 
 /// An opened v5 bootstrap.
 #[derive(Debug)]
@@ -35,7 +32,7 @@ pub struct Record {
     /// Inode-table number of this record (not `i_ino`, which hard links share).
     pub number: u64,
     pub offset: u64,
-    pub inode: Inode,
+    pub inode: Inode5,
     pub name: Vec<u8>,
     /// Offset of the symlink target / xattr table / chunk records that follow.
     tail: u64,
@@ -245,22 +242,12 @@ impl<R: ReadAt> Bootstrap<R> {
     pub fn superblock(&self) -> &SuperBlock {
         &self.sb
     }
-    pub fn blobs(&self) -> &[BlobInfo] {
-        &self.blobs
-    }
     pub fn flags(&self) -> u64 {
         self.sb.flags
-    }
-    pub fn chunk_size(&self) -> u32 {
-        self.sb.block_size
     }
     /// Number of inode-table entries (every path).
     pub fn entries(&self) -> u64 {
         self.table.len() as u64
-    }
-    /// The root's inode number.
-    pub fn root_nid(&self) -> u64 {
-        1
     }
     pub fn compressor(&self) -> Compressor {
         Compressor::from_rafs_flags(self.sb.flags)
@@ -274,34 +261,38 @@ impl<R: ReadAt> Bootstrap<R> {
         let off = *number
             .checked_sub(1)
             .and_then(|i| self.table.get(i as usize))
-            .ok_or_else(|| malformed("inode", 0, format!("no inode number {number}")))?;
+            .ok_or(DecodeError::BadInode {
+                nid: number,
+                offset: self.sb.inode_table_offset,
+                problem: InodeProblem::NoSuchInode,
+            })?;
         let bytes = self.src.read_vec(off, RAFS_V5_INODE_SIZE)?;
-        let inode = Inode::decode(&mut Reader::new(&bytes, off, "v5 inode"))?;
+        let inode = Inode5::decode(&mut Reader::new(&bytes, off, "v5 inode"))?;
+        let bad = |problem| DecodeError::BadInode {
+            nid: number,
+            offset: off,
+            problem,
+        };
         let e = self.table.len() as u64;
         if inode.ino == 0 || inode.ino > e {
-            return Err(malformed(
-                "v5 inode",
-                off,
-                format!("i_ino {} outside 1..={e}", inode.ino),
-            ));
+            return Err(bad(InodeProblem::InoOutOfRange {
+                ino: inode.ino,
+                max: e,
+            }));
         }
         if inode.nlink == 0 {
-            return Err(malformed("v5 inode", off, "i_nlink is 0"));
+            return Err(bad(InodeProblem::ZeroNlink));
         }
         if inode.name_size == 0 || inode.name_size > 256 {
-            return Err(malformed(
-                "v5 inode",
-                off,
-                format!("name size {}", inode.name_size),
-            ));
+            return Err(bad(InodeProblem::NameSize(inode.name_size)));
         }
         if number != 1 && inode.parent == 0 {
-            return Err(malformed("v5 inode", off, "a non-root inode has no parent"));
+            return Err(bad(InodeProblem::NoParent));
         }
         let name_at = off + RAFS_V5_INODE_SIZE;
         let name = self.src.read_vec(name_at, inode.name_size as u64)?;
         if number != 1 && (name.contains(&b'/') || name == b"." || name == b"..") {
-            return Err(malformed("v5 inode", name_at, "invalid file name"));
+            return Err(bad(InodeProblem::BadName));
         }
         Ok(Record {
             number,
@@ -313,14 +304,29 @@ impl<R: ReadAt> Bootstrap<R> {
     }
 
     fn file_type(r: &Record) -> Result<FileType, DecodeError> {
-        FileType::from_mode(r.inode.mode)
-            .ok_or_else(|| malformed("v5 inode", r.offset, format!("mode {:#o}", r.inode.mode)))
+        FileType::from_mode(r.inode.mode).ok_or(DecodeError::BadInode {
+            nid: r.number,
+            offset: r.offset,
+            problem: InodeProblem::NoFileType { mode: r.inode.mode },
+        })
     }
 
-    fn info(&self, r: &Record) -> Result<InodeInfo, DecodeError> {
+    fn expect_type(r: &Record, expected: FileType) -> Result<(), DecodeError> {
+        let found = Self::file_type(r)?;
+        if found != expected {
+            return Err(DecodeError::BadInode {
+                nid: r.number,
+                offset: r.offset,
+                problem: InodeProblem::WrongType { expected, found },
+            });
+        }
+        Ok(())
+    }
+
+    fn info(&self, r: &Record) -> Result<Inode, DecodeError> {
         let ft = Self::file_type(r)?;
         let i = &r.inode;
-        Ok(InodeInfo {
+        Ok(Inode {
             nid: r.number,
             file_type: ft,
             attrs: Attrs {
@@ -336,16 +342,7 @@ impl<R: ReadAt> Bootstrap<R> {
             size: if ft == FileType::Directory { 0 } else { i.size },
             nlink: i.nlink,
             ino: i.ino,
-            layout: 0,
-            extended: true,
-            xattr_icount: 0,
-            u: 0,
         })
-    }
-
-    /// Decodes inode `nid` (its inode-table number).
-    pub fn inode(&self, nid: u64) -> Result<InodeInfo, DecodeError> {
-        self.info(&self.record(nid)?)
     }
 
     fn symlink_span(r: &Record) -> u64 {
@@ -365,160 +362,102 @@ impl<R: ReadAt> Bootstrap<R> {
         let h = self.src.read_vec(at, 8)?;
         let size = u64::from_le_bytes(h.try_into().expect("8 bytes"));
         if size > self.size {
-            return Err(malformed("xattr table", at, format!("size {size}")));
+            return Err(DecodeError::BadInode {
+                nid: r.number,
+                offset: at,
+                problem: InodeProblem::XattrTableSize(size),
+            });
         }
         Ok((at, size))
     }
 
-    pub fn xattrs(&self, nid: u64) -> Result<Xattrs, DecodeError> {
-        let r = self.record(nid)?;
-        let (at, size) = self.xattr_span(&r)?;
-        if size == 0 {
-            return Ok(Vec::new());
-        }
-        let body = self.src.read_vec(at + 8, size)?;
-        decode_xattr_pairs(&body, at + 8)
-    }
-
-    pub fn symlink(&self, nid: u64) -> Result<Vec<u8>, DecodeError> {
-        let r = self.record(nid)?;
-        if Self::file_type(&r)? != FileType::Symlink {
-            return Err(malformed("v5 inode", r.offset, "not a symlink"));
-        }
-        if r.inode.symlink_size == 0 || r.inode.symlink_size as u64 != r.inode.size {
-            return Err(malformed(
-                "v5 inode",
-                r.offset,
-                "symlink size disagrees with i_size",
-            ));
-        }
-        Ok(self.src.read_vec(r.tail, r.inode.symlink_size as u64)?)
-    }
-
-    /// The children of directory `nid`: consecutive inode numbers.
-    pub fn read_dir(&self, nid: u64) -> Result<Vec<DirEntry>, DecodeError> {
-        let r = self.record(nid)?;
-        if Self::file_type(&r)? != FileType::Directory {
-            return Err(malformed("v5 inode", r.offset, "not a directory"));
-        }
+    /// The children of directory record `r`: `(first inode number, count)`, checked against
+    /// the inode table.
+    fn children(&self, r: &Record) -> Result<(u64, u64), DecodeError> {
+        Self::expect_type(r, FileType::Directory)?;
         let (first, count) = (r.inode.child_index as u64, r.inode.child_count as u64);
         if count == 0 {
-            return Ok(Vec::new());
+            return Ok((first, 0));
         }
         let e = self.table.len() as u64;
-        if first <= nid.max(r.inode.ino) || first + count - 1 > e {
-            return Err(malformed(
-                "v5 inode",
-                r.offset,
-                format!("children {first}..+{count} outside ({nid}, {e}]"),
-            ));
-        }
-        let mut out = Vec::with_capacity(count as usize);
-        for c in first..first + count {
-            let cr = self.record(c)?;
-            if cr.inode.parent != r.inode.ino {
-                return Err(malformed(
-                    "v5 inode",
-                    cr.offset,
-                    format!(
-                        "child {c} names parent {} instead of {}",
-                        cr.inode.parent, r.inode.ino
-                    ),
-                ));
-            }
-            let ft = Self::file_type(&cr)?;
-            out.push(DirEntry {
-                name: cr.name,
-                nid: c,
-                file_type: ft.erofs_code(),
+        if first <= r.number.max(r.inode.ino) || first + count - 1 > e {
+            return Err(DecodeError::BadInode {
+                nid: r.number,
+                offset: r.offset,
+                problem: InodeProblem::ChildrenOutside {
+                    first,
+                    count,
+                    max: e,
+                },
             });
         }
-        Ok(out)
+        Ok((first, count))
     }
 
-    /// The chunks of a regular file, in file order.
-    pub fn chunks(&self, nid: u64) -> Result<Vec<ChunkRef>, DecodeError> {
-        let r = self.record(nid)?;
-        if Self::file_type(&r)? != FileType::Regular {
-            return Ok(Vec::new());
+    /// Child record `c` of directory `r`, checked to name `r` as its parent.
+    fn child(&self, r: &Record, c: u64) -> Result<(Record, DirEntry), DecodeError> {
+        let cr = self.record(c)?;
+        if cr.inode.parent != r.inode.ino {
+            return Err(DecodeError::BadInode {
+                nid: c,
+                offset: cr.offset,
+                problem: InodeProblem::ForeignChild {
+                    child: c,
+                    parent: cr.inode.parent,
+                    expected: r.inode.ino,
+                },
+            });
         }
-        let (xat, xsize) = self.xattr_span(&r)?;
+        let e = DirEntry {
+            name: cr.name.clone(),
+            nid: c,
+            file_type: Self::file_type(&cr)?,
+        };
+        Ok((cr, e))
+    }
+
+    /// Offset and count of a regular file record's chunk records.
+    fn chunk_span(&self, r: &Record) -> Result<(u64, u64), DecodeError> {
+        let (xat, xsize) = self.xattr_span(r)?;
         let at = if xsize > 0 || r.inode.flags & inode_flags::XATTR != 0 {
             xat + 8 + align8(xsize)
         } else {
             xat
         };
         let count = r.inode.child_count as u64;
-        let cs = self.sb.block_size as u64;
-        let want = r.inode.size.div_ceil(cs);
+        let want = r.inode.size.div_ceil(self.sb.block_size as u64);
         if r.inode.flags & inode_flags::HAS_HOLE == 0 && count != want {
-            return Err(malformed(
-                "v5 inode",
-                r.offset,
-                format!("{count} chunks for {} bytes", r.inode.size),
-            ));
+            return Err(DecodeError::BadInode {
+                nid: r.number,
+                offset: r.offset,
+                problem: InodeProblem::ChunkCount {
+                    count,
+                    size: r.inode.size,
+                },
+            });
         }
-        let bytes = self
-            .src
-            .read_vec(at, count.saturating_mul(RAFS_V5_CHUNK_INFO_SIZE))?;
-        let mut rd = Reader::new(&bytes, at, "v5 chunk record");
-        let mut out = Vec::with_capacity(count as usize);
-        for k in 0..count {
-            let here = rd.offset();
-            let (c, file_offset) = decode_chunk(&mut rd)?;
-            if c.blob_index as usize >= self.blobs.len() {
-                return Err(malformed(
-                    "v5 chunk record",
-                    here,
-                    format!("blob {} of {}", c.blob_index, self.blobs.len()),
-                ));
-            }
-            if r.inode.flags & inode_flags::HAS_HOLE == 0 {
-                let expect = if k + 1 == count {
-                    r.inode.size - k * cs
-                } else {
-                    cs
-                };
-                if file_offset != k * cs || c.uncompressed_size as u64 != expect {
-                    return Err(malformed(
-                        "v5 chunk record",
-                        here,
-                        format!(
-                            "chunk {k} at file offset {file_offset} holds {} bytes",
-                            c.uncompressed_size
-                        ),
-                    ));
-                }
-            }
-            out.push(c);
+        let len = count.saturating_mul(RAFS_V5_CHUNK_INFO_SIZE);
+        if at.checked_add(len).is_none_or(|e| e > self.size) {
+            return Err(DecodeError::OutOfBounds {
+                what: "v5 chunk records",
+                offset: at,
+                len,
+                file_size: self.size,
+            });
         }
-        Ok(out)
-    }
-
-    /// The prefetch table (inode numbers), up to the first zero entry.
-    pub fn prefetch(&self) -> Result<Vec<u32>, DecodeError> {
-        let n = self.sb.prefetch_table_entries as u64;
-        if n == 0 {
-            return Ok(Vec::new());
-        }
-        let bytes = self.src.read_vec(self.sb.prefetch_table_offset, 4 * n)?;
-        Ok(bytes
-            .chunks_exact(4)
-            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .take_while(|&n| n != 0)
-            .collect())
+        Ok((at, count))
     }
 
     /// Every distinct chunk, ordered by (blob, ci index).
     pub fn chunk_table(&self) -> Result<Vec<ChunkRef>, DecodeError> {
         let mut m = BTreeMap::new();
         let mut err = None;
-        self.walk(&mut |_, i| {
+        read::walk(self, &mut |_, i| {
             if i.file_type == FileType::Regular {
-                match self.chunks(i.nid) {
+                match self.all_chunks(i.nid) {
                     Ok(cs) => {
                         for c in cs {
-                            m.insert((c.blob_index, c.index), c);
+                            m.insert((c.chunk.blob_index, c.chunk.index), c.chunk);
                         }
                     }
                     Err(e) => err = Some(e),
@@ -532,59 +471,9 @@ impl<R: ReadAt> Bootstrap<R> {
         Ok(m.into_values().collect())
     }
 
-    pub fn lookup(&self, path: &[u8]) -> Result<Option<u64>, DecodeError> {
-        let mut cur = self.root_nid();
-        for comp in path
-            .split(|&b| b == b'/')
-            .filter(|c| !c.is_empty() && *c != b".")
-        {
-            if self.inode(cur)?.file_type != FileType::Directory {
-                return Ok(None);
-            }
-            match self.read_dir(cur)?.into_iter().find(|e| e.name == comp) {
-                Some(e) => cur = e.nid,
-                None => return Ok(None),
-            }
-        }
-        Ok(Some(cur))
-    }
-
-    /// Visits every entry depth first in directory order, starting with the root (`/`).
-    pub fn walk(&self, f: &mut WalkFn<'_>) -> Result<(), DecodeError> {
-        let root = self.inode(1)?;
-        if root.file_type != FileType::Directory {
-            return Err(malformed(
-                "v5 inode",
-                self.table[0],
-                "the root is not a directory",
-            ));
-        }
-        f(b"/", &root)?;
-        let mut on_path: HashSet<u64> = HashSet::from([1]);
-        let mut stack: Vec<(Vec<u8>, u64, Vec<DirEntry>, usize)> =
-            vec![(Vec::new(), 1, self.read_dir(1)?, 0)];
-        while let Some(top) = stack.last_mut() {
-            if top.3 >= top.2.len() {
-                on_path.remove(&top.1);
-                stack.pop();
-                continue;
-            }
-            let e = top.2[top.3].clone();
-            top.3 += 1;
-            let mut path = top.0.clone();
-            path.push(b'/');
-            path.extend_from_slice(&e.name);
-            let i = self.inode(e.nid)?;
-            f(&path, &i)?;
-            if i.file_type == FileType::Directory {
-                if !on_path.insert(e.nid) || stack.len() >= MAX_DEPTH {
-                    return Err(DecodeError::Cycle { nid: e.nid });
-                }
-                let entries = self.read_dir(e.nid)?;
-                stack.push((path, e.nid, entries, 0));
-            }
-        }
-        Ok(())
+    /// The prefetch table (inode numbers), up to the first zero entry.
+    pub fn prefetch(&self) -> Result<Vec<u64>, DecodeError> {
+        read::prefetch(self)
     }
 
     /// Whether some inode carries the HARDLINK flag (the image was built from tar layers).
@@ -607,7 +496,11 @@ impl<R: ReadAt> Bootstrap<R> {
         let ft = Self::file_type(&r)?;
         let computed = match ft {
             FileType::Regular => {
-                let cat: Vec<u8> = self.chunks(nid)?.iter().flat_map(|c| c.digest.0).collect();
+                let cat: Vec<u8> = self
+                    .all_chunks(nid)?
+                    .iter()
+                    .flat_map(|c| c.chunk.digest.0)
+                    .collect();
                 d.digest(&cat)
             }
             FileType::Symlink => d.digest(&self.symlink(nid)?),
@@ -621,5 +514,160 @@ impl<R: ReadAt> Bootstrap<R> {
             _ => d.digest(b""),
         };
         Ok((r.inode.digest, computed))
+    }
+}
+
+impl<R: ReadAt> Filesystem for Bootstrap<R> {
+    fn version(&self) -> u32 {
+        5
+    }
+    fn root_nid(&self) -> u64 {
+        1
+    }
+    fn chunk_size(&self) -> u32 {
+        self.sb.block_size
+    }
+    fn blobs(&self) -> &[BlobInfo] {
+        &self.blobs
+    }
+
+    fn inode(&self, nid: u64) -> Result<Inode, DecodeError> {
+        self.info(&self.record(nid)?)
+    }
+
+    /// The children: consecutive inode numbers.
+    fn read_dir(&self, nid: u64) -> Result<Vec<DirEntry>, DecodeError> {
+        let r = self.record(nid)?;
+        let (first, count) = self.children(&r)?;
+        (first..first + count)
+            .map(|c| self.child(&r, c).map(|(_, e)| e))
+            .collect()
+    }
+
+    /// Binary search over the children's records (writers order them by name).
+    fn lookup_child(&self, dir: u64, name: &[u8]) -> Result<Option<DirEntry>, DecodeError> {
+        let r = self.record(dir)?;
+        let (first, count) = self.children(&r)?;
+        let (mut lo, mut hi) = (first, first + count);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let (_, e) = self.child(&r, mid)?;
+            match e.name.as_slice().cmp(name) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return Ok(Some(e)),
+            }
+        }
+        Ok(None)
+    }
+
+    fn symlink(&self, nid: u64) -> Result<Vec<u8>, DecodeError> {
+        let r = self.record(nid)?;
+        Self::expect_type(&r, FileType::Symlink)?;
+        if r.inode.symlink_size == 0 || r.inode.symlink_size as u64 != r.inode.size {
+            return Err(DecodeError::BadInode {
+                nid,
+                offset: r.offset,
+                problem: InodeProblem::SymlinkSize(r.inode.symlink_size.into()),
+            });
+        }
+        Ok(self.src.read_vec(r.tail, r.inode.symlink_size as u64)?)
+    }
+
+    fn xattrs(&self, nid: u64) -> Result<Xattrs, DecodeError> {
+        let r = self.record(nid)?;
+        let (at, size) = self.xattr_span(&r)?;
+        if size == 0 {
+            return Ok(Vec::new());
+        }
+        let body = self.src.read_vec(at + 8, size)?;
+        decode_xattr_pairs(&body, at + 8)
+    }
+
+    /// Without HAS_HOLE, chunk `k` covers `k × chunk_size..` and only the records of the
+    /// range are read; with HAS_HOLE the records say where they are (`file_offset`), so all
+    /// of the file's records are read and checked to be in order, apart and inside the file.
+    fn file_chunks(
+        &self,
+        inode: &Inode,
+        offset: u64,
+        len: u64,
+    ) -> Result<Vec<FileChunk>, DecodeError> {
+        let nid = inode.nid;
+        let r = self.record(nid)?;
+        Self::expect_type(&r, FileType::Regular)?;
+        let size = r.inode.size;
+        let end = offset.saturating_add(len).min(size);
+        if offset >= end {
+            return Ok(Vec::new());
+        }
+        let (at, count) = self.chunk_span(&r)?;
+        let cs = self.sb.block_size as u64;
+        let holes = r.inode.flags & inode_flags::HAS_HOLE != 0;
+        let (first, last) = if holes {
+            (0, count)
+        } else {
+            (offset / cs, end.div_ceil(cs))
+        };
+        let start = at + first * RAFS_V5_CHUNK_INFO_SIZE;
+        let bytes = self
+            .src
+            .read_vec(start, (last - first) * RAFS_V5_CHUNK_INFO_SIZE)?;
+        let mut rd = Reader::new(&bytes, start, "v5 chunk record");
+        let mut out = Vec::new();
+        let mut prev_end = 0u64;
+        for k in first..last {
+            let here = rd.offset();
+            let bad = |problem| DecodeError::BadChunk {
+                nid,
+                position: k,
+                offset: here,
+                problem,
+            };
+            let (c, file_offset) = decode_chunk(&mut rd)?;
+            if c.blob_index as usize >= self.blobs.len() {
+                return Err(bad(ChunkProblem::NoSuchBlob {
+                    blob: c.blob_index,
+                    blobs: self.blobs.len() as u32,
+                }));
+            }
+            let c_end = file_offset.checked_add(c.uncompressed_size.into());
+            if holes {
+                if file_offset < prev_end || c_end.is_none_or(|e| e > size) {
+                    return Err(bad(ChunkProblem::Order { file_offset }));
+                }
+                prev_end = c_end.expect("checked");
+                if prev_end <= offset || file_offset >= end {
+                    continue;
+                }
+            } else {
+                let needs = if k + 1 == count { size - k * cs } else { cs };
+                if file_offset != k * cs {
+                    return Err(bad(ChunkProblem::FileOffset {
+                        found: file_offset,
+                        expected: k * cs,
+                    }));
+                }
+                if c.uncompressed_size as u64 != needs {
+                    return Err(bad(ChunkProblem::SizeMismatch {
+                        holds: c.uncompressed_size,
+                        needs,
+                    }));
+                }
+            }
+            out.push(FileChunk {
+                file_offset,
+                chunk: c,
+            });
+        }
+        Ok(out)
+    }
+
+    fn prefetch_table(&self) -> Result<Vec<u8>, DecodeError> {
+        let n = self.sb.prefetch_table_entries as u64;
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        Ok(self.src.read_vec(self.sb.prefetch_table_offset, 4 * n)?)
     }
 }

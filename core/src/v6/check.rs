@@ -2,6 +2,7 @@
 //! validate, plus the consistency rules of the writer (`rafs-v6.md` §9–§15). Collects every
 //! finding instead of stopping at the first.
 
+use crate::read::{self, Filesystem};
 use std::collections::HashMap;
 
 use crate::model::FileType;
@@ -77,12 +78,12 @@ pub fn check<R: ReadAt>(boot: &Bootstrap<R>) -> Report {
     let mut seen_nids: HashMap<u64, u32> = HashMap::new();
     let mut entries = 0u64;
     let mut parent_of: HashMap<u64, u64> = HashMap::new();
-    let res = boot.walk(&mut |path, i| {
+    let res = read::walk(boot, &mut |path, i| {
         entries += 1;
         let shown = String::from_utf8_lossy(path).into_owned();
         *seen_nids.entry(i.nid).or_default() += 1;
         match i.file_type {
-            FileType::Directory => match boot.read_dir(i.nid) {
+            FileType::Directory => match boot.dir_entries(i.nid) {
                 Ok(list) => {
                     if list.windows(2).any(|w| w[0].name >= w[1].name) {
                         rep.error(&shown, "directory entries are not sorted by name");
@@ -129,7 +130,7 @@ pub fn check<R: ReadAt>(boot: &Bootstrap<R>) -> Report {
                 }
                 Err(e) => rep.error(&shown, e.to_string()),
             },
-            FileType::Regular => match boot.chunks(i.nid) {
+            FileType::Regular => match boot.all_chunks(i.nid) {
                 Ok(chunks) => rep.chunks += chunks.len() as u64,
                 Err(e) => rep.error(&shown, e.to_string()),
             },
@@ -178,7 +179,7 @@ pub fn check<R: ReadAt>(boot: &Bootstrap<R>) -> Report {
     match boot.prefetch() {
         Ok(list) => {
             for nid in list {
-                if let Err(e) = boot.inode(nid as u64) {
+                if let Err(e) = boot.inode(nid) {
                     rep.error("prefetch table", format!("nid {nid}: {e}"));
                 }
             }

@@ -3,7 +3,7 @@
 
 use crate::codec::{Codec, PutLe, Reader};
 use crate::digest::{Digest, Digester};
-use crate::error::DecodeError;
+use crate::error::{DecodeError, Rule};
 use crate::model::{BlobInfo, ChunkRef, Compressor};
 
 /// EROFS block size used by RAFS v6 (non-TARFS).
@@ -28,6 +28,8 @@ pub const RAFS_V6_BLOB_ENTRY_SIZE: u64 = 256;
 pub const RAFS_V6_CHUNK_INFO_SIZE: u64 = 80;
 /// Chunk index size.
 pub const EROFS_CHUNK_INDEX_SIZE: u64 = 8;
+/// `blkaddr` of a chunk index that maps no data: the chunk is a hole of zeros.
+pub const EROFS_NULL_ADDR: u32 = 0xFFFF_FFFF;
 /// Dirent size.
 pub const EROFS_DIRENT_SIZE: u64 = 12;
 /// Inode slot size (nid unit).
@@ -390,21 +392,27 @@ pub fn encode_chunk_index(c: &ChunkRef, o: &mut Vec<u8>) {
     o.put_u32((c.uncompressed_offset / EROFS_BLOCK_SIZE) as u32);
 }
 
-/// A decoded chunk index: `(blob_index, ci index, blkaddr)`.
-pub fn decode_chunk_index(r: &mut Reader<'_>) -> Result<(u32, u32, u32), DecodeError> {
+/// A decoded chunk index: `Some((blob_index, ci index, blkaddr))`, or `None` for a hole
+/// (`blkaddr` = [`EROFS_NULL_ADDR`], whatever the device id).
+pub fn decode_chunk_index(r: &mut Reader<'_>) -> Result<Option<(u32, u32, u32)>, DecodeError> {
     let at = r.offset();
     let lo = r.u16()? as u32;
     let dev = r.u16()? as u32;
     let blkaddr = r.u32()?;
+    if blkaddr == EROFS_NULL_ADDR {
+        return Ok(None);
+    }
     let device = dev & 0xff;
     if device == 0 {
-        return Err(DecodeError::Malformed {
+        return Err(DecodeError::BadField {
             what: "chunk index",
+            field: "device_id",
             offset: at,
-            reason: "device id 0 (the bootstrap itself) never holds RAFS data".into(),
+            value: 0,
+            rule: Rule::NonZero,
         });
     }
-    Ok((device - 1, lo | (dev >> 8) << 16, blkaddr))
+    Ok(Some((device - 1, lo | (dev >> 8) << 16, blkaddr)))
 }
 
 /// Encodes a chunk-info record (80 bytes, `rafs-v5.md` §10).
@@ -469,7 +477,9 @@ mod tests {
         let mut v = Vec::new();
         encode_chunk_index(&c, &mut v);
         assert_eq!(
-            decode_chunk_index(&mut Reader::new(&v, 0, "t")).unwrap(),
+            decode_chunk_index(&mut Reader::new(&v, 0, "t"))
+                .unwrap()
+                .unwrap(),
             (3, 0x12_3456, 5)
         );
     }

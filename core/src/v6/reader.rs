@@ -1,16 +1,17 @@
 //! The RAFS v6 bootstrap decoder. It reads only the byte ranges it needs through a
 //! [`ReadAt`], and checks every offset, length and code before using it (`rafs-v6.md` §15).
 
-use std::cell::OnceCell;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fmt;
+use std::sync::OnceLock;
 
 use crate::codec::{round_down, round_up, Codec, Reader};
 use crate::digest::Digester;
-use crate::error::DecodeError;
+use crate::error::{ChunkProblem, DecodeError, InodeProblem};
 use crate::model::{
     blob_features, rafs_flags, Attrs, BlobInfo, ChunkRef, Compressor, FileType, Xattrs,
 };
+use crate::read::{self, FileChunk, Filesystem, Inode};
 use crate::source::ReadAt;
 use crate::v6::dir::{self, DirEntry};
 use crate::v6::ondisk::*;
@@ -18,15 +19,10 @@ use crate::v6::xattr;
 
 /// The RAFS v5 superblock magic at offset 0.
 pub const RAFS_V5_SUPER_MAGIC: u32 = 0x5241_4653;
-/// Deepest directory nesting followed by [`Bootstrap::walk`].
-pub const MAX_DEPTH: usize = 4096;
-
 const B: u64 = EROFS_BLOCK_SIZE;
 
-/// The visitor of [`Bootstrap::walk`]: called with each path and its inode.
-pub type WalkFn<'a> = dyn FnMut(&[u8], &InodeInfo) -> Result<(), DecodeError> + 'a;
-
-/// One decoded inode.
+/// One decoded v6 inode, with the layout details the v6 checker and tools need (readers use
+/// the version-neutral [`Inode`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InodeInfo {
     pub nid: u64,
@@ -45,6 +41,17 @@ pub struct InodeInfo {
 }
 
 impl InodeInfo {
+    /// The version-neutral view.
+    pub fn neutral(&self) -> Inode {
+        Inode {
+            nid: self.nid,
+            file_type: self.file_type,
+            attrs: self.attrs.clone(),
+            size: self.size,
+            nlink: self.nlink,
+            ino: self.ino,
+        }
+    }
     fn inode_size(&self) -> u64 {
         if self.extended {
             EROFS_INODE_EXTENDED_SIZE
@@ -70,8 +77,17 @@ pub struct Bootstrap<R: ReadAt> {
     meta: u64,
     blobs: Vec<BlobInfo>,
     slots: Vec<DeviceSlot>,
-    chunk_map: OnceCell<HashMap<(u32, u32), ChunkRef>>,
+    /// `(blob, ci index)` → position of its record in the chunk-info table, built on the first
+    /// data read (metadata-only use never reads the table).
+    chunk_index: OnceLock<ChunkIndex>,
 }
+
+/// Sorted `((blob << 32) | ci index, record position)` pairs of the chunk-info table.
+#[derive(Debug, Default)]
+struct ChunkIndex(Vec<(u64, u32)>);
+
+/// Chunk-info records read at a time while indexing the table.
+const INDEX_PIECE: u64 = 1024;
 
 impl<R: ReadAt> fmt::Debug for Bootstrap<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -379,7 +395,7 @@ impl<R: ReadAt> Bootstrap<R> {
             meta,
             blobs,
             slots,
-            chunk_map: OnceCell::new(),
+            chunk_index: OnceLock::new(),
         })
     }
 
@@ -395,20 +411,11 @@ impl<R: ReadAt> Bootstrap<R> {
     pub fn ext_superblock(&self) -> &ExtSuperBlock {
         &self.ext
     }
-    pub fn blobs(&self) -> &[BlobInfo] {
-        &self.blobs
-    }
     pub fn device_slots(&self) -> &[DeviceSlot] {
         &self.slots
     }
     pub fn flags(&self) -> u64 {
         self.ext.flags
-    }
-    pub fn chunk_size(&self) -> u32 {
-        self.ext.chunk_size
-    }
-    pub fn root_nid(&self) -> u64 {
-        self.sb.root_nid as u64
     }
     /// The filesystem-level compressor recorded in the flags.
     pub fn compressor(&self) -> Compressor {
@@ -430,12 +437,17 @@ impl<R: ReadAt> Bootstrap<R> {
             })
     }
 
-    /// Decodes the inode at `nid`.
-    pub fn inode(&self, nid: u64) -> Result<InodeInfo, DecodeError> {
+    /// Decodes the inode at `nid`, with its v6 layout details.
+    pub fn inode_info(&self, nid: u64) -> Result<InodeInfo, DecodeError> {
         let off = self.inode_offset(nid)?;
         let len = EROFS_INODE_EXTENDED_SIZE.min(self.size - off);
         let bytes = self.src.read_vec(off, len)?;
         let raw = RawInode::decode(&mut Reader::new(&bytes, off, "inode"))?;
+        let bad = |problem| DecodeError::BadInode {
+            nid,
+            offset: off,
+            problem,
+        };
         if raw.format & 0xFFF0 != 0
             || ![
                 EROFS_INODE_FLAT_PLAIN,
@@ -444,21 +456,14 @@ impl<R: ReadAt> Bootstrap<R> {
             ]
             .contains(&raw.layout())
         {
-            return Err(malformed(
-                "inode",
-                off,
-                format!("nid {nid}: unsupported i_format {:#x}", raw.format),
-            ));
+            return Err(bad(InodeProblem::UnknownFormat(raw.format)));
         }
-        let file_type = FileType::from_mode(raw.mode as u32).ok_or_else(|| {
-            malformed(
-                "inode",
-                off,
-                format!("nid {nid}: mode {:#o} has no file type", raw.mode),
-            )
-        })?;
+        let file_type =
+            FileType::from_mode(raw.mode as u32).ok_or(bad(InodeProblem::NoFileType {
+                mode: raw.mode as u32,
+            }))?;
         if raw.nlink == 0 {
-            return Err(malformed("inode", off, format!("nid {nid}: nlink is 0")));
+            return Err(bad(InodeProblem::ZeroNlink));
         }
         let want_layout_ok = match file_type {
             FileType::Regular => raw.layout() == EROFS_INODE_CHUNK_BASED,
@@ -466,14 +471,10 @@ impl<R: ReadAt> Bootstrap<R> {
             _ => raw.layout() == EROFS_INODE_FLAT_PLAIN,
         };
         if !want_layout_ok {
-            return Err(malformed(
-                "inode",
-                off,
-                format!(
-                    "nid {nid}: layout {} does not suit a {file_type:?}",
-                    raw.layout()
-                ),
-            ));
+            return Err(bad(InodeProblem::LayoutMismatch {
+                layout: raw.layout(),
+                file_type,
+            }));
         }
         in_file("inode", off, raw.inode_size() + raw.xattr_size(), self.size)?;
         let rdev = if file_type.is_device() { raw.u } else { 0 };
@@ -498,67 +499,95 @@ impl<R: ReadAt> Bootstrap<R> {
         })
     }
 
-    /// The inline xattrs of an inode.
-    pub fn xattrs(&self, nid: u64) -> Result<Xattrs, DecodeError> {
-        let i = self.inode(nid)?;
-        if i.xattr_icount == 0 {
-            return Ok(Vec::new());
+    fn wrong_type(&self, i: &InodeInfo, expected: FileType) -> DecodeError {
+        DecodeError::BadInode {
+            nid: i.nid,
+            offset: self.inode_offset(i.nid).unwrap_or(0),
+            problem: InodeProblem::WrongType {
+                expected,
+                found: i.file_type,
+            },
         }
-        let at = self.inode_offset(nid)? + i.inode_size();
-        let body = self.src.read_vec(at, i.xattr_size())?;
-        xattr::decode(&body, at)
+    }
+
+    /// Where block `k` of a directory's or symlink's data lives, and its length: full blocks
+    /// at `i_u × B` (all of them for FLAT_PLAIN), the tail of FLAT_INLINE after the inode.
+    fn data_block(&self, i: &InodeInfo, k: u64) -> Result<(u64, u64), DecodeError> {
+        let start = i.u as u64 * B;
+        let blocks = i.size.div_ceil(B);
+        if k >= blocks {
+            return Err(DecodeError::OutOfBounds {
+                what: "directory or symlink data",
+                offset: start,
+                len: (k + 1) * B,
+                file_size: i.size,
+            });
+        }
+        let len = (i.size - k * B).min(B);
+        let full = round_down(i.size, B);
+        let (at, len) = if i.layout == EROFS_INODE_FLAT_INLINE && k * B >= full {
+            let iat = self.inode_offset(i.nid)?;
+            let tail_at = iat + i.inode_size() + i.xattr_size();
+            if tail_at % B + len > B {
+                return Err(DecodeError::BadInode {
+                    nid: i.nid,
+                    offset: iat,
+                    problem: InodeProblem::InlineCrossesBlock,
+                });
+            }
+            (tail_at, len)
+        } else {
+            let at = start.checked_add(k * B).ok_or(DecodeError::OutOfBounds {
+                what: "directory or symlink data",
+                offset: start,
+                len: i.size,
+                file_size: self.size,
+            })?;
+            (at, len)
+        };
+        in_file("directory or symlink data", at, len, self.size)?;
+        Ok((at, len))
     }
 
     /// The data of a directory or symlink (FLAT_PLAIN or FLAT_INLINE).
     fn flat_data(&self, i: &InodeInfo) -> Result<Vec<u8>, DecodeError> {
-        let at = self.inode_offset(i.nid)?;
-        let start = i.u as u64 * B;
-        if i.layout == EROFS_INODE_FLAT_PLAIN {
-            in_file("directory or symlink data", start, i.size, self.size)?;
-            return Ok(self.src.read_vec(start, i.size)?);
+        if i.size > self.size {
+            return Err(DecodeError::OutOfBounds {
+                what: "directory or symlink data",
+                offset: i.u as u64 * B,
+                len: i.size,
+                file_size: self.size,
+            });
         }
-        let full = round_down(i.size, B);
-        let tail_at = at + i.inode_size() + i.xattr_size();
-        let tail = i.size - full;
-        if tail_at % B + tail > B {
-            return Err(malformed(
-                "inode",
-                at,
-                format!("nid {}: inline data crosses a block boundary", i.nid),
-            ));
+        let blocks = i.size.div_ceil(B);
+        let mut v = Vec::with_capacity(i.size as usize);
+        // Full blocks are contiguous: one read for them, one for an inline tail.
+        let full = if i.layout == EROFS_INODE_FLAT_INLINE {
+            round_down(i.size, B) / B
+        } else {
+            blocks
+        };
+        if full > 0 {
+            let (at, _) = self.data_block(i, 0)?;
+            let len = (i.size).min(full * B);
+            in_file("directory or symlink data", at, len, self.size)?;
+            v.extend_from_slice(&self.src.read_vec(at, len)?);
         }
-        in_file("directory or symlink data", start, full, self.size)?;
-        in_file("inline data", tail_at, tail, self.size)?;
-        let mut v = self.src.read_vec(start, full)?;
-        v.extend_from_slice(&self.src.read_vec(tail_at, tail)?);
+        if full < blocks {
+            let (at, len) = self.data_block(i, full)?;
+            v.extend_from_slice(&self.src.read_vec(at, len)?);
+        }
         Ok(v)
     }
 
-    /// The entries of a directory (`.` and `..` included), in on-disk order.
-    pub fn read_dir(&self, nid: u64) -> Result<Vec<DirEntry>, DecodeError> {
-        let i = self.inode(nid)?;
+    /// The entries of a directory as stored (`.` and `..` included), in on-disk order.
+    pub fn dir_entries(&self, nid: u64) -> Result<Vec<DirEntry>, DecodeError> {
+        let i = self.inode_info(nid)?;
         if i.file_type != FileType::Directory {
-            return Err(malformed(
-                "inode",
-                self.inode_offset(nid)?,
-                format!("nid {nid} is not a directory"),
-            ));
+            return Err(self.wrong_type(&i, FileType::Directory));
         }
         let data = self.flat_data(&i)?;
         dir::decode(&data, B, i.u as u64 * B)
-    }
-
-    /// The target of a symlink.
-    pub fn symlink(&self, nid: u64) -> Result<Vec<u8>, DecodeError> {
-        let i = self.inode(nid)?;
-        if i.file_type != FileType::Symlink || i.size == 0 || i.size > B {
-            return Err(malformed(
-                "inode",
-                self.inode_offset(nid)?,
-                format!("nid {nid}: not a symlink of 1..=4096 bytes"),
-            ));
-        }
-        self.flat_data(&i)
     }
 
     /// The chunk-info table.
@@ -586,68 +615,214 @@ impl<R: ReadAt> Bootstrap<R> {
         Ok(out)
     }
 
-    fn chunk_map(&self) -> Result<&HashMap<(u32, u32), ChunkRef>, DecodeError> {
-        if let Some(m) = self.chunk_map.get() {
-            return Ok(m);
+    /// The index of the chunk-info table, built once (reading the table a piece at a time and
+    /// keeping 12 bytes per record).
+    fn chunk_index(&self) -> Result<&ChunkIndex, DecodeError> {
+        if let Some(ix) = self.chunk_index.get() {
+            return Ok(ix);
         }
-        let m = self
-            .chunk_table()?
-            .into_iter()
-            .map(|c| ((c.blob_index, c.index), c))
-            .collect();
-        Ok(self.chunk_map.get_or_init(|| m))
+        let (at, len) = (self.ext.chunk_table_offset, self.ext.chunk_table_size);
+        let records = len / RAFS_V6_CHUNK_INFO_SIZE;
+        let mut keys = Vec::with_capacity(records as usize);
+        let mut pos = 0u64;
+        while pos < records {
+            let n = INDEX_PIECE.min(records - pos);
+            let bytes = self.src.read_vec(
+                at + pos * RAFS_V6_CHUNK_INFO_SIZE,
+                n * RAFS_V6_CHUNK_INFO_SIZE,
+            )?;
+            for (k, rec) in bytes
+                .chunks_exact(RAFS_V6_CHUNK_INFO_SIZE as usize)
+                .enumerate()
+            {
+                // blob_index at 32, index at 72 (rafs-v5.md §10).
+                let blob = u32::from_le_bytes(rec[32..36].try_into().expect("4 bytes"));
+                let ci = u32::from_le_bytes(rec[72..76].try_into().expect("4 bytes"));
+                keys.push((
+                    (u64::from(blob) << 32) | u64::from(ci),
+                    (pos + k as u64) as u32,
+                ));
+            }
+            pos += n;
+        }
+        keys.sort_unstable();
+        let _ = self.chunk_index.set(ChunkIndex(keys));
+        Ok(self.chunk_index.get().expect("set above"))
     }
 
-    /// The chunks of a regular file, in file order, resolved through the chunk-info table.
-    pub fn chunks(&self, nid: u64) -> Result<Vec<ChunkRef>, DecodeError> {
-        let i = self.inode(nid)?;
-        if i.file_type != FileType::Regular {
+    /// The chunk-info record of `(blob, ci index)`, if the table has one.
+    fn chunk_record(&self, blob: u32, ci: u32) -> Result<Option<ChunkRef>, DecodeError> {
+        let key = (u64::from(blob) << 32) | u64::from(ci);
+        let ix = self.chunk_index()?;
+        let Ok(i) = ix.0.binary_search_by_key(&key, |&(k, _)| k) else {
+            return Ok(None);
+        };
+        let at = self.ext.chunk_table_offset + u64::from(ix.0[i].1) * RAFS_V6_CHUNK_INFO_SIZE;
+        let bytes = self.src.read_vec(at, RAFS_V6_CHUNK_INFO_SIZE)?;
+        let (c, _) = decode_chunk_info(&mut Reader::new(&bytes, at, "chunk-info record"))?;
+        Ok(Some(c))
+    }
+
+    /// The prefetch table (nids), up to the first zero entry.
+    pub fn prefetch(&self) -> Result<Vec<u64>, DecodeError> {
+        read::prefetch(self)
+    }
+}
+
+impl<R: ReadAt> Filesystem for Bootstrap<R> {
+    fn version(&self) -> u32 {
+        6
+    }
+    fn root_nid(&self) -> u64 {
+        self.sb.root_nid as u64
+    }
+    fn chunk_size(&self) -> u32 {
+        self.ext.chunk_size
+    }
+    fn blobs(&self) -> &[BlobInfo] {
+        &self.blobs
+    }
+
+    fn inode(&self, nid: u64) -> Result<Inode, DecodeError> {
+        Ok(self.inode_info(nid)?.neutral())
+    }
+
+    fn read_dir(&self, nid: u64) -> Result<Vec<read::DirEntry>, DecodeError> {
+        let at = self.inode_offset(nid)?;
+        self.dir_entries(nid)?
+            .into_iter()
+            .filter(|e| e.name != b"." && e.name != b"..")
+            .map(|e| neutral_entry(e, at))
+            .collect()
+    }
+
+    /// Binary search over the directory's blocks (names are sorted within and across blocks),
+    /// then within the block: `log2(blocks) + 1` block reads.
+    fn lookup_child(&self, dir: u64, name: &[u8]) -> Result<Option<read::DirEntry>, DecodeError> {
+        let i = self.inode_info(dir)?;
+        if i.file_type != FileType::Directory {
+            return Err(self.wrong_type(&i, FileType::Directory));
+        }
+        let at = self.inode_offset(dir)?;
+        let block = |k: u64| -> Result<Vec<DirEntry>, DecodeError> {
+            let (off, len) = self.data_block(&i, k)?;
+            dir::decode(&self.src.read_vec(off, len)?, B, off)
+        };
+        let (mut lo, mut hi) = (0u64, i.size.div_ceil(B));
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let entries = block(mid)?;
+            let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
+                return Ok(None);
+            };
+            if name < first.name.as_slice() {
+                hi = mid;
+            } else if name > last.name.as_slice() {
+                lo = mid + 1;
+            } else {
+                return match entries.binary_search_by(|e| e.name.as_slice().cmp(name)) {
+                    Ok(k) if name != b"." && name != b".." => {
+                        Ok(Some(neutral_entry(entries[k].clone(), at)?))
+                    }
+                    _ => Ok(None),
+                };
+            }
+        }
+        Ok(None)
+    }
+
+    fn symlink(&self, nid: u64) -> Result<Vec<u8>, DecodeError> {
+        let i = self.inode_info(nid)?;
+        if i.file_type != FileType::Symlink {
+            return Err(self.wrong_type(&i, FileType::Symlink));
+        }
+        if i.size == 0 || i.size > B {
+            return Err(DecodeError::BadInode {
+                nid,
+                offset: self.inode_offset(nid)?,
+                problem: InodeProblem::SymlinkSize(i.size),
+            });
+        }
+        self.flat_data(&i)
+    }
+
+    fn xattrs(&self, nid: u64) -> Result<Xattrs, DecodeError> {
+        let i = self.inode_info(nid)?;
+        if i.xattr_icount == 0 {
             return Ok(Vec::new());
         }
-        let off = self.inode_offset(nid)?;
-        let count = i.size.div_ceil(self.ext.chunk_size as u64);
-        let at = round_up(off + i.inode_size() + i.xattr_size(), 8);
-        let len = count.saturating_mul(EROFS_CHUNK_INDEX_SIZE);
-        in_file("chunk indexes", at, len, self.size)?;
-        let bytes = self.src.read_vec(at, len)?;
+        let at = self.inode_offset(nid)? + i.inode_size();
+        let body = self.src.read_vec(at, i.xattr_size())?;
+        xattr::decode(&body, at)
+    }
+
+    fn file_chunks(
+        &self,
+        inode: &Inode,
+        offset: u64,
+        len: u64,
+    ) -> Result<Vec<FileChunk>, DecodeError> {
+        let nid = inode.nid;
+        let i = self.inode_info(nid)?;
+        if i.file_type != FileType::Regular {
+            return Err(self.wrong_type(&i, FileType::Regular));
+        }
+        let cs = self.ext.chunk_size as u64;
+        let count = i.size.div_ceil(cs);
+        let end = offset.saturating_add(len).min(i.size);
+        if offset >= end {
+            return Ok(Vec::new());
+        }
+        let (first, last) = (offset / cs, end.div_ceil(cs));
+        let base = round_up(self.inode_offset(nid)? + i.inode_size() + i.xattr_size(), 8);
+        in_file(
+            "chunk indexes",
+            base,
+            count.saturating_mul(EROFS_CHUNK_INDEX_SIZE),
+            self.size,
+        )?;
+        let at = base + first * EROFS_CHUNK_INDEX_SIZE;
+        let bytes = self
+            .src
+            .read_vec(at, (last - first) * EROFS_CHUNK_INDEX_SIZE)?;
         let mut r = Reader::new(&bytes, at, "chunk index");
-        let map = self.chunk_map()?;
-        let mut out = Vec::with_capacity(count as usize);
-        for k in 0..count {
+        let mut out = Vec::with_capacity((last - first) as usize);
+        for k in first..last {
             let here = r.offset();
-            let (blob, ci, blkaddr) = decode_chunk_index(&mut r)?;
-            let c = map.get(&(blob, ci)).ok_or_else(|| {
-                malformed("chunk index", here, format!("nid {nid} chunk {k}: blob {blob} chunk {ci} is not in the chunk-info table"))
-            })?;
-            if c.uncompressed_offset / B != blkaddr as u64 {
-                return Err(malformed(
-                    "chunk index",
-                    here,
-                    format!("nid {nid} chunk {k}: blkaddr {blkaddr} disagrees with the chunk-info record"),
-                ));
-            }
-            let expect = if k + 1 == count {
-                i.size - k * self.ext.chunk_size as u64
-            } else {
-                self.ext.chunk_size as u64
+            let bad = |problem| DecodeError::BadChunk {
+                nid,
+                position: k,
+                offset: here,
+                problem,
             };
-            if c.uncompressed_size as u64 != expect {
-                return Err(malformed(
-                    "chunk index",
-                    here,
-                    format!(
-                        "nid {nid} chunk {k}: chunk holds {} bytes, the file needs {expect}",
-                        c.uncompressed_size
-                    ),
-                ));
+            let Some((blob, ci, blkaddr)) = decode_chunk_index(&mut r)? else {
+                continue; // EROFS_NULL_ADDR: a hole.
+            };
+            let c = self
+                .chunk_record(blob, ci)?
+                .ok_or(bad(ChunkProblem::NotInTable { blob, index: ci }))?;
+            if c.uncompressed_offset / B != blkaddr as u64 {
+                return Err(bad(ChunkProblem::BlkaddrMismatch {
+                    blkaddr,
+                    uncompressed_offset: c.uncompressed_offset,
+                }));
             }
-            out.push(*c);
+            let needs = if k + 1 == count { i.size - k * cs } else { cs };
+            if c.uncompressed_size as u64 != needs {
+                return Err(bad(ChunkProblem::SizeMismatch {
+                    holds: c.uncompressed_size,
+                    needs,
+                }));
+            }
+            out.push(FileChunk {
+                file_offset: k * cs,
+                chunk: c,
+            });
         }
         Ok(out)
     }
 
-    /// The prefetch table (nids), up to the first zero entry.
-    pub fn prefetch(&self) -> Result<Vec<u32>, DecodeError> {
+    fn prefetch_table(&self) -> Result<Vec<u8>, DecodeError> {
         let (at, len) = (
             self.ext.prefetch_table_offset,
             self.ext.prefetch_table_size as u64,
@@ -655,69 +830,22 @@ impl<R: ReadAt> Bootstrap<R> {
         if at == 0 || len == 0 {
             return Ok(Vec::new());
         }
-        let bytes = self.src.read_vec(at, len)?;
-        Ok(bytes
-            .chunks_exact(4)
-            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .take_while(|&n| n != 0)
-            .collect())
+        Ok(self.src.read_vec(at, len)?)
     }
+}
 
-    /// Resolves an absolute path to a nid.
-    pub fn lookup(&self, path: &[u8]) -> Result<Option<u64>, DecodeError> {
-        let mut cur = self.root_nid();
-        for comp in path
-            .split(|&b| b == b'/')
-            .filter(|c| !c.is_empty() && *c != b".")
-        {
-            let i = self.inode(cur)?;
-            if i.file_type != FileType::Directory {
-                return Ok(None);
-            }
-            match self.read_dir(cur)?.into_iter().find(|e| e.name == comp) {
-                Some(e) => cur = e.nid,
-                None => return Ok(None),
-            }
-        }
-        Ok(Some(cur))
-    }
-
-    /// Visits every entry, depth first in directory order, starting with the root (`/`).
-    /// Hard links are visited once per name. Cycles and excessive depth are errors.
-    pub fn walk(&self, f: &mut WalkFn<'_>) -> Result<(), DecodeError> {
-        let root = self.inode(self.root_nid())?;
-        if root.file_type != FileType::Directory {
-            return Err(malformed("inode", self.meta, "the root is not a directory"));
-        }
-        f(b"/", &root)?;
-        let mut on_path: HashSet<u64> = HashSet::from([root.nid]);
-        // Each frame: directory path, its nid, its entries, next entry index.
-        let mut stack: Vec<(Vec<u8>, u64, Vec<DirEntry>, usize)> =
-            vec![(Vec::new(), root.nid, self.read_dir(root.nid)?, 0)];
-        while let Some(top) = stack.last_mut() {
-            if top.3 >= top.2.len() {
-                on_path.remove(&top.1);
-                stack.pop();
-                continue;
-            }
-            let e = top.2[top.3].clone();
-            top.3 += 1;
-            if e.name == b"." || e.name == b".." {
-                continue;
-            }
-            let mut path = top.0.clone();
-            path.push(b'/');
-            path.extend_from_slice(&e.name);
-            let i = self.inode(e.nid)?;
-            f(&path, &i)?;
-            if i.file_type == FileType::Directory {
-                if !on_path.insert(e.nid) || stack.len() >= MAX_DEPTH {
-                    return Err(DecodeError::Cycle { nid: e.nid });
-                }
-                let entries = self.read_dir(e.nid)?;
-                stack.push((path, e.nid, entries, 0));
-            }
-        }
-        Ok(())
-    }
+/// A stored directory entry as readers see it; an unknown type code is an error.
+fn neutral_entry(e: DirEntry, at: u64) -> Result<read::DirEntry, DecodeError> {
+    let file_type = FileType::from_erofs_code(e.file_type).ok_or(DecodeError::BadField {
+        what: "directory entry",
+        field: "file_type",
+        offset: at,
+        value: e.file_type.into(),
+        rule: crate::error::Rule::Known,
+    })?;
+    Ok(read::DirEntry {
+        name: e.name,
+        nid: e.nid,
+        file_type,
+    })
 }
