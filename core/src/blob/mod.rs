@@ -1,6 +1,7 @@
 //! Nydus data blobs (`blob.md`): the tar-header wrapping of sections, the compression-info
 //! ("ci") table, the ToC, the streaming writer and the verifying reader.
 
+pub mod chunkmap;
 pub mod ci;
 pub mod reader;
 pub mod tarhdr;

@@ -1,0 +1,94 @@
+//! Where image bytes live for the native hosts, and the one way they are read back.
+//!
+//! - [`store`]: [`store::BlobStore`], one blob's bytes served by range (local files now; the
+//!   S3, OSS and registry backends implement the same trait).
+//! - [`local`]: [`local::Backend`] resolves a bootstrap's blob table to stores;
+//!   [`local::Localfs`] is the localfs backend (a directory, extra directories, one file).
+//! - [`reader`]: [`reader::ChunkReader`] carries out the core's read plans from many threads:
+//!   merged range reads, every chunk verified before use, one fetch per chunk however many
+//!   threads want it, an in-memory and an on-disk cache ([`blobcache`], upstream's layout).
+//! - [`ahead`]: many plans read in order on all cores (unpack, check, `nydusify check`).
+
+pub mod ahead;
+pub mod blobcache;
+pub mod local;
+pub mod reader;
+pub mod store;
+
+#[cfg(test)]
+pub(crate) mod testimg {
+    //! An image built in memory, its blob written to a directory, for the tests of this crate.
+
+    use std::path::PathBuf;
+
+    use nydus_core::memimage::{build, MemEntry, MemOptions};
+    use nydus_core::model::{Attrs, BlobInfo, Compressor, FileType};
+    use nydus_core::rafs::Rafs;
+    use nydus_core::tree::Entry;
+
+    pub const CS: u32 = 0x1000;
+
+    /// Distinct bytes for file `seed`.
+    pub fn pattern(len: usize, seed: u8) -> Vec<u8> {
+        (0..len)
+            .map(|i| ((i as u32).wrapping_mul(2654435761) >> 13) as u8 ^ seed)
+            .collect()
+    }
+
+    pub struct Img {
+        pub dir: tempfile::TempDir,
+        pub boot: Rafs<Vec<u8>>,
+        pub blobs: Vec<BlobInfo>,
+        pub files: Vec<(String, Vec<u8>)>,
+        pub blob_path: PathBuf,
+    }
+
+    /// Files `/f0`..: sizes given, chunk size 4 KiB, zstd.
+    pub fn image(sizes: &[usize]) -> Img {
+        let e = |path: &str, ft: FileType, mode: u32, data: Vec<u8>| MemEntry {
+            path: path.as_bytes().to_vec(),
+            entry: Entry {
+                file_type: ft,
+                attrs: Attrs {
+                    mode,
+                    ..Default::default()
+                },
+                xattrs: Vec::new(),
+                size: 0,
+                symlink: None,
+                link_key: None,
+                source: 0,
+            },
+            data,
+        };
+        let mut entries = vec![e("/", FileType::Directory, 0o40755, Vec::new())];
+        let mut files = Vec::new();
+        for (i, &n) in sizes.iter().enumerate() {
+            let p = format!("/f{i:03}");
+            let d = pattern(n, i as u8);
+            entries.push(e(&p, FileType::Regular, 0o100644, d.clone()));
+            files.push((p, d));
+        }
+        let img = build(
+            &entries,
+            &MemOptions {
+                chunk_size: CS,
+                compressor: Compressor::Zstd,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let blob_path = dir.path().join(&img.blob_info.blob_id);
+        std::fs::write(&blob_path, &img.blob).unwrap();
+        let boot = Rafs::open(img.bootstrap).unwrap();
+        let blobs = nydus_core::read::Filesystem::blobs(&boot).to_vec();
+        Img {
+            dir,
+            boot,
+            blobs,
+            files,
+            blob_path,
+        }
+    }
+}
