@@ -530,6 +530,50 @@ impl ChunkReader {
             .collect()
     }
 
+    /// Fetches every chunk of `chunks` (in no particular order, on `threads` threads) and
+    /// calls `f` with each one's index in `chunks` and its verified bytes or error. For readers
+    /// that want whole chunks rather than file bytes: the checker, the block exporter.
+    pub fn for_each_chunk<F>(&self, chunks: &[ChunkExtent], threads: usize, f: F)
+    where
+        F: Fn(usize, Result<Arc<[u8]>, ReadError>) + Sync,
+    {
+        let mut order: Vec<usize> = (0..chunks.len()).collect();
+        order.sort_by_key(|&i| {
+            let c = &chunks[i].chunk;
+            (c.blob_index, c.compressed_offset, c.uncompressed_offset)
+        });
+        // Runs of about one batch, in blob order, taken by the threads one at a time.
+        let mut runs: Vec<&[usize]> = Vec::new();
+        let mut start = 0;
+        let mut bytes = 0u64;
+        for (k, &i) in order.iter().enumerate() {
+            let c = &chunks[i].chunk;
+            let same = k > start && chunks[order[k - 1]].chunk.blob_index == c.blob_index;
+            if k > start && (!same || bytes >= self.opts.batch_size) {
+                runs.push(&order[start..k]);
+                start = k;
+                bytes = 0;
+            }
+            bytes += u64::from(c.compressed_size);
+        }
+        if start < order.len() {
+            runs.push(&order[start..]);
+        }
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..threads.max(1) {
+                s.spawn(|| loop {
+                    let r = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(run) = runs.get(r) else { break };
+                    let want: Vec<ChunkExtent> = run.iter().map(|&i| chunks[i]).collect();
+                    for (&i, res) in run.iter().zip(self.fetch(&want)) {
+                        f(i, res);
+                    }
+                });
+            }
+        });
+    }
+
     /// Appends the bytes of `plan` to `out` (holes as zeros).
     pub fn read(&self, plan: &ReadPlan, out: &mut Vec<u8>) -> Result<(), ReadError> {
         let chunks: Vec<ChunkExtent> = plan.chunks().copied().collect();
@@ -766,6 +810,36 @@ mod tests {
         );
         assert_eq!(r.open_blob(0).unwrap().layout, BlobLayout::Uncompressed);
         assert_eq!(r.read_to_vec(&p).unwrap(), img.files[0].1);
+    }
+
+    #[test]
+    fn every_chunk_of_a_list_is_fetched_once_with_its_own_result() {
+        let img = image(&[6 * CS as usize, 3 * CS as usize]);
+        let all: Vec<ChunkExtent> = ["/f000", "/f001"]
+            .iter()
+            .flat_map(|p| plan(&img.boot, p, 0, u64::MAX).chunks().copied().collect::<Vec<_>>())
+            .collect();
+        let victim = all[4].chunk;
+        let mut blob = std::fs::read(&img.blob_path).unwrap();
+        blob[victim.compressed_offset as usize] ^= 0x55;
+        std::fs::write(&img.blob_path, blob).unwrap();
+        let r = reader(&img, ReaderOptions::default());
+        let seen = Mutex::new(vec![None; all.len()]);
+        r.for_each_chunk(&all, 3, |i, res| {
+            seen.lock().unwrap()[i] = Some(res.map(|d| d.len()));
+        });
+        let seen = seen.into_inner().unwrap();
+        for (i, s) in seen.iter().enumerate() {
+            match s {
+                Some(Ok(n)) => assert_eq!(*n, CS as usize, "chunk {i}"),
+                Some(Err(e)) => {
+                    assert_eq!(i, 4, "{e}");
+                    assert_eq!(e.chunk.as_ref().unwrap().index, victim.index);
+                }
+                None => panic!("chunk {i} not reported"),
+            }
+        }
+        assert!(seen[4].as_ref().unwrap().is_err());
     }
 
     #[test]
