@@ -6,7 +6,7 @@ use crate::blob::writer::{BlobOptions, BlobWriter};
 use crate::chunk::{process_chunk, ChunkParams};
 use crate::digest::Digester;
 use crate::error::BuildError;
-use crate::model::{BlobInfo, Compressor};
+use crate::model::{Attrs, BlobInfo, Compressor, FileType};
 use crate::tree::{Entry, TreeBuilder};
 use crate::v6::writer::{write_bootstrap, V6Options};
 
@@ -16,6 +16,41 @@ pub struct MemEntry {
     pub path: Vec<u8>,
     pub entry: Entry,
     pub data: Vec<u8>,
+}
+
+impl MemEntry {
+    fn new(path: &[u8], file_type: FileType, mode: u32, data: Vec<u8>) -> MemEntry {
+        MemEntry {
+            path: path.to_vec(),
+            entry: Entry {
+                file_type,
+                attrs: Attrs {
+                    mode: file_type.mode_bits() | mode,
+                    ..Default::default()
+                },
+                xattrs: Vec::new(),
+                size: 0,
+                symlink: None,
+                link_key: None,
+                source: 0,
+            },
+            data,
+        }
+    }
+    /// A directory (mode 0755, root-owned, mtime 0).
+    pub fn dir(path: &[u8]) -> MemEntry {
+        Self::new(path, FileType::Directory, 0o755, Vec::new())
+    }
+    /// A regular file holding `data` (mode 0644).
+    pub fn file(path: &[u8], data: Vec<u8>) -> MemEntry {
+        Self::new(path, FileType::Regular, 0o644, data)
+    }
+    /// A symlink to `target`.
+    pub fn symlink(path: &[u8], target: &[u8]) -> MemEntry {
+        let mut e = Self::new(path, FileType::Symlink, 0o777, Vec::new());
+        e.entry.symlink = Some(target.to_vec());
+        e
+    }
 }
 
 /// Options of an in-memory build.
@@ -163,7 +198,6 @@ pub fn build(entries: &[MemEntry], o: &MemOptions) -> Result<MemImage, BuildErro
 /// The tree of `rafs-v6.md` §18: `hello.txt` ("hello\n") and `link -> hello.txt`, mtimes
 /// 1700000000, root mtime 0.
 pub fn worked_example() -> Vec<MemEntry> {
-    use crate::model::{Attrs, FileType};
     let e = |ft: FileType, mode: u32, mtime: u64, symlink: Option<&[u8]>| Entry {
         file_type: ft,
         attrs: Attrs {

@@ -7,34 +7,9 @@
 use libfuzzer_sys::arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use nydus_core::memimage::{build, MemEntry, MemOptions};
-use nydus_core::model::{Attrs, Compressor, FileType};
+use nydus_core::model::Compressor;
 use nydus_core::rafs::Rafs;
 use nydus_core::read::exec::{read_to_vec, BlobLayout};
-use nydus_core::tree::Entry;
-
-fn entry(path: Vec<u8>, file_type: FileType, data: Vec<u8>, symlink: Option<Vec<u8>>) -> MemEntry {
-    let mode = match file_type {
-        FileType::Directory => 0o40755,
-        FileType::Symlink => 0o120777,
-        _ => 0o100644,
-    };
-    MemEntry {
-        path,
-        entry: Entry {
-            file_type,
-            attrs: Attrs {
-                mode,
-                ..Default::default()
-            },
-            xattrs: Vec::new(),
-            size: 0,
-            symlink,
-            link_key: None,
-            source: 0,
-        },
-        data,
-    }
-}
 
 /// File content: runs of repeated bytes (compressible) mixed with noise, so every compressor
 /// path (stored raw, compressed) is taken.
@@ -62,7 +37,7 @@ fn run(u: &mut Unstructured) -> Result<()> {
     let v5 = u.arbitrary::<bool>()?;
     let compressor = *u.choose(&[Compressor::Zstd, Compressor::None, Compressor::Lz4Block])?;
     let chunk_size = *u.choose(&[0x1000u32, 0x1000, 0x2000, 0x10000])?;
-    let mut entries = vec![entry(b"/".to_vec(), FileType::Directory, Vec::new(), None)];
+    let mut entries = vec![MemEntry::dir(b"/")];
     let mut dirs: Vec<Vec<u8>> = vec![Vec::new()];
     let mut files: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
     let n = u.int_in_range(0..=16u32)?;
@@ -73,10 +48,10 @@ fn run(u: &mut Unstructured) -> Result<()> {
         path.extend_from_slice(format!("e{i}").as_bytes());
         match u.int_in_range(0..=9u8)? {
             0..=1 => {
-                entries.push(entry(path.clone(), FileType::Directory, Vec::new(), None));
+                entries.push(MemEntry::dir(&path));
                 dirs.push(path);
             }
-            2 => entries.push(entry(path, FileType::Symlink, Vec::new(), Some(b"target".to_vec()))),
+            2 => entries.push(MemEntry::symlink(&path, b"target")),
             _ => {
                 let size = match u.int_in_range(0..=3u8)? {
                     0 => u.int_in_range(0..=16u32)? as usize,
@@ -84,7 +59,7 @@ fn run(u: &mut Unstructured) -> Result<()> {
                     _ => u.int_in_range(0..=3 * chunk_size)? as usize,
                 };
                 let data = content(u, size)?;
-                entries.push(entry(path.clone(), FileType::Regular, data.clone(), None));
+                entries.push(MemEntry::file(&path, data.clone()));
                 files.push((path, data));
             }
         }

@@ -181,32 +181,15 @@ mod tests {
     use super::*;
     use crate::error::SourceError;
     use crate::memimage::{build, MemEntry, MemImage, MemOptions};
-    use crate::model::Attrs;
     use crate::rafs::Rafs;
     use crate::read::exec::{read_to_vec, BlobLayout};
     use crate::read::lookup;
     use crate::source::ReadAt;
-    use crate::tree::Entry;
 
     const CS: u32 = 0x1000;
 
     fn file(path: &str, data: Vec<u8>) -> MemEntry {
-        MemEntry {
-            path: path.as_bytes().to_vec(),
-            entry: Entry {
-                file_type: FileType::Regular,
-                attrs: Attrs {
-                    mode: 0o100644,
-                    ..Default::default()
-                },
-                xattrs: Vec::new(),
-                size: 0,
-                symlink: None,
-                link_key: None,
-                source: 0,
-            },
-            data,
-        }
+        MemEntry::file(path.as_bytes(), data)
     }
 
     /// Distinct, compressible-but-not-trivial bytes.
@@ -217,11 +200,8 @@ mod tests {
     }
 
     fn tree() -> Vec<MemEntry> {
-        let mut root = file("/", Vec::new());
-        root.entry.file_type = FileType::Directory;
-        root.entry.attrs.mode = 0o040755;
         vec![
-            root,
+            MemEntry::dir(b"/"),
             file("/small", b"hello\n".to_vec()),
             file("/empty", Vec::new()),
             file("/exact", pattern(2 * CS as usize, 1)),

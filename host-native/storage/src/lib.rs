@@ -22,9 +22,8 @@ pub(crate) mod testimg {
     use std::path::PathBuf;
 
     use nydus_core::memimage::{build, MemEntry, MemOptions};
-    use nydus_core::model::{Attrs, BlobInfo, Compressor, FileType};
+    use nydus_core::model::{BlobInfo, Compressor};
     use nydus_core::rafs::Rafs;
-    use nydus_core::tree::Entry;
 
     pub const CS: u32 = 0x1000;
 
@@ -45,28 +44,12 @@ pub(crate) mod testimg {
 
     /// Files `/f0`..: sizes given, chunk size 4 KiB, zstd.
     pub fn image(sizes: &[usize]) -> Img {
-        let e = |path: &str, ft: FileType, mode: u32, data: Vec<u8>| MemEntry {
-            path: path.as_bytes().to_vec(),
-            entry: Entry {
-                file_type: ft,
-                attrs: Attrs {
-                    mode,
-                    ..Default::default()
-                },
-                xattrs: Vec::new(),
-                size: 0,
-                symlink: None,
-                link_key: None,
-                source: 0,
-            },
-            data,
-        };
-        let mut entries = vec![e("/", FileType::Directory, 0o40755, Vec::new())];
+        let mut entries = vec![MemEntry::dir(b"/")];
         let mut files = Vec::new();
         for (i, &n) in sizes.iter().enumerate() {
             let p = format!("/f{i:03}");
             let d = pattern(n, i as u8);
-            entries.push(e(&p, FileType::Regular, 0o100644, d.clone()));
+            entries.push(MemEntry::file(p.as_bytes(), d.clone()));
             files.push((p, d));
         }
         let img = build(
