@@ -817,7 +817,12 @@ mod tests {
         let img = image(&[6 * CS as usize, 3 * CS as usize]);
         let all: Vec<ChunkExtent> = ["/f000", "/f001"]
             .iter()
-            .flat_map(|p| plan(&img.boot, p, 0, u64::MAX).chunks().copied().collect::<Vec<_>>())
+            .flat_map(|p| {
+                plan(&img.boot, p, 0, u64::MAX)
+                    .chunks()
+                    .copied()
+                    .collect::<Vec<_>>()
+            })
             .collect();
         let victim = all[4].chunk;
         let mut blob = std::fs::read(&img.blob_path).unwrap();
