@@ -13,6 +13,7 @@ pub mod ahead;
 pub mod blobcache;
 pub mod local;
 pub mod reader;
+pub mod sign;
 pub mod store;
 
 #[cfg(test)]
