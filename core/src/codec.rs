@@ -87,10 +87,10 @@ impl<'a> Reader<'a> {
     /// Fails unless every byte has been consumed.
     pub fn finish(&self) -> Result<(), DecodeError> {
         if self.remaining() != 0 {
-            return Err(DecodeError::Malformed {
+            return Err(DecodeError::TrailingBytes {
                 what: self.what,
                 offset: self.offset(),
-                reason: format!("{} trailing bytes", self.remaining()),
+                count: self.remaining() as u64,
             });
         }
         Ok(())

@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 
-use crate::error::{BuildError, DecodeError};
+use crate::error::{BuildError, DecodeError, Feature};
 use crate::model::{BlobInfo, ChunkRef, FileType, Xattrs};
 use crate::rafs::Rafs;
 use crate::read::{Filesystem, Inode};
@@ -177,10 +177,10 @@ fn contiguous_chunks<R: ReadAt>(boot: &Rafs<R>, i: &Inode) -> Result<Vec<ChunkRe
         if c.file_offset != expect || (k + 1 < chunks.len() && c.file_end() != expect + cs) {
             return Err(DecodeError::Unsupported {
                 what: "merging or layering an image",
-                reason: format!(
-                    "inode {} has a hole at file offset {expect}: holes cannot be re-encoded",
-                    i.nid
-                ),
+                feature: Feature::Hole {
+                    nid: i.nid,
+                    file_offset: expect,
+                },
             });
         }
         expect += cs;
@@ -188,7 +188,7 @@ fn contiguous_chunks<R: ReadAt>(boot: &Rafs<R>, i: &Inode) -> Result<Vec<ChunkRe
     if chunks.last().is_some_and(|c| c.file_end() != i.size) || (chunks.is_empty() && i.size > 0) {
         return Err(DecodeError::Unsupported {
             what: "merging or layering an image",
-            reason: format!("inode {} ends in a hole: holes cannot be re-encoded", i.nid),
+            feature: Feature::TrailingHole { nid: i.nid },
         });
     }
     Ok(chunks.into_iter().map(|c| c.chunk).collect())

@@ -11,7 +11,7 @@ use crate::blob::{MAX_CHUNK_SIZE, SECTION_BOOT, SECTION_TOC};
 use crate::codec::{Codec, Reader};
 use crate::compress::decompress;
 use crate::digest::{sha256, Digester};
-use crate::error::{DecodeError, Digested};
+use crate::error::{BlobProblem, ChunkProblem, DecodeError, Digested, Feature, Rule};
 use crate::model::{blob_features, chunk_flags, BlobInfo, ChunkRef, Compressor};
 use crate::source::ReadAt;
 
@@ -32,12 +32,27 @@ pub fn read_ci_header<R: ReadAt + ?Sized>(
                 len: info.ci_compressed_size,
                 file_size: src.size(),
             })?;
+    if at
+        .checked_add(CI_HEADER_SIZE as u64)
+        .is_none_or(|end| end > src.size())
+    {
+        return Err(DecodeError::OutOfBounds {
+            what: "blob compression-info header",
+            offset: at,
+            len: CI_HEADER_SIZE as u64,
+            file_size: src.size(),
+        });
+    }
     let bytes = src.read_vec(at, CI_HEADER_SIZE as u64)?;
     let h = CiHeader::decode_at(&bytes, at)?;
-    let mismatch = |field: &str, a: u64, b: u64| DecodeError::Malformed {
+    let mismatch = |field, header, table| DecodeError::BadBlobSection {
         what: "blob compression-info header",
         offset: at,
-        reason: format!("{field} is {a} but the blob table says {b}"),
+        problem: BlobProblem::CiHeaderMismatch {
+            field,
+            header,
+            table,
+        },
     };
     if h.ci_entries != info.chunk_count
         && info.features & blob_features::IS_CHUNKDICT_GENERATED == 0
@@ -86,14 +101,22 @@ pub fn read_ci_entries<R: ReadAt + ?Sized>(
         CI_V1_ENTRY_SIZE
     } as u64;
     let need = entry * info.chunk_count as u64;
-    if info.ci_uncompressed_size < need || info.ci_uncompressed_size > need + (1 << 30) {
-        return Err(DecodeError::Malformed {
-            what: "blob table entry",
-            offset: 0,
-            reason: format!(
-                "ci_uncompressed_size {} does not fit {} chunks of {entry}-byte entries",
-                info.ci_uncompressed_size, info.chunk_count
-            ),
+    let rule = if info.ci_uncompressed_size < need {
+        Some(Rule::AtLeast(need))
+    } else if info.ci_uncompressed_size > need + (1 << 30) {
+        Some(Rule::AtMost(need + (1 << 30)))
+    } else {
+        None
+    };
+    if let Some(rule) = rule {
+        return Err(DecodeError::BadBlobSection {
+            what: "compression-info table",
+            offset: info.ci_offset,
+            problem: BlobProblem::Field {
+                field: "ci_uncompressed_size",
+                value: info.ci_uncompressed_size,
+                rule,
+            },
         });
     }
     let stored = src.read_vec(info.ci_offset, info.ci_compressed_size)?;
@@ -111,21 +134,51 @@ pub fn read_ci_entries<R: ReadAt + ?Sized>(
     decode_entries(&raw, info.chunk_count, v2, info.ci_offset)
 }
 
-fn check_size(c: &ChunkRef, what: &'static str) -> Result<(), DecodeError> {
+fn bad_chunk(c: &ChunkRef, problem: ChunkProblem) -> DecodeError {
+    DecodeError::BadBlobChunk {
+        blob: c.blob_index,
+        index: c.index,
+        offset: c.compressed_offset,
+        problem,
+    }
+}
+
+/// Checks that a chunk's sizes are ones a builder writes (1..=16 MiB uncompressed, at most
+/// twice that stored), before anything is read or allocated for them.
+pub fn check_chunk_sizes(c: &ChunkRef) -> Result<(), DecodeError> {
     if c.uncompressed_size == 0
         || c.uncompressed_size > MAX_CHUNK_SIZE
         || c.compressed_size > MAX_CHUNK_SIZE * 2
     {
-        return Err(DecodeError::Malformed {
-            what,
-            offset: c.compressed_offset,
-            reason: format!(
-                "implausible chunk sizes (compressed {}, uncompressed {})",
-                c.compressed_size, c.uncompressed_size
-            ),
-        });
+        return Err(bad_chunk(
+            c,
+            ChunkProblem::ImplausibleSizes {
+                compressed: c.compressed_size,
+                uncompressed: c.uncompressed_size,
+            },
+        ));
     }
     Ok(())
+}
+
+/// Reads `len` bytes at `offset` of chunk `c`'s blob file `src` (its stored bytes, or its
+/// bytes in an uncompressed cache file), refusing a range outside the file.
+pub fn read_chunk_range<R: ReadAt + ?Sized>(
+    src: &R,
+    c: &ChunkRef,
+    offset: u64,
+    len: u64,
+) -> Result<Vec<u8>, DecodeError> {
+    let blob_size = src.size();
+    if offset.checked_add(len).is_none_or(|end| end > blob_size) {
+        return Err(DecodeError::BadBlobChunk {
+            blob: c.blob_index,
+            index: c.index,
+            offset,
+            problem: ChunkProblem::OutsideBlob { len, blob_size },
+        });
+    }
+    Ok(src.read_vec(offset, len)?)
 }
 
 /// Verifies a chunk's uncompressed bytes against its digest and, if it has one, its CRC-32C.
@@ -165,7 +218,7 @@ pub fn decode_chunk(
     c: &ChunkRef,
     digester: Digester,
 ) -> Result<Vec<u8>, DecodeError> {
-    check_size(c, "chunk")?;
+    check_chunk_sizes(c)?;
     if stored.len() as u64 != u64::from(c.compressed_size) {
         return Err(DecodeError::Truncated {
             what: "chunk",
@@ -184,11 +237,13 @@ pub fn decode_chunk(
         )?
     } else {
         if stored.len() != c.uncompressed_size as usize {
-            return Err(DecodeError::Malformed {
-                what: "chunk",
-                offset: c.compressed_offset,
-                reason: "an uncompressed chunk's stored and uncompressed sizes differ".into(),
-            });
+            return Err(bad_chunk(
+                c,
+                ChunkProblem::StoredSizeMismatch {
+                    stored: stored.len() as u32,
+                    uncompressed: c.uncompressed_size,
+                },
+            ));
         }
         stored.to_vec()
     };
@@ -203,8 +258,8 @@ pub fn read_chunk<R: ReadAt + ?Sized>(
     c: &ChunkRef,
     digester: Digester,
 ) -> Result<Vec<u8>, DecodeError> {
-    check_size(c, "chunk")?;
-    let stored = src.read_vec(c.compressed_offset, c.compressed_size as u64)?;
+    check_chunk_sizes(c)?;
+    let stored = read_chunk_range(src, c, c.compressed_offset, c.compressed_size.into())?;
     decode_chunk(&stored, info.compressor, c, digester)
 }
 
@@ -215,8 +270,8 @@ pub fn read_chunk_uncompressed<R: ReadAt + ?Sized>(
     c: &ChunkRef,
     digester: Digester,
 ) -> Result<Vec<u8>, DecodeError> {
-    check_size(c, "chunk")?;
-    let data = src.read_vec(c.uncompressed_offset, c.uncompressed_size as u64)?;
+    check_chunk_sizes(c)?;
+    let data = read_chunk_range(src, c, c.uncompressed_offset, c.uncompressed_size.into())?;
     verify_chunk(c, &data, digester)?;
     Ok(data)
 }
@@ -236,13 +291,23 @@ pub fn read_toc<R: ReadAt + ?Sized>(src: &R) -> Result<Option<Vec<TocEntry>>, De
     if name != SECTION_TOC {
         return Ok(None);
     }
-    if len % TOC_ENTRY_SIZE as u64 != 0 || len > hdr_at || len > 28 * TOC_ENTRY_SIZE as u64 {
-        return Err(DecodeError::Malformed {
+    let max = (28 * TOC_ENTRY_SIZE as u64).min(hdr_at);
+    let rule = if len % TOC_ENTRY_SIZE as u64 != 0 {
+        Some(Rule::MultipleOf(TOC_ENTRY_SIZE as u64))
+    } else if len > max {
+        Some(Rule::AtMost(max))
+    } else {
+        None
+    };
+    if let Some(rule) = rule {
+        return Err(DecodeError::BadBlobSection {
             what: "blob ToC",
             offset: hdr_at,
-            reason: format!(
-                "size {len} is not a small multiple of {TOC_ENTRY_SIZE} inside the blob"
-            ),
+            problem: BlobProblem::Field {
+                field: "size",
+                value: len,
+                rule,
+            },
         });
     }
     let at = hdr_at - len;
@@ -261,24 +326,28 @@ pub fn read_toc<R: ReadAt + ?Sized>(src: &R) -> Result<Option<Vec<TocEntry>>, De
 pub fn extract_inline_bootstrap<R: ReadAt + ?Sized>(src: &R) -> Result<Vec<u8>, DecodeError> {
     let not_inline = || DecodeError::Unsupported {
         what: "blob",
-        reason: "it has no inlined bootstrap (no image.boot section)".into(),
+        feature: Feature::NoInlinedBootstrap,
     };
     if let Some(toc) = read_toc(src)? {
         let e = toc
             .iter()
             .find(|e| e.name == SECTION_BOOT)
             .ok_or_else(not_inline)?;
-        let c = e.compressor().ok_or_else(|| DecodeError::Malformed {
+        let bad = |field, value, rule| DecodeError::BadBlobSection {
             what: "blob ToC entry image.boot",
             offset: e.compressed_offset,
-            reason: format!("unknown flags {:#x}", e.flags),
-        })?;
-        if e.uncompressed_size > MAX_BOOTSTRAP_SIZE || e.compressed_size > MAX_BOOTSTRAP_SIZE {
-            return Err(DecodeError::Malformed {
-                what: "blob ToC entry image.boot",
-                offset: e.compressed_offset,
-                reason: "bootstrap larger than 4 GiB".into(),
-            });
+            problem: BlobProblem::Field { field, value, rule },
+        };
+        let c = e
+            .compressor()
+            .ok_or_else(|| bad("flags", e.flags.into(), Rule::Known))?;
+        for (field, value) in [
+            ("uncompressed_size", e.uncompressed_size),
+            ("compressed_size", e.compressed_size),
+        ] {
+            if value > MAX_BOOTSTRAP_SIZE {
+                return Err(bad(field, value, Rule::AtMost(MAX_BOOTSTRAP_SIZE)));
+            }
         }
         let stored = src.read_vec(e.compressed_offset, e.compressed_size)?;
         let boot = decompress(

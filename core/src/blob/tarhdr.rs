@@ -1,6 +1,6 @@
 //! The 512-byte GNU tar headers that follow each blob section (`blob.md` §5).
 
-use crate::error::DecodeError;
+use crate::error::{BlobProblem, DecodeError};
 
 /// Size of one tar header.
 pub const TAR_HEADER_SIZE: usize = 512;
@@ -61,35 +61,54 @@ fn parse_octal(field: &[u8]) -> Option<u64> {
 /// Parses a section header at absolute offset `offset`: `(name, size)`. Checks the checksum,
 /// the magic and the regular-file type.
 pub fn decode(h: &[u8], offset: u64) -> Result<(String, u64), DecodeError> {
-    let bad = |reason: &str| DecodeError::Malformed {
-        what: "blob section tar header",
+    const WHAT: &str = "blob section tar header";
+    let bad = |problem| DecodeError::BadBlobSection {
+        what: WHAT,
         offset,
-        reason: reason.into(),
+        problem,
     };
-    let h: &[u8; TAR_HEADER_SIZE] = h.try_into().map_err(|_| bad("not 512 bytes"))?;
+    let h: &[u8; TAR_HEADER_SIZE] = h.try_into().map_err(|_| {
+        if h.len() < TAR_HEADER_SIZE {
+            DecodeError::Truncated {
+                what: WHAT,
+                offset,
+                needed: TAR_HEADER_SIZE as u64,
+                available: h.len() as u64,
+            }
+        } else {
+            DecodeError::TrailingBytes {
+                what: WHAT,
+                offset: offset + TAR_HEADER_SIZE as u64,
+                count: (h.len() - TAR_HEADER_SIZE) as u64,
+            }
+        }
+    })?;
     if &h[MAGIC_OFF..MAGIC_OFF + 6] != b"ustar " && &h[MAGIC_OFF..MAGIC_OFF + 6] != b"ustar\0" {
-        return Err(bad("no ustar/GNU magic"));
+        return Err(bad(BlobProblem::TarMagic));
     }
-    let recorded =
-        parse_octal(&h[CHKSUM_OFF..CHKSUM_OFF + 8]).ok_or_else(|| bad("unreadable checksum"))?;
-    if recorded != checksum(h) as u64 {
-        return Err(bad("checksum mismatch"));
+    let recorded = parse_octal(&h[CHKSUM_OFF..CHKSUM_OFF + 8])
+        .ok_or_else(|| bad(BlobProblem::Unreadable { field: "chksum" }))?;
+    let computed = checksum(h) as u64;
+    if recorded != computed {
+        return Err(bad(BlobProblem::TarChecksum { recorded, computed }));
     }
     if h[TYPEFLAG_OFF] != b'0' && h[TYPEFLAG_OFF] != 0 {
-        return Err(bad("not a regular-file entry"));
+        return Err(bad(BlobProblem::TarType(h[TYPEFLAG_OFF])));
     }
     let size = if h[SIZE_OFF] & 0x80 != 0 {
         let mut b = [0u8; 8];
         b.copy_from_slice(&h[SIZE_OFF + 4..SIZE_OFF + 12]);
         u64::from_be_bytes(b)
     } else {
-        parse_octal(&h[SIZE_OFF..SIZE_OFF + 12]).ok_or_else(|| bad("unreadable size"))?
+        parse_octal(&h[SIZE_OFF..SIZE_OFF + 12])
+            .ok_or_else(|| bad(BlobProblem::Unreadable { field: "size" }))?
     };
     let end = h[..NAME_LEN]
         .iter()
         .position(|&b| b == 0)
         .unwrap_or(NAME_LEN);
-    let name = String::from_utf8(h[..end].to_vec()).map_err(|_| bad("name is not UTF-8"))?;
+    let name = String::from_utf8(h[..end].to_vec())
+        .map_err(|_| bad(BlobProblem::NotUtf8 { field: "name" }))?;
     Ok((name, size))
 }
 

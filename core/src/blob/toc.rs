@@ -1,7 +1,7 @@
 //! The blob ToC (`rafs.blob.toc`, `blob.md` §6): 128-byte entries locating each section.
 
 use crate::codec::{Codec, PutLe, Reader};
-use crate::error::DecodeError;
+use crate::error::{BlobProblem, DecodeError};
 use crate::model::Compressor;
 
 /// Size of one ToC entry.
@@ -65,11 +65,12 @@ impl Codec for TocEntry {
         r.skip(4)?;
         let raw = r.take(16)?;
         let end = raw.iter().position(|&b| b == 0).unwrap_or(16);
-        let name = String::from_utf8(raw[..end].to_vec()).map_err(|_| DecodeError::Malformed {
-            what: Self::NAME,
-            offset: at,
-            reason: "name is not UTF-8".into(),
-        })?;
+        let name =
+            String::from_utf8(raw[..end].to_vec()).map_err(|_| DecodeError::BadBlobSection {
+                what: Self::NAME,
+                offset: at,
+                problem: BlobProblem::NotUtf8 { field: "name" },
+            })?;
         let uncompressed_digest = r.take_array()?;
         let e = TocEntry {
             flags,

@@ -5,6 +5,7 @@
 
 use crate::compress::gunzip;
 use crate::digest::sha256;
+use crate::oci::error::{DocKind, OciError};
 
 const BLOCK: usize = 512;
 
@@ -96,9 +97,13 @@ fn parse_octal(f: &[u8]) -> Option<u64> {
 
 /// The regular files of a bootstrap layer (gzip or plain tar), by name (a leading `./`
 /// dropped). The uncompressed layer may be at most `limit` bytes.
-pub fn extract_files(layer: &[u8], limit: usize) -> Result<Vec<(String, Vec<u8>)>, String> {
+pub fn extract_files(layer: &[u8], limit: usize) -> Result<Vec<(String, Vec<u8>)>, OciError> {
+    const DOC: DocKind = DocKind::BootstrapLayer;
     let tar = if layer.starts_with(&[0x1f, 0x8b]) {
-        gunzip(layer, limit)?
+        gunzip(layer, limit).map_err(|reason| OciError::Gzip {
+            document: DOC,
+            reason,
+        })?
     } else {
         layer.to_vec()
     };
@@ -115,12 +120,20 @@ pub fn extract_files(layer: &[u8], limit: usize) -> Result<Vec<(String, Vec<u8>)
             let p_end = h[345..500].iter().position(|&b| b == 0).unwrap_or(155);
             name = format!("{}/{name}", String::from_utf8_lossy(&h[345..345 + p_end]));
         }
-        let size = parse_octal(&h[124..136]).ok_or("bad size in a tar header")? as usize;
+        let size = parse_octal(&h[124..136]).ok_or(OciError::TarHeader {
+            document: DOC,
+            offset: at as u64,
+            field: "size",
+        })? as usize;
         let start = at + BLOCK;
-        let end = start
-            .checked_add(size)
-            .filter(|&e| e <= tar.len())
-            .ok_or("the bootstrap layer is truncated")?;
+        let end =
+            start
+                .checked_add(size)
+                .filter(|&e| e <= tar.len())
+                .ok_or(OciError::Truncated {
+                    document: DOC,
+                    offset: at as u64,
+                })?;
         if h[156] == b'0' || h[156] == 0 {
             out.push((
                 name.trim_start_matches("./").to_string(),
@@ -135,7 +148,7 @@ pub fn extract_files(layer: &[u8], limit: usize) -> Result<Vec<(String, Vec<u8>)
 /// The merged bootstrap out of a bootstrap layer (gzip or plain tar): `image/image.boot`, or
 /// the legacy `image.boot` at the root (a leading `./` is accepted). The uncompressed layer may
 /// be at most `limit` bytes.
-pub fn extract_bootstrap(layer: &[u8], limit: usize) -> Result<Vec<u8>, String> {
+pub fn extract_bootstrap(layer: &[u8], limit: usize) -> Result<Vec<u8>, OciError> {
     let files = extract_files(layer, limit)?;
     let find = |want: &str| {
         files
@@ -145,7 +158,10 @@ pub fn extract_bootstrap(layer: &[u8], limit: usize) -> Result<Vec<u8>, String> 
     };
     find(super::BOOTSTRAP_PATH)
         .or_else(|| find(super::LEGACY_BOOTSTRAP_PATH))
-        .ok_or_else(|| "the layer holds no image/image.boot".to_string())
+        .ok_or(OciError::Missing {
+            document: DocKind::BootstrapLayer,
+            path: super::BOOTSTRAP_PATH,
+        })
 }
 
 #[cfg(test)]
@@ -160,8 +176,30 @@ mod tests {
         assert!(l.digest.starts_with("sha256:") && l.digest != l.diff_id);
         // Deterministic.
         assert_eq!(build(&boot, &[("ab".repeat(32), vec![1, 2, 3])]), l);
-        assert!(extract_bootstrap(&l.gz[..l.gz.len() / 2], 1 << 20).is_err());
-        assert!(extract_bootstrap(&l.gz, 100).is_err(), "limit");
+        assert!(matches!(
+            extract_bootstrap(&l.gz[..l.gz.len() / 2], 1 << 20),
+            Err(OciError::Gzip { .. })
+        ));
+        assert!(
+            matches!(extract_bootstrap(&l.gz, 100), Err(OciError::Gzip { .. })),
+            "limit"
+        );
+        // A plain tar cut inside the bootstrap's content.
+        let tar = crate::compress::gunzip(&l.gz, 1 << 20).unwrap();
+        assert_eq!(
+            extract_bootstrap(&tar[..2048], 1 << 20),
+            Err(OciError::Truncated {
+                document: DocKind::BootstrapLayer,
+                offset: 512
+            })
+        );
+        let other = build(&boot, &[]);
+        let mut tar = crate::compress::gunzip(&other.gz, 1 << 20).unwrap();
+        tar[512] = b'x'; // image/image.boot becomes ximage/image.boot
+        assert_eq!(
+            extract_bootstrap(&tar, 1 << 20).unwrap_err().to_string(),
+            "the layer holds no image/image.boot"
+        );
         let files = extract_files(&l.gz, 1 << 20).unwrap();
         assert_eq!(files.len(), 2);
         assert_eq!(

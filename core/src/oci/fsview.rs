@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::error::OciError;
 use crate::model::{FileType, Xattrs};
 
 /// What is compared of one path.
@@ -115,7 +116,7 @@ impl View {
     }
 
     /// Applies one layer: its whiteouts hide lower paths, then its entries are added in order.
-    pub fn apply_layer(&mut self, items: &[LayerItem]) -> Result<(), String> {
+    pub fn apply_layer(&mut self, items: &[LayerItem]) -> Result<(), OciError> {
         for it in items {
             let LayerItem::Entry(path, _) = it else {
                 continue;
@@ -138,11 +139,10 @@ impl View {
                 }
                 LayerItem::HardLink(path, target) => {
                     let m = self.files.get(target.as_slice()).cloned().ok_or_else(|| {
-                        format!(
-                            "hard link {} to {}, which does not exist",
-                            String::from_utf8_lossy(path),
-                            String::from_utf8_lossy(target)
-                        )
+                        OciError::DanglingHardLink {
+                            path: String::from_utf8_lossy(path).into_owned(),
+                            target: String::from_utf8_lossy(target).into_owned(),
+                        }
                     })?;
                     (path, m)
                 }
@@ -314,9 +314,10 @@ mod tests {
             ]
         );
         assert_eq!(v.files[b"c/link".as_slice()], file(2, 2));
-        assert!(v
+        let e = v
             .apply_layer(&[LayerItem::HardLink(b"q".to_vec(), b"nope".to_vec())])
-            .is_err());
+            .unwrap_err();
+        assert_eq!(e.to_string(), "hard link q to nope, which does not exist");
     }
 
     #[test]

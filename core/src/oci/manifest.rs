@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::media;
+use super::error::DocKind;
+use super::{media, OciError};
 
 /// A platform of an index entry.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -137,8 +138,11 @@ pub enum Document {
 
 /// Parses a manifest or an index, from the media type the registry gave (or the document's
 /// own `mediaType`, or its shape).
-pub fn parse_document(media_type: Option<&str>, bytes: &[u8]) -> Result<Document, String> {
-    let v: Value = serde_json::from_slice(bytes).map_err(|e| format!("not JSON: {e}"))?;
+pub fn parse_document(media_type: Option<&str>, bytes: &[u8]) -> Result<Document, OciError> {
+    let v: Value = serde_json::from_slice(bytes).map_err(|e| OciError::NotJson {
+        document: DocKind::Document,
+        reason: e.to_string(),
+    })?;
     let mt = media_type
         .filter(|m| !m.is_empty())
         .map(str::to_string)
@@ -151,19 +155,28 @@ pub fn parse_document(media_type: Option<&str>, bytes: &[u8]) -> Result<Document
         Some(media::OCI_INDEX) | Some(media::DOCKER_LIST) => true,
         Some(media::OCI_MANIFEST) | Some(media::DOCKER_MANIFEST) => false,
         Some(other) if v.get("manifests").is_none() && v.get("layers").is_none() => {
-            return Err(format!("unsupported media type {other}"))
+            return Err(OciError::UnsupportedMediaType {
+                media_type: other.to_string(),
+            })
         }
         _ => v.get("manifests").is_some(),
     };
     if is_index {
         serde_json::from_value(v)
             .map(Document::Index)
-            .map_err(|e| format!("invalid index: {e}"))
+            .map_err(|e| OciError::Invalid {
+                document: DocKind::Index,
+                reason: e.to_string(),
+            })
     } else {
-        let m: Manifest =
-            serde_json::from_value(v).map_err(|e| format!("invalid manifest: {e}"))?;
+        let m: Manifest = serde_json::from_value(v).map_err(|e| OciError::Invalid {
+            document: DocKind::Manifest,
+            reason: e.to_string(),
+        })?;
         if m.schema_version != 2 {
-            return Err(format!("unsupported schemaVersion {}", m.schema_version));
+            return Err(OciError::UnsupportedSchemaVersion {
+                version: m.schema_version,
+            });
         }
         Ok(Document::Manifest(Box::new(m)))
     }
@@ -201,6 +214,30 @@ mod tests {
         assert!(p.matches(&Platform::parse("linux/arm64").unwrap()));
         assert!(!p.matches(&Platform::parse("linux/arm64/v7").unwrap()));
         assert!(Platform::parse("linux").is_none());
-        assert!(parse_document(Some("text/plain"), b"{}").is_err());
+        assert_eq!(
+            parse_document(Some("text/plain"), b"{}"),
+            Err(OciError::UnsupportedMediaType {
+                media_type: "text/plain".into()
+            })
+        );
+        let e = parse_document(None, b"{").unwrap_err();
+        assert!(e.to_string().starts_with("not JSON: "), "{e}");
+        let v1 = br#"{"schemaVersion":1,"config":{"mediaType":"x","digest":"sha256:aa","size":1},"layers":[]}"#;
+        assert_eq!(
+            parse_document(None, v1),
+            Err(OciError::UnsupportedSchemaVersion { version: 1 })
+        );
+        let e = parse_document(None, br#"{"schemaVersion":2,"layers":7}"#).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                OciError::Invalid {
+                    document: DocKind::Manifest,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert!(e.to_string().starts_with("invalid manifest: "), "{e}");
     }
 }

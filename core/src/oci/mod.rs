@@ -5,10 +5,13 @@
 
 pub mod bootstrap_layer;
 pub mod check;
+pub mod error;
 pub mod fsview;
 pub mod manifest;
 pub mod nydus;
 pub mod reference;
+
+pub use error::OciError;
 
 /// Media types (`oci-nydus-image.md` §1).
 pub mod media {

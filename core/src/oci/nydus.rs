@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde_json::{json, Value};
 
 use super::bootstrap_layer::BootstrapLayer;
+use super::error::{DocKind, JsonType, OciError};
 use super::manifest::{Descriptor, Manifest};
 use super::{annotation, media};
 use crate::digest::sha256;
@@ -33,11 +34,14 @@ pub fn rewrite_config(
     blobs: &[BlobLayer],
     boot: &BootstrapLayer,
     external: bool,
-) -> Result<Value, String> {
+) -> Result<Value, OciError> {
+    let wrong = |path, expected| OciError::WrongType {
+        document: DocKind::Config,
+        path,
+        expected,
+    };
     let mut c = source_config.clone();
-    let obj = c
-        .as_object_mut()
-        .ok_or("the image config is not a JSON object")?;
+    let obj = c.as_object_mut().ok_or(wrong("", JsonType::Object))?;
     let mut diff_ids: Vec<Value> = if external {
         Vec::new()
     } else {
@@ -52,7 +56,7 @@ pub fn rewrite_config(
         .or_insert_with(|| json!({"type": "layers"}));
     let rootfs = rootfs
         .as_object_mut()
-        .ok_or("config.rootfs is not a JSON object")?;
+        .ok_or(wrong("rootfs", JsonType::Object))?;
     rootfs.insert("type".into(), json!("layers"));
     rootfs.insert("diff_ids".into(), Value::Array(diff_ids));
     let history = obj.entry("history").or_insert_with(|| json!([]));
@@ -61,7 +65,7 @@ pub fn rewrite_config(
     }
     history
         .as_array_mut()
-        .ok_or("config.history is not an array")?
+        .ok_or(wrong("history", JsonType::Array))?
         .push(json!({"created_by": "Nydus Converter", "comment": "Nydus Bootstrap Layer"}));
     Ok(c)
 }
@@ -78,9 +82,12 @@ pub fn nydus_image(
     fs_version: u32,
     oci: bool,
     external: bool,
-) -> Result<NydusImage, String> {
+) -> Result<NydusImage, OciError> {
     let config = serde_json::to_vec(&rewrite_config(source_config, blobs, boot, external)?)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| OciError::Encode {
+            document: DocKind::Config,
+            reason: e.to_string(),
+        })?;
     let docker = !oci && source.is_docker();
     let ann = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
         pairs

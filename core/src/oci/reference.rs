@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use super::error::{OciError, ReferenceProblem};
+
 /// A parsed image reference.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reference {
@@ -16,20 +18,21 @@ pub struct Reference {
 }
 
 impl Reference {
-    pub fn parse(s: &str) -> Result<Reference, String> {
-        let bad = |why: &str| format!("invalid image reference {s:?}: {why}");
+    pub fn parse(s: &str) -> Result<Reference, OciError> {
+        let bad = |problem| OciError::Reference {
+            reference: s.to_string(),
+            problem,
+        };
         if s.is_empty() || s.contains(char::is_whitespace) || s.contains("://") {
-            return Err(bad(
-                "expected [host/]repository[:tag][@digest] without a scheme",
-            ));
+            return Err(bad(ReferenceProblem::Shape));
         }
         let (rest, digest) = match s.split_once('@') {
             Some((r, d)) => {
                 let hex = d
                     .strip_prefix("sha256:")
-                    .ok_or_else(|| bad("only sha256 digests are supported"))?;
+                    .ok_or_else(|| bad(ReferenceProblem::DigestAlgorithm))?;
                 if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-                    return Err(bad("the digest is not 64 hex digits"));
+                    return Err(bad(ReferenceProblem::DigestHex));
                 }
                 (r, Some(d.to_string()))
             }
@@ -53,7 +56,7 @@ impl Reference {
                     })
             })
         {
-            return Err(bad("the repository must be lowercase path components"));
+            return Err(bad(ReferenceProblem::Repository));
         }
         if let Some(t) = &tag {
             if t.is_empty()
@@ -62,7 +65,7 @@ impl Reference {
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
             {
-                return Err(bad("invalid tag"));
+                return Err(bad(ReferenceProblem::Tag));
             }
         }
         let repository = if host == "docker.io" && !repo.contains('/') {
@@ -131,15 +134,27 @@ mod tests {
         let d = format!("sha256:{}", "a".repeat(64));
         let r = Reference::parse(&format!("localhost/x@{d}")).unwrap();
         assert_eq!((r.tag.as_deref(), r.target()), (None, d.as_str()));
-        for bad in [
-            "",
-            "http://x/y",
-            "Host/UPPER",
-            "x:y:z/",
-            "a@sha256:12",
-            "a/b:",
+        for (bad, problem) in [
+            ("", ReferenceProblem::Shape),
+            ("http://x/y", ReferenceProblem::Shape),
+            ("Host/UPPER", ReferenceProblem::Repository),
+            ("x:y:z/", ReferenceProblem::Repository),
+            ("a@sha256:12", ReferenceProblem::DigestHex),
+            ("a@md5:12", ReferenceProblem::DigestAlgorithm),
+            ("a/b:", ReferenceProblem::Tag),
         ] {
-            assert!(Reference::parse(bad).is_err(), "{bad}");
+            assert_eq!(
+                Reference::parse(bad),
+                Err(OciError::Reference {
+                    reference: bad.to_string(),
+                    problem
+                }),
+                "{bad}"
+            );
         }
+        assert_eq!(
+            Reference::parse("a/b:").unwrap_err().to_string(),
+            "invalid image reference \"a/b:\": invalid tag"
+        );
     }
 }

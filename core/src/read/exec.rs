@@ -3,7 +3,7 @@
 //! golden listings and the fuzz targets use it; the native host has its own concurrent,
 //! cached executor with the same verification.
 
-use crate::blob::reader::{decode_chunk, verify_chunk};
+use crate::blob::reader::{check_chunk_sizes, decode_chunk, read_chunk_range, verify_chunk};
 use crate::error::DecodeError;
 use crate::read::plan::{ChunkExtent, Extent, ReadPlan};
 use crate::source::ReadAt;
@@ -28,13 +28,15 @@ pub fn fetch_chunk<S: ReadAt + ?Sized>(
     e: &ChunkExtent,
 ) -> Result<Vec<u8>, DecodeError> {
     let c = &e.chunk;
+    // Before anything is allocated for the claimed sizes.
+    check_chunk_sizes(c)?;
     match layout {
         BlobLayout::Stored => {
-            let stored = src.read_vec(c.compressed_offset, u64::from(c.compressed_size))?;
+            let stored = read_chunk_range(src, c, c.compressed_offset, c.compressed_size.into())?;
             decode_chunk(&stored, e.compressor, c, e.digester)
         }
         BlobLayout::Uncompressed => {
-            let data = src.read_vec(c.uncompressed_offset, u64::from(c.uncompressed_size))?;
+            let data = read_chunk_range(src, c, c.uncompressed_offset, c.uncompressed_size.into())?;
             verify_chunk(c, &data, e.digester)?;
             Ok(data)
         }

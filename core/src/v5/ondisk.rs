@@ -2,7 +2,7 @@
 
 use crate::codec::{PutLe, Reader};
 use crate::digest::Digest;
-use crate::error::DecodeError;
+use crate::error::{DecodeError, XattrProblem};
 use crate::model::Xattrs;
 
 pub const RAFS_V5_SUPER_MAGIC: u32 = 0x5241_4653;
@@ -189,27 +189,25 @@ pub fn xattr_pairs_size(x: &[(Vec<u8>, Vec<u8>)]) -> u64 {
         .sum()
 }
 
-/// Decodes the pairs of a v5 xattr table (`body` is exactly `size` bytes).
-pub fn decode_xattr_pairs(body: &[u8], base: u64) -> Result<Xattrs, DecodeError> {
+/// Decodes the pairs of a v5 xattr table (`body` is exactly `size` bytes, at absolute `base`);
+/// `nid` is the inode the table belongs to (for errors).
+pub fn decode_xattr_pairs(body: &[u8], base: u64, nid: u64) -> Result<Xattrs, DecodeError> {
     let mut r = Reader::new(body, base, "xattr table");
     let mut out = Vec::new();
     while r.remaining() > 0 {
         let at = r.offset();
         let n = r.u32()? as usize;
         let pair = r.take(n)?;
+        let bad = |problem| DecodeError::BadXattr {
+            nid,
+            offset: at,
+            problem,
+        };
         let Some(z) = pair.iter().position(|&b| b == 0) else {
-            return Err(DecodeError::Malformed {
-                what: "xattr pair",
-                offset: at,
-                reason: "no NUL between name and value".into(),
-            });
+            return Err(bad(XattrProblem::NoNul));
         };
         if z == 0 {
-            return Err(DecodeError::Malformed {
-                what: "xattr pair",
-                offset: at,
-                reason: "empty name".into(),
-            });
+            return Err(bad(XattrProblem::EmptyName));
         }
         out.push((pair[..z].to_vec(), pair[z + 1..].to_vec()));
     }
@@ -244,6 +242,9 @@ mod tests {
         encode_xattrs(&x, &mut v);
         assert_eq!(v.len() as u64 % 8, 0);
         let size = u64::from_le_bytes(v[..8].try_into().unwrap());
-        assert_eq!(decode_xattr_pairs(&v[8..8 + size as usize], 8).unwrap(), x);
+        assert_eq!(
+            decode_xattr_pairs(&v[8..8 + size as usize], 8, 1).unwrap(),
+            x
+        );
     }
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use crate::codec::Reader;
 use crate::digest::Digester;
-use crate::error::{ChunkProblem, DecodeError, InodeProblem};
+use crate::error::{BlobProblem, ChunkProblem, DecodeError, InodeProblem, Rule};
 use crate::model::{
     blob_features, digester_of_rafs_flags, rafs_flags, Attrs, BlobInfo, ChunkRef, Compressor,
     FileType, Xattrs,
@@ -38,23 +38,37 @@ pub struct Record {
     tail: u64,
 }
 
-fn malformed(what: &'static str, offset: u64, reason: impl Into<String>) -> DecodeError {
-    DecodeError::Malformed {
-        what,
-        offset,
-        reason: reason.into(),
+/// A failed field rule of the v5 superblock (at offset 0).
+fn bad_sb(field: &'static str, value: u64, rule: Rule) -> DecodeError {
+    DecodeError::BadField {
+        what: "v5 superblock",
+        field,
+        offset: 0,
+        value,
+        rule,
     }
 }
 
 impl<R: ReadAt> Bootstrap<R> {
     pub fn open(src: R) -> Result<Self, DecodeError> {
         let size = src.size();
-        if size < RAFS_V5_SUPERBLOCK_SIZE + 8 || size % 8 != 0 || size > RAFS_V5_MAX_METADATA_SIZE {
-            return Err(malformed(
-                "bootstrap",
-                0,
-                format!("size {size}: a v5 bootstrap is a multiple of 8 between 8 KiB and 2 GiB"),
-            ));
+        let size_rule = if size < RAFS_V5_SUPERBLOCK_SIZE + 8 {
+            Some(Rule::AtLeast(RAFS_V5_SUPERBLOCK_SIZE + 8))
+        } else if size > RAFS_V5_MAX_METADATA_SIZE {
+            Some(Rule::AtMost(RAFS_V5_MAX_METADATA_SIZE))
+        } else if size % 8 != 0 {
+            Some(Rule::MultipleOf(8))
+        } else {
+            None
+        };
+        if let Some(rule) = size_rule {
+            return Err(DecodeError::BadField {
+                what: "bootstrap",
+                field: "file size",
+                offset: 0,
+                value: size,
+                rule,
+            });
         }
         let head = src.read_vec(0, RAFS_V5_SUPERBLOCK_SIZE)?;
         let sb = SuperBlock::decode(&mut Reader::new(&head, 0, "v5 superblock"))?;
@@ -65,48 +79,43 @@ impl<R: ReadAt> Bootstrap<R> {
                 found: sb.magic as u64,
             });
         }
-        if sb.fs_version != RAFS_V5_SUPER_VERSION || sb.sb_size as u64 != RAFS_V5_SUPERBLOCK_SIZE {
-            return Err(malformed(
-                "v5 superblock",
-                4,
-                format!("version {:#x}, size {}", sb.fs_version, sb.sb_size),
+        if sb.fs_version != RAFS_V5_SUPER_VERSION {
+            return Err(bad_sb(
+                "s_fs_version",
+                sb.fs_version.into(),
+                Rule::Equals(RAFS_V5_SUPER_VERSION.into()),
+            ));
+        }
+        if sb.sb_size as u64 != RAFS_V5_SUPERBLOCK_SIZE {
+            return Err(bad_sb(
+                "s_sb_size",
+                sb.sb_size.into(),
+                Rule::Equals(RAFS_V5_SUPERBLOCK_SIZE),
             ));
         }
         if !sb.block_size.is_power_of_two() || !(0x1000..=0x100_0000).contains(&sb.block_size) {
-            return Err(malformed(
-                "v5 superblock",
-                12,
-                format!(
-                    "chunk size {:#x} is not a power of two in [4 KiB, 16 MiB]",
-                    sb.block_size
-                ),
+            return Err(bad_sb(
+                "s_block_size",
+                sb.block_size.into(),
+                Rule::PowerOfTwoIn(0x1000, 0x100_0000),
             ));
         }
-        let known =
-            rafs_flags::KNOWN & !(rafs_flags::ENCRYPTION_NONE | rafs_flags::ENCRYPTION_AES_128_XTS);
-        if sb.flags & !(known | rafs_flags::ENCRYPTION_NONE) != 0 {
-            return Err(malformed(
-                "v5 superblock",
-                16,
-                format!("unknown flags {:#x}", sb.flags),
-            ));
+        // v5 images never carry the XTS cipher bit; ENCRYPTION_NONE is tolerated.
+        let known = rafs_flags::KNOWN & !rafs_flags::ENCRYPTION_AES_128_XTS;
+        if sb.flags & !known != 0 {
+            return Err(bad_sb("s_flags", sb.flags, Rule::KnownBits(known)));
         }
-        if (sb.flags & rafs_flags::COMPRESSION_MASK).count_ones() > 1
-            || (sb.flags & rafs_flags::HASH_MASK).count_ones() > 1
-        {
-            return Err(malformed(
-                "v5 superblock",
-                16,
-                "more than one compressor or digester flag",
-            ));
+        for mask in [rafs_flags::COMPRESSION_MASK, rafs_flags::HASH_MASK] {
+            if (sb.flags & mask).count_ones() > 1 {
+                return Err(bad_sb("s_flags", sb.flags, Rule::AtMostOneBitOf(mask)));
+            }
         }
         let e = sb.inode_table_entries as u64;
-        if sb.inodes_count > e || e == 0 {
-            return Err(malformed(
-                "v5 superblock",
-                24,
-                format!("{} inodes in {e} table entries", sb.inodes_count),
-            ));
+        if e == 0 {
+            return Err(bad_sb("s_inode_table_entries", 0, Rule::NonZero));
+        }
+        if sb.inodes_count > e {
+            return Err(bad_sb("s_inodes_count", sb.inodes_count, Rule::AtMost(e)));
         }
         let tables = [
             ("inode table", sb.inode_table_offset, align8(4 * e)),
@@ -126,7 +135,7 @@ impl<R: ReadAt> Bootstrap<R> {
                 RAFS_V5_EXT_BLOB_ENTRY_SIZE * sb.extended_blob_table_entries as u64,
             ),
         ];
-        let mut spans: Vec<(u64, u64, &str)> = Vec::new();
+        let mut spans: Vec<(u64, u64, &'static str)> = Vec::new();
         for (what, at, len) in tables {
             let end = at.checked_add(len);
             if at % 8 != 0 || at < RAFS_V5_SUPERBLOCK_SIZE || end.is_none_or(|e| e > size) {
@@ -144,11 +153,11 @@ impl<R: ReadAt> Bootstrap<R> {
         spans.sort();
         for w in spans.windows(2) {
             if w[0].1 > w[1].0 {
-                return Err(malformed(
-                    w[1].2,
-                    w[1].0,
-                    format!("overlaps the {}", w[0].2),
-                ));
+                return Err(DecodeError::Overlap {
+                    what: w[1].2,
+                    other: w[0].2,
+                    offset: w[1].0,
+                });
             }
         }
         let it = src.read_vec(sb.inode_table_offset, 4 * e)?;
@@ -158,11 +167,11 @@ impl<R: ReadAt> Bootstrap<R> {
             .collect();
         for (i, &off) in table.iter().enumerate() {
             if off <= RAFS_V5_SUPERBLOCK_SIZE || off + RAFS_V5_INODE_SIZE > size {
-                return Err(malformed(
-                    "inode table",
-                    sb.inode_table_offset + 4 * i as u64,
-                    format!("inode {} at offset {off}, outside the records", i + 1),
-                ));
+                return Err(DecodeError::BadInode {
+                    nid: i as u64 + 1,
+                    offset: sb.inode_table_offset + 4 * i as u64,
+                    problem: InodeProblem::RecordOutside(off),
+                });
             }
         }
         let compressor = Compressor::from_rafs_flags(sb.flags);
@@ -176,16 +185,21 @@ impl<R: ReadAt> Bootstrap<R> {
                 .iter()
                 .position(|&b| b == 0)
                 .map_or(bt.len(), |z| id_start + z);
-            let id = std::str::from_utf8(&bt[id_start..id_end])
-                .ok()
-                .filter(|s| !s.is_empty() && s.len() <= 64)
-                .ok_or_else(|| {
-                    malformed(
-                        "blob table",
-                        sb.blob_table_offset + p as u64,
-                        "blob id is not 1..=64 bytes of UTF-8",
-                    )
-                })?;
+            let raw = &bt[id_start..id_end];
+            let problem = match std::str::from_utf8(raw) {
+                Err(_) => Some(BlobProblem::NotUtf8 { field: "blob_id" }),
+                Ok("") => Some(BlobProblem::EmptyId),
+                Ok(s) if s.len() > 64 => Some(BlobProblem::IdTooLong(s.len() as u64)),
+                Ok(_) => None,
+            };
+            if let Some(problem) = problem {
+                return Err(DecodeError::BadBlobEntry {
+                    blob: blobs.len() as u32,
+                    offset: sb.blob_table_offset + p as u64,
+                    problem,
+                });
+            }
+            let id = std::str::from_utf8(raw).expect("checked above");
             blobs.push(BlobInfo {
                 blob_id: id.to_string(),
                 chunk_size: sb.block_size,
@@ -205,10 +219,13 @@ impl<R: ReadAt> Bootstrap<R> {
         let n = sb.extended_blob_table_entries as usize;
         if n > 0 {
             if n != blobs.len() {
-                return Err(malformed(
-                    "extended blob table",
-                    sb.extended_blob_table_offset,
-                    format!("{n} entries for {} blobs", blobs.len()),
+                return Err(bad_sb(
+                    "s_extended_blob_table_entries",
+                    n as u64,
+                    Rule::Matches {
+                        other: "the blob table's entries",
+                        value: blobs.len() as u64,
+                    },
                 ));
             }
             let ext = src.read_vec(
@@ -256,6 +273,19 @@ impl<R: ReadAt> Bootstrap<R> {
         digester_of_rafs_flags(self.sb.flags)
     }
 
+    /// Reads `len` bytes of `what` at `at`, refusing a range outside the file.
+    fn read(&self, what: &'static str, at: u64, len: u64) -> Result<Vec<u8>, DecodeError> {
+        if at.checked_add(len).is_none_or(|end| end > self.size) {
+            return Err(DecodeError::OutOfBounds {
+                what,
+                offset: at,
+                len,
+                file_size: self.size,
+            });
+        }
+        Ok(self.src.read_vec(at, len)?)
+    }
+
     /// Reads the record of inode-table number `number` (1-based).
     pub fn record(&self, number: u64) -> Result<Record, DecodeError> {
         let off = *number
@@ -290,7 +320,7 @@ impl<R: ReadAt> Bootstrap<R> {
             return Err(bad(InodeProblem::NoParent));
         }
         let name_at = off + RAFS_V5_INODE_SIZE;
-        let name = self.src.read_vec(name_at, inode.name_size as u64)?;
+        let name = self.read("v5 inode name", name_at, inode.name_size as u64)?;
         if number != 1 && (name.contains(&b'/') || name == b"." || name == b"..") {
             return Err(bad(InodeProblem::BadName));
         }
@@ -359,7 +389,7 @@ impl<R: ReadAt> Bootstrap<R> {
         if r.inode.flags & inode_flags::XATTR == 0 {
             return Ok((at, 0));
         }
-        let h = self.src.read_vec(at, 8)?;
+        let h = self.read("v5 xattr table", at, 8)?;
         let size = u64::from_le_bytes(h.try_into().expect("8 bytes"));
         if size > self.size {
             return Err(DecodeError::BadInode {
@@ -571,7 +601,7 @@ impl<R: ReadAt> Filesystem for Bootstrap<R> {
                 problem: InodeProblem::SymlinkSize(r.inode.symlink_size.into()),
             });
         }
-        Ok(self.src.read_vec(r.tail, r.inode.symlink_size as u64)?)
+        self.read("v5 symlink target", r.tail, r.inode.symlink_size as u64)
     }
 
     fn xattrs(&self, nid: u64) -> Result<Xattrs, DecodeError> {
@@ -580,8 +610,8 @@ impl<R: ReadAt> Filesystem for Bootstrap<R> {
         if size == 0 {
             return Ok(Vec::new());
         }
-        let body = self.src.read_vec(at + 8, size)?;
-        decode_xattr_pairs(&body, at + 8)
+        let body = self.read("v5 xattr table", at + 8, size)?;
+        decode_xattr_pairs(&body, at + 8, nid)
     }
 
     /// Without HAS_HOLE, chunk `k` covers `k × chunk_size..` and only the records of the

@@ -2,7 +2,7 @@
 //! included), packed greedily into blocks of dirents followed by their names.
 
 use crate::codec::{PutLe, Reader};
-use crate::error::DecodeError;
+use crate::error::{DecodeError, DirProblem};
 use crate::v6::ondisk::EROFS_DIRENT_SIZE;
 
 /// One directory entry to write or as read.
@@ -77,26 +77,26 @@ pub fn encode(entries: &[DirEntry], block: u64) -> Vec<u8> {
     out
 }
 
-/// Decodes directory content of `size` bytes (`data`, starting at absolute `base`).
-pub fn decode(data: &[u8], block: u64, base: u64) -> Result<Vec<DirEntry>, DecodeError> {
+/// Decodes directory content of `size` bytes (`data`, starting at absolute `base`) of
+/// directory `nid`.
+pub fn decode(data: &[u8], block: u64, base: u64, nid: u64) -> Result<Vec<DirEntry>, DecodeError> {
     let mut out = Vec::new();
     for (k, blk) in data.chunks(block as usize).enumerate() {
         let at = base + k as u64 * block;
-        let bad = |reason: String| DecodeError::Malformed {
-            what: "directory block",
+        let bad = |problem| DecodeError::BadDirectory {
+            nid,
             offset: at,
-            reason,
+            problem,
         };
         let mut r = Reader::new(blk, at, "directory block");
-        let first_off = {
+        let first_raw = {
             let mut p = Reader::new(blk, at, "directory block");
             p.skip(8)?;
-            p.u16()? as u64
+            p.u16()?
         };
+        let first_off = u64::from(first_raw);
         if first_off == 0 || first_off % EROFS_DIRENT_SIZE != 0 || first_off > blk.len() as u64 {
-            return Err(bad(format!(
-                "first name offset {first_off} is not a valid multiple of 12"
-            )));
+            return Err(bad(DirProblem::FirstNameOffset(first_raw)));
         }
         let count = (first_off / EROFS_DIRENT_SIZE) as usize;
         let mut raw = Vec::with_capacity(count);
@@ -112,18 +112,19 @@ pub fn decode(data: &[u8], block: u64, base: u64) -> Result<Vec<DirEntry>, Decod
             let end = if i + 1 < count {
                 raw[i + 1].1
             } else {
-                let tail = blk
-                    .get(start..)
-                    .ok_or_else(|| bad(format!("name offset {start} past the block")))?;
+                // A start past the block is caught with the range below.
+                let tail = blk.get(start..).unwrap_or_default();
                 start + tail.iter().position(|&b| b == 0).unwrap_or(tail.len())
             };
             if start < first_off as usize || end < start || end > blk.len() {
-                return Err(bad(format!(
-                    "entry {i} has name range {start}..{end} outside the block"
-                )));
+                return Err(bad(DirProblem::NameOutside {
+                    entry: i as u32,
+                    start: start as u64,
+                    end: end as u64,
+                }));
             }
             if end == start {
-                return Err(bad(format!("entry {i} has an empty name")));
+                return Err(bad(DirProblem::EmptyName { entry: i as u32 }));
             }
             out.push(DirEntry {
                 name: blk[start..end].to_vec(),
@@ -164,7 +165,7 @@ mod tests {
         let bytes = encode(&entries, 4096);
         assert_eq!(bytes.len() as u64, size);
         assert!(size > 4096 * 2);
-        assert_eq!(decode(&bytes, 4096, 0).unwrap(), entries);
+        assert_eq!(decode(&bytes, 4096, 0, 1).unwrap(), entries);
     }
 
     #[test]

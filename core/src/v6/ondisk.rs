@@ -3,7 +3,7 @@
 
 use crate::codec::{Codec, PutLe, Reader};
 use crate::digest::{Digest, Digester};
-use crate::error::{DecodeError, Rule};
+use crate::error::{BlobProblem, DecodeError, Rule};
 use crate::model::{BlobInfo, ChunkRef, Compressor};
 
 /// EROFS block size used by RAFS v6 (non-TARFS).
@@ -220,34 +220,39 @@ pub fn encode_blob_entry(b: &BlobInfo, index: u32, o: &mut Vec<u8>) {
     o.put_zeros(36);
 }
 
-/// Decodes a blob-table entry: `(recorded blob_index, info)`. Codes are validated.
-pub fn decode_blob_entry(r: &mut Reader<'_>) -> Result<(u32, BlobInfo), DecodeError> {
+/// Decodes blob-table entry `blob`: `(recorded blob_index, info)`. Codes are validated.
+pub fn decode_blob_entry(r: &mut Reader<'_>, blob: u32) -> Result<(u32, BlobInfo), DecodeError> {
     let at = r.offset();
-    let bad = |reason: String| DecodeError::Malformed {
-        what: "blob table entry",
+    let bad = |problem| DecodeError::BadBlobEntry {
+        blob,
         offset: at,
-        reason,
+        problem,
+    };
+    let unknown = |field, value: u32| {
+        bad(BlobProblem::Field {
+            field,
+            value: value.into(),
+            rule: Rule::Known,
+        })
     };
     let raw = r.take(64)?;
     let end = raw.iter().position(|&b| b == 0).unwrap_or(64);
-    let blob_id =
-        String::from_utf8(raw[..end].to_vec()).map_err(|_| bad("blob id is not UTF-8".into()))?;
+    let blob_id = String::from_utf8(raw[..end].to_vec())
+        .map_err(|_| bad(BlobProblem::NotUtf8 { field: "blob_id" }))?;
     let index = r.u32()?;
     let chunk_size = r.u32()?;
     let chunk_count = r.u32()?;
     let comp = r.u32()?;
-    let compressor = Compressor::from_code(comp)
-        .ok_or_else(|| bad(format!("unknown compression_algo {comp}")))?;
+    let compressor =
+        Compressor::from_code(comp).ok_or_else(|| unknown("compression_algo", comp))?;
     let dig = r.u32()?;
-    let digester =
-        Digester::from_code(dig).ok_or_else(|| bad(format!("unknown digest_algo {dig}")))?;
+    let digester = Digester::from_code(dig).ok_or_else(|| unknown("digest_algo", dig))?;
     let features = r.u32()?;
     let compressed_size = r.u64()?;
     let uncompressed_size = r.u64()?;
     let toc_size = r.u32()?;
     let cic = r.u32()?;
-    let ci_compressor =
-        Compressor::from_code(cic).ok_or_else(|| bad(format!("unknown ci_compressor {cic}")))?;
+    let ci_compressor = Compressor::from_code(cic).ok_or_else(|| unknown("ci_compressor", cic))?;
     let info = BlobInfo {
         blob_id,
         chunk_size,

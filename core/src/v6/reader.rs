@@ -7,7 +7,9 @@ use std::sync::OnceLock;
 
 use crate::codec::{round_down, round_up, Codec, Reader};
 use crate::digest::Digester;
-use crate::error::{ChunkProblem, DecodeError, InodeProblem};
+use crate::error::{
+    BlobProblem, ChunkProblem, DecodeError, Feature, InodeProblem, Rule, SlotProblem,
+};
 use crate::model::{
     blob_features, rafs_flags, Attrs, BlobInfo, ChunkRef, Compressor, FileType, Xattrs,
 };
@@ -100,14 +102,6 @@ impl<R: ReadAt> fmt::Debug for Bootstrap<R> {
     }
 }
 
-fn malformed(what: &'static str, offset: u64, reason: impl Into<String>) -> DecodeError {
-    DecodeError::Malformed {
-        what,
-        offset,
-        reason: reason.into(),
-    }
-}
-
 fn in_file(what: &'static str, offset: u64, len: u64, size: u64) -> Result<(), DecodeError> {
     match offset.checked_add(len) {
         Some(end) if end <= size => Ok(()),
@@ -118,6 +112,38 @@ fn in_file(what: &'static str, offset: u64, len: u64, size: u64) -> Result<(), D
             file_size: size,
         }),
     }
+}
+
+/// A field check: `Some(rule)` if `value` breaks it.
+type Check = (&'static str, u64, Option<Rule>);
+
+/// The first failed check of a fixed structure at `offset`, as a [`DecodeError::BadField`].
+fn first_bad(what: &'static str, offset: u64, checks: &[Check]) -> Result<(), DecodeError> {
+    match checks.iter().find(|c| c.2.is_some()) {
+        Some(&(field, value, Some(rule))) => Err(DecodeError::BadField {
+            what,
+            field,
+            offset,
+            value,
+            rule,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// `Some(rule)` unless `ok`.
+fn unless(ok: bool, rule: Rule) -> Option<Rule> {
+    (!ok).then_some(rule)
+}
+
+/// The bootstrap size rule of §1 (a non-zero multiple of 4096).
+fn validate_size(size: u64) -> Result<(), DecodeError> {
+    let rule = if size < B {
+        Some(Rule::AtLeast(B))
+    } else {
+        unless(size % B == 0, Rule::MultipleOf(B))
+    };
+    first_bad("bootstrap", 0, &[("file size", size, rule)])
 }
 
 fn validate_sb(sb: &SuperBlock, size: u64) -> Result<(), DecodeError> {
@@ -132,117 +158,212 @@ fn validate_sb(sb: &SuperBlock, size: u64) -> Result<(), DecodeError> {
     if sb.blkszbits == 9 {
         return Err(DecodeError::Unsupported {
             what: "bootstrap",
-            reason: "TARFS mode (512-byte blocks)".into(),
+            feature: Feature::TarfsMode,
         });
     }
-    let checks: [(bool, String); 9] = [
-        (
-            sb.checksum == 0,
-            format!("checksum {:#x} must be 0", sb.checksum),
-        ),
-        (
-            sb.feature_compat & EROFS_FEATURE_COMPAT_RAFS_V6 != 0,
-            format!("feature_compat {:#x} lacks RAFS_V6", sb.feature_compat),
-        ),
-        (
-            sb.blkszbits == EROFS_BLOCK_BITS,
-            format!("blkszbits {} (only 12 is read)", sb.blkszbits),
-        ),
-        (
-            sb.extslots == 0,
-            format!("sb_extslots {} must be 0", sb.extslots),
-        ),
-        (sb.inos != 0, "inos is 0".into()),
-        (
-            sb.u1 == 0 && sb.xattr_blkaddr == 0,
-            "compression union and xattr_blkaddr must be 0".into(),
-        ),
-        (
-            sb.feature_incompat == RAFS_V6_FEATURE_INCOMPAT,
-            format!("feature_incompat {:#x} must be 0xc", sb.feature_incompat),
-        ),
-        (
-            sb.devt_slotoff as u64 * EROFS_DEVT_SLOT_SIZE == EROFS_DEVTABLE_OFFSET,
-            format!("devt_slotoff {} must be 11", sb.devt_slotoff),
-        ),
-        (
-            (sb.meta_blkaddr as u64) * B <= size,
-            format!("meta_blkaddr {} lies past the end", sb.meta_blkaddr),
-        ),
-    ];
-    for (ok, why) in checks {
-        if !ok {
-            return Err(malformed("EROFS superblock", at, why));
-        }
-    }
-    Ok(())
+    let compat = u64::from(EROFS_FEATURE_COMPAT_RAFS_V6);
+    let slotoff = EROFS_DEVTABLE_OFFSET / EROFS_DEVT_SLOT_SIZE;
+    first_bad(
+        "EROFS superblock",
+        at,
+        &[
+            (
+                "checksum",
+                sb.checksum.into(),
+                unless(sb.checksum == 0, Rule::Zero),
+            ),
+            (
+                "feature_compat",
+                sb.feature_compat.into(),
+                unless(
+                    u64::from(sb.feature_compat) & compat != 0,
+                    Rule::HasBits(compat),
+                ),
+            ),
+            (
+                "blkszbits",
+                sb.blkszbits.into(),
+                unless(
+                    sb.blkszbits == EROFS_BLOCK_BITS,
+                    Rule::Equals(EROFS_BLOCK_BITS.into()),
+                ),
+            ),
+            (
+                "sb_extslots",
+                sb.extslots.into(),
+                unless(sb.extslots == 0, Rule::Zero),
+            ),
+            ("inos", sb.inos, unless(sb.inos != 0, Rule::NonZero)),
+            ("u1", sb.u1.into(), unless(sb.u1 == 0, Rule::Zero)),
+            (
+                "xattr_blkaddr",
+                sb.xattr_blkaddr.into(),
+                unless(sb.xattr_blkaddr == 0, Rule::Zero),
+            ),
+            (
+                "feature_incompat",
+                sb.feature_incompat.into(),
+                unless(
+                    sb.feature_incompat == RAFS_V6_FEATURE_INCOMPAT,
+                    Rule::Equals(RAFS_V6_FEATURE_INCOMPAT.into()),
+                ),
+            ),
+            (
+                "devt_slotoff",
+                sb.devt_slotoff.into(),
+                unless(u64::from(sb.devt_slotoff) == slotoff, Rule::Equals(slotoff)),
+            ),
+            (
+                "meta_blkaddr",
+                sb.meta_blkaddr.into(),
+                unless(
+                    u64::from(sb.meta_blkaddr) * B <= size,
+                    Rule::AtMost(size / B),
+                ),
+            ),
+        ],
+    )
 }
 
 fn validate_ext(ext: &ExtSuperBlock, sb: &SuperBlock, size: u64) -> Result<(), DecodeError> {
+    const WHAT: &str = "RAFS v6 extended superblock";
     let at = RAFS_V6_EXT_SUPER_OFFSET;
-    let bad = |why: String| Err(malformed("RAFS v6 extended superblock", at, why));
-    if ext.flags & !rafs_flags::KNOWN != 0 {
-        return bad(format!(
-            "unknown flag bits {:#x}",
-            ext.flags & !rafs_flags::KNOWN
-        ));
-    }
-    if (ext.flags & rafs_flags::COMPRESSION_MASK).count_ones() != 1 {
-        return bad(format!(
-            "flags {:#x} must name exactly one compressor",
-            ext.flags
-        ));
-    }
-    if (ext.flags & rafs_flags::HASH_MASK).count_ones() != 1 {
-        return bad(format!(
-            "flags {:#x} must name exactly one digester",
-            ext.flags
-        ));
-    }
+    let f = ext.flags;
     let cs = ext.chunk_size as u64;
-    if !cs.is_power_of_two() || !(0x1000..=RAFS_MAX_CHUNK_SIZE).contains(&cs) {
-        return bad(format!(
-            "chunk_size {cs:#x} is not a power of two in 0x1000..=0x1000000"
-        ));
-    }
     let devt_end = EROFS_DEVTABLE_OFFSET + EROFS_DEVT_SLOT_SIZE * sb.extra_devices as u64;
     let bt = (ext.blob_table_offset, ext.blob_table_size as u64);
-    if bt.0 % B != 0 || bt.0 < B || bt.0 < devt_end || bt.1 % RAFS_V6_BLOB_ENTRY_SIZE != 0 {
-        return bad(format!(
-            "blob table at {:#x} size {} is misplaced",
-            bt.0, bt.1
-        ));
-    }
+    let aligned = |o: u64| unless(o % B == 0, Rule::MultipleOf(B));
+    first_bad(
+        WHAT,
+        at,
+        &[
+            (
+                "flags",
+                f,
+                unless(
+                    f & !rafs_flags::KNOWN == 0,
+                    Rule::KnownBits(rafs_flags::KNOWN),
+                ),
+            ),
+            (
+                "flags",
+                f,
+                unless(
+                    (f & rafs_flags::COMPRESSION_MASK).count_ones() == 1,
+                    Rule::OneBitOf(rafs_flags::COMPRESSION_MASK),
+                ),
+            ),
+            (
+                "flags",
+                f,
+                unless(
+                    (f & rafs_flags::HASH_MASK).count_ones() == 1,
+                    Rule::OneBitOf(rafs_flags::HASH_MASK),
+                ),
+            ),
+            (
+                "chunk_size",
+                cs,
+                unless(
+                    cs.is_power_of_two() && (0x1000..=RAFS_MAX_CHUNK_SIZE).contains(&cs),
+                    Rule::PowerOfTwoIn(0x1000, RAFS_MAX_CHUNK_SIZE),
+                ),
+            ),
+            ("blob_table_offset", bt.0, aligned(bt.0)),
+            (
+                "blob_table_offset",
+                bt.0,
+                unless(bt.0 >= B.max(devt_end), Rule::AtLeast(B.max(devt_end))),
+            ),
+            (
+                "blob_table_size",
+                bt.1,
+                unless(
+                    bt.1 % RAFS_V6_BLOB_ENTRY_SIZE == 0,
+                    Rule::MultipleOf(RAFS_V6_BLOB_ENTRY_SIZE),
+                ),
+            ),
+        ],
+    )?;
     in_file("blob table", bt.0, bt.1, size)?;
-    if bt.1 / RAFS_V6_BLOB_ENTRY_SIZE != sb.extra_devices as u64 {
-        return bad(format!(
-            "{} blob entries but {} device slots",
-            bt.1 / RAFS_V6_BLOB_ENTRY_SIZE,
-            sb.extra_devices
-        ));
-    }
-    if ext.chunk_table_size > 0 {
-        let ct = (ext.chunk_table_offset, ext.chunk_table_size);
-        if ct.0 % B != 0 || ct.0 < B || ct.1 % RAFS_V6_CHUNK_INFO_SIZE != 0 {
-            return bad(format!(
-                "chunk table at {:#x} size {} is misplaced",
-                ct.0, ct.1
-            ));
-        }
+    let n = u64::from(sb.extra_devices);
+    first_bad(
+        WHAT,
+        at,
+        &[(
+            "blob_table_size",
+            bt.1,
+            unless(
+                bt.1 / RAFS_V6_BLOB_ENTRY_SIZE == n,
+                Rule::Matches {
+                    other: "extra_devices",
+                    value: n,
+                },
+            ),
+        )],
+    )?;
+    // Empty regions overlap nothing.
+    let overlaps =
+        |a: (u64, u64), b: (u64, u64)| a.1 > 0 && b.1 > 0 && a.0 < b.0 + b.1 && b.0 < a.0 + a.1;
+    let ct = (ext.chunk_table_offset, ext.chunk_table_size);
+    if ct.1 > 0 {
+        first_bad(
+            WHAT,
+            at,
+            &[
+                ("chunk_table_offset", ct.0, aligned(ct.0)),
+                (
+                    "chunk_table_offset",
+                    ct.0,
+                    unless(ct.0 >= B, Rule::AtLeast(B)),
+                ),
+                (
+                    "chunk_table_size",
+                    ct.1,
+                    unless(
+                        ct.1 % RAFS_V6_CHUNK_INFO_SIZE == 0,
+                        Rule::MultipleOf(RAFS_V6_CHUNK_INFO_SIZE),
+                    ),
+                ),
+            ],
+        )?;
         in_file("chunk-info table", ct.0, ct.1, size)?;
-        if ct.0 < bt.0 + bt.1 && bt.0 < ct.0 + ct.1 {
-            return bad("chunk table overlaps the blob table".into());
+        if overlaps(ct, bt) {
+            return Err(DecodeError::Overlap {
+                what: "chunk-info table",
+                other: "blob table",
+                offset: ct.0,
+            });
         }
     }
     if ext.prefetch_table_size > 0 && ext.prefetch_table_offset != 0 {
         let pt = (ext.prefetch_table_offset, ext.prefetch_table_size as u64);
-        if pt.0 < B || pt.1 % 4 != 0 {
-            return bad(format!(
-                "prefetch table at {:#x} size {} is misplaced",
-                pt.0, pt.1
-            ));
-        }
+        first_bad(
+            WHAT,
+            at,
+            &[
+                (
+                    "prefetch_table_offset",
+                    pt.0,
+                    unless(pt.0 >= B, Rule::AtLeast(B)),
+                ),
+                (
+                    "prefetch_table_size",
+                    pt.1,
+                    unless(pt.1 % 4 == 0, Rule::MultipleOf(4)),
+                ),
+            ],
+        )?;
         in_file("prefetch table", pt.0, pt.1, size)?;
+        for (other, t) in [("blob table", bt), ("chunk-info table", ct)] {
+            if overlaps(pt, t) {
+                return Err(DecodeError::Overlap {
+                    what: "prefetch table",
+                    other,
+                    offset: pt.0,
+                });
+            }
+        }
     }
     Ok(())
 }
@@ -254,68 +375,90 @@ fn validate_blob(
     chunk_size: u32,
     at: u64,
 ) -> Result<(), DecodeError> {
-    let bad = |why: String| {
-        Err(malformed(
-            "blob table entry",
-            at,
-            format!("blob {index}: {why}"),
-        ))
+    let bad = |problem| {
+        Err(DecodeError::BadBlobEntry {
+            blob: index,
+            offset: at,
+            problem,
+        })
     };
+    let field = |field, value: u64, rule| bad(BlobProblem::Field { field, value, rule });
     if recorded != index {
-        return bad(format!("blob_index field is {recorded}"));
+        return field("blob_index", recorded.into(), Rule::Equals(index.into()));
     }
     if b.blob_id.is_empty() {
-        return bad("empty blob id".into());
+        return bad(BlobProblem::EmptyId);
     }
     if b.chunk_size != chunk_size {
-        return bad(format!(
-            "chunk_size {:#x} differs from the superblock's {chunk_size:#x}",
-            b.chunk_size
-        ));
+        return field(
+            "chunk_size",
+            b.chunk_size.into(),
+            Rule::Matches {
+                other: "the extended superblock's chunk_size",
+                value: chunk_size.into(),
+            },
+        );
     }
-    if b.chunk_count > 1 << 24 || b.uncompressed_size > 1 << 44 || b.compressed_size > 1 << 40 {
-        return bad("chunk count or sizes beyond format limits".into());
+    for (name, value, max) in [
+        ("chunk_count", u64::from(b.chunk_count), 1 << 24),
+        ("uncompressed_size", b.uncompressed_size, 1 << 44),
+        ("compressed_size", b.compressed_size, 1 << 40),
+    ] {
+        if value > max {
+            return field(name, value, Rule::AtMost(max));
+        }
     }
-    if b.features & 0xFFFF & !0x0FFF != 0 || b.features & blob_features::V5_NO_EXT_BLOB_TABLE != 0 {
-        return bad(format!("invalid feature bits {:#x}", b.features));
+    // Low 16 bits limited to 0x0FFF; V5_NO_EXT_BLOB_TABLE is not a v6 feature.
+    let known = !(0xF000 | blob_features::V5_NO_EXT_BLOB_TABLE);
+    if b.features & !known != 0 {
+        return field("features", b.features.into(), Rule::KnownBits(known.into()));
     }
     if b.features & blob_features::TARFS == 0 && b.features & blob_features::ALIGNED == 0 {
-        return bad("ALIGNED is not set".into());
+        return field(
+            "features",
+            b.features.into(),
+            Rule::HasBits(blob_features::ALIGNED.into()),
+        );
     }
-    if b.ci_offset.checked_add(b.ci_compressed_size).is_none()
-        || b.ci_compressed_size > b.ci_uncompressed_size
-    {
-        return bad("inconsistent compression-info sizes".into());
+    if b.ci_offset.checked_add(b.ci_compressed_size).is_none() {
+        return field(
+            "ci_offset",
+            b.ci_offset,
+            Rule::AtMost(u64::MAX - b.ci_compressed_size),
+        );
+    }
+    if b.ci_compressed_size > b.ci_uncompressed_size {
+        return field(
+            "ci_compressed_size",
+            b.ci_compressed_size,
+            Rule::AtMost(b.ci_uncompressed_size),
+        );
     }
     let special = blob_features::BATCH | blob_features::ZRAN | blob_features::ENCRYPTED;
     let count = b.chunk_count as u64;
+    let ci = b.ci_uncompressed_size;
     if b.features & blob_features::CHUNK_INFO_V2 != 0 {
-        let ok = if b.features & special != 0 {
-            b.ci_uncompressed_size >= 24 * count
-        } else {
-            b.ci_uncompressed_size == 24 * count
-        };
-        if !ok {
-            return bad(format!(
-                "ci_uncompressed_size {} does not match {count} v2 entries",
-                b.ci_uncompressed_size
-            ));
+        if b.features & special != 0 {
+            if ci < 24 * count {
+                return field("ci_uncompressed_size", ci, Rule::AtLeast(24 * count));
+            }
+        } else if ci != 24 * count {
+            return field("ci_uncompressed_size", ci, Rule::Equals(24 * count));
         }
     } else {
         if b.features & special != 0 {
-            return bad("BATCH/ZRAN/ENCRYPTED need v2 compression info".into());
+            return bad(BlobProblem::NeedsChunkInfoV2 {
+                features: b.features,
+            });
         }
         if b.features & (blob_features::IS_CHUNKDICT_GENERATED | blob_features::TARFS) == 0
-            && b.ci_uncompressed_size != 16 * count
+            && ci != 16 * count
         {
-            return bad(format!(
-                "ci_uncompressed_size {} does not match {count} v1 entries",
-                b.ci_uncompressed_size
-            ));
+            return field("ci_uncompressed_size", ci, Rule::Equals(16 * count));
         }
     }
     if b.cipher_algo > 1 {
-        return bad(format!("cipher_algo {}", b.cipher_algo));
+        return field("cipher_algo", b.cipher_algo.into(), Rule::AtMost(1));
     }
     Ok(())
 }
@@ -330,16 +473,10 @@ impl<R: ReadAt> Bootstrap<R> {
         {
             return Err(DecodeError::Unsupported {
                 what: "bootstrap",
-                reason: "RAFS v5 is not read yet".into(),
+                feature: Feature::RafsV5,
             });
         }
-        if size < B || size % B != 0 {
-            return Err(malformed(
-                "bootstrap",
-                0,
-                format!("size {size} is not a non-zero multiple of 4096"),
-            ));
-        }
+        validate_size(size)?;
         let sb = SuperBlock::decode_at(
             &src.read_vec(EROFS_SUPER_OFFSET, SuperBlock::SIZE as u64)?,
             EROFS_SUPER_OFFSET,
@@ -357,7 +494,7 @@ impl<R: ReadAt> Bootstrap<R> {
         for i in 0..n as u32 {
             let at = r.offset();
             let mut e = r.sub(RAFS_V6_BLOB_ENTRY_SIZE as usize, "blob table entry")?;
-            let (recorded, info) = decode_blob_entry(&mut e)?;
+            let (recorded, info) = decode_blob_entry(&mut e, i)?;
             validate_blob(&info, i, recorded, ext.chunk_size, at)?;
             blobs.push(info);
         }
@@ -369,20 +506,23 @@ impl<R: ReadAt> Bootstrap<R> {
             let at = r.offset();
             let mut e = r.sub(EROFS_DEVT_SLOT_SIZE as usize, "device slot")?;
             let s = DeviceSlot::decode(&mut e)?;
-            if std::str::from_utf8(&s.tag).is_err() || s.blocks == 0 || !seen.insert(s.tag.clone())
-            {
-                return Err(malformed(
-                    "device slot",
-                    at,
-                    format!("slot {i}: tag not UTF-8, zero blocks or duplicate"),
-                ));
-            }
-            if s.tag != blobs[i].blob_id.as_bytes() {
-                return Err(malformed(
-                    "device slot",
-                    at,
-                    format!("slot {i} names a different blob than the blob table"),
-                ));
+            let problem = if std::str::from_utf8(&s.tag).is_err() {
+                Some(SlotProblem::TagNotUtf8)
+            } else if s.blocks == 0 {
+                Some(SlotProblem::ZeroBlocks)
+            } else if !seen.insert(s.tag.clone()) {
+                Some(SlotProblem::DuplicateTag)
+            } else if s.tag != blobs[i].blob_id.as_bytes() {
+                Some(SlotProblem::NotTheBlobId)
+            } else {
+                None
+            };
+            if let Some(problem) = problem {
+                return Err(DecodeError::BadDeviceSlot {
+                    slot: i as u32,
+                    offset: at,
+                    problem,
+                });
             }
             slots.push(s);
         }
@@ -426,15 +566,14 @@ impl<R: ReadAt> Bootstrap<R> {
     }
 
     fn inode_offset(&self, nid: u64) -> Result<u64, DecodeError> {
-        nid.checked_mul(EROFS_INODE_SLOT_SIZE)
-            .and_then(|o| o.checked_add(self.meta))
-            .filter(|&o| o < self.size)
-            .ok_or(DecodeError::OutOfBounds {
-                what: "inode",
-                offset: self.meta,
-                len: nid,
-                file_size: self.size,
-            })
+        let at = nid
+            .checked_mul(EROFS_INODE_SLOT_SIZE)
+            .and_then(|o| o.checked_add(self.meta));
+        at.filter(|&o| o < self.size).ok_or(DecodeError::BadInode {
+            nid,
+            offset: at.unwrap_or(u64::MAX),
+            problem: InodeProblem::NoSuchInode,
+        })
     }
 
     /// Decodes the inode at `nid`, with its v6 layout details.
@@ -587,7 +726,7 @@ impl<R: ReadAt> Bootstrap<R> {
             return Err(self.wrong_type(&i, FileType::Directory));
         }
         let data = self.flat_data(&i)?;
-        dir::decode(&data, B, i.u as u64 * B)
+        dir::decode(&data, B, i.u as u64 * B, nid)
     }
 
     /// The chunk-info table.
@@ -706,7 +845,7 @@ impl<R: ReadAt> Filesystem for Bootstrap<R> {
         let at = self.inode_offset(dir)?;
         let block = |k: u64| -> Result<Vec<DirEntry>, DecodeError> {
             let (off, len) = self.data_block(&i, k)?;
-            dir::decode(&self.src.read_vec(off, len)?, B, off)
+            dir::decode(&self.src.read_vec(off, len)?, B, off, dir)
         };
         let (mut lo, mut hi) = (0u64, i.size.div_ceil(B));
         while lo < hi {
@@ -753,7 +892,7 @@ impl<R: ReadAt> Filesystem for Bootstrap<R> {
         }
         let at = self.inode_offset(nid)? + i.inode_size();
         let body = self.src.read_vec(at, i.xattr_size())?;
-        xattr::decode(&body, at)
+        xattr::decode(&body, at, nid)
     }
 
     fn file_chunks(
@@ -795,7 +934,14 @@ impl<R: ReadAt> Filesystem for Bootstrap<R> {
                 offset: here,
                 problem,
             };
-            let Some((blob, ci, blkaddr)) = decode_chunk_index(&mut r)? else {
+            let index = decode_chunk_index(&mut r).map_err(|e| match e {
+                // Device 0 is a rule of this chunk of this file: say which.
+                DecodeError::BadField {
+                    field: "device_id", ..
+                } => bad(ChunkProblem::DeviceZero),
+                e => e,
+            })?;
+            let Some((blob, ci, blkaddr)) = index else {
                 continue; // EROFS_NULL_ADDR: a hole.
             };
             let c = self
@@ -841,7 +987,7 @@ fn neutral_entry(e: DirEntry, at: u64) -> Result<read::DirEntry, DecodeError> {
         field: "file_type",
         offset: at,
         value: e.file_type.into(),
-        rule: crate::error::Rule::Known,
+        rule: Rule::Known,
     })?;
     Ok(read::DirEntry {
         name: e.name,

@@ -1,7 +1,7 @@
 //! Inline extended attributes (`rafs-v6.md` §8).
 
 use crate::codec::{PutLe, Reader};
-use crate::error::{BuildError, DecodeError};
+use crate::error::{BuildError, DecodeError, Feature, XattrProblem};
 use crate::model::Xattrs;
 
 /// Size of the inline xattr body header.
@@ -69,15 +69,15 @@ pub fn encode(path: &[u8], xattrs: &Xattrs) -> Result<(Vec<u8>, u16), BuildError
     Ok((body, icount as u16))
 }
 
-/// Decodes an xattr body of `i_xattr_icount` slots starting at absolute `base`.
-pub fn decode(body: &[u8], base: u64) -> Result<Xattrs, DecodeError> {
+/// Decodes an xattr body of `i_xattr_icount` slots starting at absolute `base`, of inode `nid`.
+pub fn decode(body: &[u8], base: u64, nid: u64) -> Result<Xattrs, DecodeError> {
     let mut r = Reader::new(body, base, "inline xattr body");
     r.skip(4)?;
     let shared = r.u8()?;
     if shared != 0 {
         return Err(DecodeError::Unsupported {
             what: "xattrs",
-            reason: "shared xattrs are not used by RAFS".into(),
+            feature: Feature::SharedXattrs,
         });
     }
     r.skip(7)?;
@@ -91,15 +91,14 @@ pub fn decode(body: &[u8], base: u64) -> Result<Xattrs, DecodeError> {
         let value = r.take(value_len)?;
         let pad = (4 - (4 + name_len + value_len) % 4) % 4;
         r.skip(pad.min(r.remaining()))?;
-        let (_, prefix, _) =
-            PREFIXES
-                .iter()
-                .find(|p| p.0 == idx)
-                .ok_or(DecodeError::Malformed {
-                    what: "xattr entry",
-                    offset: at,
-                    reason: format!("unknown name index {idx}"),
-                })?;
+        let (_, prefix, _) = PREFIXES
+            .iter()
+            .find(|p| p.0 == idx)
+            .ok_or(DecodeError::BadXattr {
+                nid,
+                offset: at,
+                problem: XattrProblem::UnknownNameIndex(idx),
+            })?;
         let mut name = prefix.to_vec();
         name.extend_from_slice(suffix);
         out.push((name, value.to_vec()));
@@ -126,7 +125,7 @@ mod tests {
         ];
         let (body, icount) = encode(b"/f", &x).unwrap();
         assert_eq!(12 + 4 * (icount as usize - 1), body.len());
-        assert_eq!(decode(&body, 0).unwrap(), x);
+        assert_eq!(decode(&body, 0, 1).unwrap(), x);
         assert!(encode(b"/f", &vec![(b"bogus.x".to_vec(), vec![])]).is_err());
     }
 }

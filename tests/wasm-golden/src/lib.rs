@@ -1,6 +1,8 @@
-//! The golden-vector checks of `core/tests/{worked_example,upstream_golden}.rs`, compiled to
-//! `wasm32-unknown-unknown` and run by `run.mjs` under Node, so the WASM build of the core is
-//! proven to encode and decode the same bytes as the native one.
+//! The golden-vector checks of `core/tests/{worked_example,upstream_golden}.rs` and the
+//! decode-error table of `core/tests/decode_errors.rs`, compiled to `wasm32-unknown-unknown`
+//! and run by `run.mjs` under Node, so the WASM build of the core is proven to encode and
+//! decode the same bytes, and to refuse the same corruptions with the same typed errors, as
+//! the native one.
 
 use std::sync::Mutex;
 
@@ -26,6 +28,11 @@ const DIR_V5: (&[u8], &[u8]) = (
     include_bytes!("../../../core/tests/golden/upstream/up-dir-v5.blob"),
 );
 const LAYER: &[u8] = include_bytes!("../../../core/tests/golden/upstream/up-layer-inline-toc.blob");
+
+/// The mutation table shared with `core/tests/decode_errors.rs`.
+mod mutations {
+    include!("../../../core/tests/shared/decode_mutations.rs");
+}
 
 static MESSAGE: Mutex<String> = Mutex::new(String::new());
 
@@ -70,6 +77,10 @@ pub fn run_all() -> Result<u32, String> {
         return Err("layer: listing differs".into());
     }
     passed += 1;
+    for v5 in [false, true] {
+        mutations::run(v5)?;
+        passed += 1;
+    }
     Ok(passed)
 }
 
@@ -109,6 +120,6 @@ pub extern "C" fn message_len() -> u32 {
 mod tests {
     #[test]
     fn passes_natively_too() {
-        assert_eq!(super::run_all(), Ok(5));
+        assert_eq!(super::run_all(), Ok(7));
     }
 }
