@@ -11,6 +11,7 @@
 
 pub mod ahead;
 pub mod blobcache;
+pub mod cached;
 pub mod local;
 pub mod reader;
 pub mod sign;
