@@ -8,6 +8,7 @@ pub mod image;
 pub mod log;
 pub mod nydusify;
 pub mod pipeline;
-pub mod registry;
 pub mod tarsrc;
 pub mod walk;
+
+pub use nydus_host_registry as registry;

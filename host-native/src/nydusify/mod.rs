@@ -89,7 +89,7 @@ pub(crate) fn registry_for(
     retry_delay: Duration,
     chunk_size: u64,
 ) -> Result<Registry> {
-    Registry::new(
+    Ok(Registry::new(
         host,
         RegistryOptions {
             plain_http,
@@ -100,7 +100,7 @@ pub(crate) fn registry_for(
             chunk_size,
             ..Default::default()
         },
-    )
+    )?)
 }
 
 #[derive(Debug, Parser)]

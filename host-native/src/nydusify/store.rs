@@ -61,7 +61,7 @@ impl Store {
     /// A manifest or index by tag or digest: media type, bytes, digest.
     pub async fn get_manifest(&self, reference: &str) -> Result<(String, Vec<u8>, String)> {
         match self {
-            Store::Registry { reg, repo } => reg.get_manifest(repo, reference).await,
+            Store::Registry { reg, repo } => Ok(reg.get_manifest(repo, reference).await?),
             Store::Archive(a) => {
                 let a = a.clone();
                 let reference = reference.to_string();
@@ -76,7 +76,7 @@ impl Store {
     /// A small blob (a config), verified.
     pub async fn blob_bytes(&self, digest: &str) -> Result<Vec<u8>> {
         match self {
-            Store::Registry { reg, repo } => reg.pull_blob_bytes(repo, digest).await,
+            Store::Registry { reg, repo } => Ok(reg.pull_blob_bytes(repo, digest).await?),
             Store::Archive(a) => {
                 let (a, d) = (a.clone(), digest.to_string());
                 tokio::task::spawn_blocking(move || a.blob_bytes(&d))
@@ -115,7 +115,9 @@ impl Store {
             .await
             .with_context(|| format!("creating {}", path.display()))?;
         match self {
-            Store::Registry { reg, repo } => reg.pull_blob(repo, digest, &mut f).await.map(|_| ()),
+            Store::Registry { reg, repo } => {
+                Ok(reg.pull_blob(repo, digest, &mut f).await.map(|_| ())?)
+            }
             Store::Archive(a) => {
                 drop(f);
                 let (a, d, p) = (a.clone(), digest.to_string(), path.to_path_buf());
@@ -130,7 +132,7 @@ impl Store {
     /// The size of a blob the store has.
     pub async fn blob_size(&self, digest: &str) -> Result<Option<u64>> {
         match self {
-            Store::Registry { reg, repo } => reg.blob_size(repo, digest).await,
+            Store::Registry { reg, repo } => Ok(reg.blob_size(repo, digest).await?),
             Store::Archive(a) => Ok(a.entries.get(&blob_name(digest)?).map(|e| e.1)),
             Store::Layout(l) => Ok(std::fs::metadata(l.blob_path(digest)?)
                 .ok()
@@ -150,7 +152,7 @@ impl Store {
     /// Stores the blob file at `path` under `digest` (skipped if present).
     pub async fn push_blob_file(&self, digest: &str, path: &Path) -> Result<()> {
         match self {
-            Store::Registry { reg, repo } => reg.push_blob_file(repo, digest, path).await,
+            Store::Registry { reg, repo } => Ok(reg.push_blob_file(repo, digest, path).await?),
             Store::Layout(l) => {
                 let dest = l.blob_path(digest)?;
                 if !dest.exists() {
@@ -168,7 +170,7 @@ impl Store {
     /// Stores a small blob.
     pub async fn push_blob_bytes(&self, digest: &str, data: &[u8]) -> Result<()> {
         match self {
-            Store::Registry { reg, repo } => reg.push_blob_bytes(repo, digest, data).await,
+            Store::Registry { reg, repo } => Ok(reg.push_blob_bytes(repo, digest, data).await?),
             Store::Layout(l) => l.put_blob(digest, data),
             Store::Archive(_) => bail!("an archive being read cannot be written"),
         }
@@ -183,7 +185,7 @@ impl Store {
     ) -> Result<String> {
         match self {
             Store::Registry { reg, repo } => {
-                reg.put_manifest(repo, reference, media_type, bytes).await
+                Ok(reg.put_manifest(repo, reference, media_type, bytes).await?)
             }
             Store::Layout(l) => l.put_manifest(reference, media_type, bytes),
             Store::Archive(_) => bail!("an archive being read cannot be written"),
