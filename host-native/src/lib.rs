@@ -3,7 +3,6 @@
 //! The core does every encoding and decoding; this crate owns what touches the OS: walking
 //! directories, reading files on all cores, writing outputs atomically, and the command line.
 
-pub mod atomic;
 pub mod image;
 pub mod log;
 pub mod nydusify;
@@ -12,3 +11,4 @@ pub mod tarsrc;
 pub mod walk;
 
 pub use nydus_host_registry as registry;
+pub use nydus_host_storage as storage;

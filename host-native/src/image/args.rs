@@ -286,6 +286,17 @@ pub struct MergeArgs {
     pub output_json: Option<PathBuf>,
 }
 
+/// Picks the bootstrap path from `-B` or the positional form.
+pub fn bootstrap_arg(pos: &Option<PathBuf>, flag: &Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    match (pos, flag) {
+        (Some(_), Some(_)) => {
+            anyhow::bail!("give the bootstrap either positionally or with -B, not both")
+        }
+        (Some(p), None) | (None, Some(p)) => Ok(p.clone()),
+        (None, None) => anyhow::bail!("a bootstrap is required (-B <file>)"),
+    }
+}
+
 /// Parses a size given in decimal or `0x` hex.
 pub fn parse_size(s: &str) -> Option<u64> {
     let s = s.trim();

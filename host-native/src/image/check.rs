@@ -10,9 +10,11 @@ use nydus_core::report::Report;
 use serde_json::json;
 
 use super::args::CheckArgs;
-use super::blobsrc::BlobLocator;
-use super::open::{bootstrap_arg, open_image, ChunkSource};
-use crate::atomic::write_file;
+use nydus_host_storage::open::{open_image, resolved_blobs};
+use nydus_host_storage::{BlobLocator, ChunkSource};
+
+use super::args::bootstrap_arg;
+use nydus_host_storage::atomic::write_file;
 
 /// Checks a bootstrap's bytes as the post-build validation of `create`.
 pub fn self_check(bootstrap: &[u8]) -> Result<()> {
@@ -97,7 +99,7 @@ fn verify_data(boot: &Bootstrap<Vec<u8>>, chunks: &mut ChunkSource, report: &mut
 pub fn run(a: CheckArgs) -> Result<()> {
     let t0 = Instant::now();
     let path = bootstrap_arg(&a.bootstrap_pos, &a.bootstrap)?;
-    let mut locator = BlobLocator::from_args(&a.blobs)?;
+    let mut locator = super::blobsrc::locator(&a.blobs)?;
     let img = open_image(&path)?;
     if let Some(b) = &img.inline_blob {
         if locator.is_empty() {
@@ -122,7 +124,7 @@ pub fn run(a: CheckArgs) -> Result<()> {
         });
     }
     // A blob's own inline bootstrap names it "x" × 64: resolved to the file's id.
-    let blobs = super::open::resolved_blobs(&img)?;
+    let blobs = resolved_blobs(&img)?;
     let mut chunks = ChunkSource::new(locator, &blobs);
     if chunks.has_blobs() {
         verify_data(&img.boot, &mut chunks, &mut report);

@@ -16,14 +16,14 @@ use nydus_core::model::{blob_features, BlobInfo, ChunkRef, Compressor};
 use nydus_core::tree::{NodeId, Tree};
 use nydus_core::v5::writer::V5Options;
 use nydus_core::v6::writer::{write_bootstrap, V6Options};
+use nydus_host_storage::config::{self, BackendConfig, LocalBlobs};
 use serde_json::json;
 
 use super::args::{parse_size, CreateArgs};
-use super::blobsrc::LocalBackend;
 use super::layered::Layered;
-use crate::atomic::{write_file, AtomicFile};
 use crate::pipeline::{self, Delivered, FileJob};
 use crate::walk::walk_dir;
+use nydus_host_storage::atomic::{write_file, AtomicFile};
 
 /// Where the data blob goes.
 #[derive(Debug, Clone)]
@@ -196,13 +196,17 @@ fn plan(a: &CreateArgs) -> Result<Plan> {
         if blob.is_some() {
             bail!("--backend-type conflicts with --blob and --blob-dir");
         }
-        let cfg = a
-            .backend_config
-            .as_deref()
-            .context("--backend-type needs --backend-config")?;
-        blob = Some(match LocalBackend::parse(t, cfg)? {
-            LocalBackend::Dir(d) => BlobTarget::Dir(d),
-            LocalBackend::File(f) => BlobTarget::File(f),
+        let c = config::parse(
+            super::blobsrc::CREATE_BACKEND,
+            t,
+            a.backend_config.as_deref(),
+            None,
+        )?;
+        blob = Some(match c {
+            BackendConfig::Localfs { blobs, .. } => match blobs {
+                LocalBlobs::Dir(d) => BlobTarget::Dir(d),
+                LocalBlobs::File(f) => BlobTarget::File(f),
+            },
         });
     }
     let mut compressor = match &a.compressor {

@@ -8,10 +8,10 @@ use std::os::unix::fs::FileExt;
 use anyhow::{bail, Context, Result};
 use nydus_core::v6::reader::Bootstrap;
 
-use super::args::{BlobSourceArgs, ExportArgs};
-use super::blobsrc::BlobLocator;
-use super::open::{open_image, ChunkSource};
-use crate::atomic::AtomicFile;
+use nydus_host_storage::{open_image, BlobLocator, ChunkSource};
+
+use super::args::ExportArgs;
+use nydus_host_storage::atomic::AtomicFile;
 
 const BLOCK: u64 = 4096;
 
@@ -51,10 +51,7 @@ pub fn run(a: ExportArgs) -> Result<()> {
         );
     }
     let boot_bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-    let locator = BlobLocator::from_args(&BlobSourceArgs {
-        blob_dir: a.localfs_dir.clone(),
-        ..Default::default()
-    })?;
+    let locator = BlobLocator::new(None, a.localfs_dir.clone(), Vec::new())?;
     if locator.is_empty() && !img.boot.blobs().is_empty() {
         bail!("export needs --localfs-dir <dir> holding the image's blobs");
     }

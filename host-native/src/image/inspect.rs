@@ -13,7 +13,9 @@ use nydus_core::v6::reader::InodeInfo;
 use serde_json::{json, Value};
 
 use super::args::InspectArgs;
-use super::open::{bootstrap_arg, open_image};
+use nydus_host_storage::open_image;
+
+use super::args::bootstrap_arg;
 
 const HELP: &str = "requests: stats | blobs | prefetch | ls [dir] | cd <dir> | stat <path> | chunks <path> | icheck <ino> | help | exit";
 

@@ -16,7 +16,7 @@ use nydus_core::layer::{
 use nydus_core::model::{BlobInfo, ChunkRef};
 use nydus_core::tree::Tree;
 
-use super::open::{open_image, resolved_blobs};
+use nydus_host_storage::open::{open_image, resolved_blobs};
 
 /// Id of the table slot the new blob takes until its real description is known.
 const NEW_BLOB: &str = "\0new blob";

@@ -13,8 +13,8 @@ use nydus_core::v6::writer::{write_bootstrap, V6Options};
 use serde_json::json;
 
 use super::args::MergeArgs;
-use super::open::{open_image, resolved_blobs, Image};
-use crate::atomic::write_file;
+use nydus_host_storage::atomic::write_file;
+use nydus_host_storage::open::{open_image, resolved_blobs, Image};
 
 /// Layers that cannot be merged (different chunk size, version, uid/gid mode): exit code 2.
 #[derive(Debug)]

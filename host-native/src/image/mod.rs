@@ -8,7 +8,6 @@ pub mod export;
 pub mod inspect;
 pub mod layered;
 pub mod merge;
-pub mod open;
 pub mod stat;
 pub mod unpack;
 

@@ -8,8 +8,8 @@ use nydus_core::digest::Digest;
 use nydus_core::stats::{accumulate, image_stat, ImageStat};
 
 use super::args::StatArgs;
-use super::open::{open_image, Image};
-use crate::atomic::write_file;
+use nydus_host_storage::atomic::write_file;
+use nydus_host_storage::{open_image, Image};
 
 fn stat_one(img: &Image) -> Result<ImageStat> {
     image_stat(&img.boot, &img.path.display().to_string())

@@ -17,9 +17,10 @@ use nydus_core::v6::reader::InodeInfo;
 use tar::{EntryType, Header};
 
 use super::args::UnpackArgs;
-use super::blobsrc::BlobLocator;
-use super::open::{bootstrap_arg, open_image, ChunkSource};
-use crate::atomic::AtomicFile;
+use nydus_host_storage::{open_image, BlobLocator, ChunkSource};
+
+use super::args::bootstrap_arg;
+use nydus_host_storage::atomic::AtomicFile;
 
 /// Streams a file's bytes chunk by chunk, verifying each chunk.
 struct FileReader<'a> {
@@ -94,7 +95,7 @@ fn base_header(i: &InodeInfo, t: EntryType) -> Header {
 
 pub fn run(a: UnpackArgs) -> Result<()> {
     let path = bootstrap_arg(&a.bootstrap_pos, &a.bootstrap)?;
-    let mut locator = BlobLocator::from_args(&a.blobs)?;
+    let mut locator = super::blobsrc::locator(&a.blobs)?;
     let img = open_image(&path)?;
     if let Some(b) = &img.inline_blob {
         if locator.is_empty() {

@@ -12,8 +12,8 @@ use nydus_core::rafs::Rafs;
 use nydus_core::report::Report;
 
 use super::{host_platform, is_nydus_entry, registry_for, CheckArgs};
-use crate::atomic::write_file;
 use crate::registry::Registry;
+use nydus_host_storage::atomic::write_file;
 
 /// Largest bootstrap layer fetched into memory.
 const MAX_BOOTSTRAP_LAYER: usize = 1 << 30;

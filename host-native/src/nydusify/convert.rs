@@ -23,9 +23,9 @@ use tokio::task::JoinSet;
 
 use super::store::{ArchiveIn, LayoutOut, Store};
 use super::{host_platform, is_nydus_entry, registry_for};
-use crate::atomic::write_file;
 use crate::image::args::{parse_chunk_size, parse_compressor, parse_size, MergeArgs};
 use crate::image::create::{self, Plan};
+use nydus_host_storage::atomic::write_file;
 
 #[derive(Debug, Args)]
 pub struct ConvertArgs {

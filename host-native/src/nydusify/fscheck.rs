@@ -17,10 +17,9 @@ use nydus_core::oci::manifest::Manifest;
 use nydus_core::rafs::Rafs;
 use tar::EntryType;
 
-use crate::image::blobsrc::BlobLocator;
-use crate::image::open::ChunkSource;
 use crate::registry::Registry;
 use crate::tarsrc::{normalize, pax_num};
+use nydus_host_storage::{BlobLocator, ChunkSource};
 
 /// The merged view of the source image's layers.
 pub async fn oci_view(reg: Arc<Registry>, repo: &str, m: &Manifest) -> Result<View> {

@@ -13,11 +13,13 @@ pub mod stream;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::{Args, Parser, Subcommand};
 use nydus_core::oci::annotation;
 use nydus_core::oci::manifest::{Descriptor, Platform};
 use nydus_core::oci::media;
+
+use nydus_host_storage::config::BackendFlags;
 
 use crate::registry::{Credentials, Registry, RegistryOptions};
 
@@ -53,28 +55,20 @@ pub(crate) fn backend_dir(
     config_file: Option<&std::path::Path>,
     flag: &str,
 ) -> Result<Option<PathBuf>> {
-    let Some(kind) = kind else {
-        return Ok(None);
+    // `registry` is where the blobs go anyway: the image's own repository.
+    let kind = match kind {
+        None | Some("registry") => return Ok(None),
+        Some(k) => k,
     };
-    match kind {
-        "localfs" => {}
-        "registry" => return Ok(None),
-        "oss" | "s3" => bail!(
-            "{flag}-type {kind} is not supported by this nydusify yet (localfs and the registry are)"
-        ),
-        other => bail!("invalid {flag}-type {other:?}: expected localfs, oss or s3"),
-    }
-    let cfg = match (config, config_file) {
-        (Some(c), _) => c.to_string(),
-        (None, Some(f)) => std::fs::read_to_string(f)
-            .with_context(|| format!("reading {flag}-config-file {}", f.display()))?,
-        (None, None) => bail!("{flag}-type localfs needs {flag}-config or {flag}-config-file"),
+    let flags = BackendFlags {
+        prefix: flag,
+        tool: "nydusify",
+        config_file: true,
     };
-    match crate::image::blobsrc::LocalBackend::parse("localfs", &cfg)
-        .with_context(|| format!("{flag}-config"))?
-    {
-        crate::image::blobsrc::LocalBackend::Dir(d) => Ok(Some(d)),
-        crate::image::blobsrc::LocalBackend::File(_) => {
+    let c = nydus_host_storage::config::parse(flags, kind, config, config_file)?;
+    match c.dir() {
+        Some(d) => Ok(Some(d.to_path_buf())),
+        None => {
             bail!("{flag}-config: a localfs backend for images needs \"dir\", not \"blob_file\"")
         }
     }

@@ -11,9 +11,9 @@ use nydus_core::digest::Digester;
 use nydus_core::layer::WhiteoutSpec;
 use serde_json::json;
 
-use crate::atomic::write_file;
 use crate::image::args::{parse_chunk_size, parse_compressor};
 use crate::image::create::{self, BlobTarget, Plan};
+use nydus_host_storage::atomic::write_file;
 
 #[derive(Debug, Args)]
 pub struct PackArgs {
@@ -181,7 +181,7 @@ pub fn run(a: PackArgs) -> Result<()> {
 }
 
 fn copy_atomic(from: &Path, to: &Path) -> Result<()> {
-    let mut out = crate::atomic::AtomicFile::create(to)?;
+    let mut out = nydus_host_storage::atomic::AtomicFile::create(to)?;
     let mut input =
         std::fs::File::open(from).with_context(|| format!("opening {}", from.display()))?;
     std::io::copy(&mut input, out.file())

@@ -16,8 +16,8 @@ use nydus_core::oci::media;
 use serde_json::Value;
 
 use super::stream::{ChannelReader, DrainOnDrop};
-use crate::atomic::AtomicFile;
 use crate::registry::Registry;
+use nydus_host_storage::atomic::AtomicFile;
 
 /// The annotation naming a manifest of an image layout's index.
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
@@ -441,7 +441,7 @@ impl LayoutOut {
         if got != digest {
             bail!("blob {digest} has digest {got}");
         }
-        crate::atomic::write_file(&self.blob_path(digest)?, data)
+        nydus_host_storage::atomic::write_file(&self.blob_path(digest)?, data)
     }
 
     fn put_manifest(&self, reference: &str, media_type: &str, bytes: &[u8]) -> Result<String> {
