@@ -21,10 +21,14 @@ use nydus_core::oci::{annotation, media};
 use serde_json::{json, Value};
 use tokio::task::JoinSet;
 
+use nydus_host_image::create::BlobSink;
+use nydus_host_image::tarsrc;
+
 use super::store::{ArchiveIn, LayoutOut, Store};
 use super::{host_platform, is_nydus_entry, registry_for};
-use crate::image::args::{parse_chunk_size, parse_compressor, parse_size, MergeArgs};
-use crate::image::create::{self, Plan};
+use crate::cli::image::args::{parse_chunk_size, parse_compressor, parse_size};
+use nydus_host_image::create::{self, Plan};
+use nydus_host_image::merge::MergePlan;
 use nydus_host_storage::atomic::write_file;
 
 #[derive(Debug, Args)]
@@ -284,7 +288,7 @@ pub fn run(a: ConvertArgs) -> Result<()> {
     let compressor = parse_compressor(&a.compressor)?;
     let chunk_size = parse_chunk_size(&a.chunk_size)?;
     let patterns = if a.prefetch_patterns {
-        crate::image::create::read_prefetch_patterns()?
+        crate::cli::image::read_prefetch_patterns()?
     } else if let Some(d) = &a.prefetch_dir {
         if !d.starts_with('/') {
             bail!("invalid --prefetch-dir {d:?}: expected an absolute path");
@@ -827,30 +831,17 @@ impl Job {
             });
         }
         // The merged bootstrap, in the bootstrap layer.
-        let merge_args = MergeArgs {
-            sources: boot_paths,
-            bootstrap: dir.join("image.boot"),
-            parent_bootstrap: None,
-            chunk_dict: self
-                .settings
-                .chunk_dict
-                .as_ref()
-                .map(|(p, _)| format!("bootstrap={}", p.display())),
-            prefetch_policy: "fs".into(),
-            whiteout_spec: "oci".into(),
-            blob_digests: None,
-            original_blob_ids: None,
-            blob_sizes: None,
-            blob_toc_digests: None,
-            blob_toc_sizes: None,
-            config: None,
-            output_json: None,
+        let merge_plan = MergePlan {
+            chunk_dict: self.settings.chunk_dict.as_ref().map(|(p, _)| p.clone()),
+            prefetch_fs: true,
+            ..MergePlan::new(boot_paths, dir.join("image.boot"))
         };
         let patterns = self.settings.patterns.clone();
-        let merged =
-            tokio::task::spawn_blocking(move || crate::image::merge::merge(&merge_args, &patterns))
-                .await
-                .context("the merge task failed")??;
+        let merged = tokio::task::spawn_blocking(move || {
+            nydus_host_image::merge::merge(&merge_plan, &patterns)
+        })
+        .await
+        .context("the merge task failed")??;
         let blob_metas: Vec<(String, Vec<u8>)> = merged
             .blob_ids
             .iter()
@@ -1161,10 +1152,11 @@ impl Job {
         plan.chunk_dict = self.settings.chunk_dict.as_ref().map(|(p, _)| p.clone());
         // Into a registry, the blob goes up while it is built (chunked upload; the digest is
         // named at the end). If that fails, the finished file is uploaded instead.
+        let mut tee: Option<Box<dyn BlobSink>> = None;
         let stream_to = match (&self.dst, &self.settings.backend) {
             (Store::Registry { reg, repo }, None) => {
                 let (tx, rx) = tokio::sync::mpsc::channel(4);
-                plan.tee = Some(tx);
+                tee = Some(Box::new(super::stream::ChannelSink::new(tx)));
                 Some((reg.clone(), repo.clone(), rx))
             }
             _ => None,
@@ -1179,9 +1171,9 @@ impl Job {
         let patterns = self.settings.patterns.clone();
         let shown = format!("layer {}", l.digest);
         let build = tokio::task::spawn_blocking(move || {
-            let input = crate::tarsrc::decompress(Box::new(reader), &shown)?;
+            let input = tarsrc::decompress(Box::new(reader), &shown)?;
             plan.source = PathBuf::from(shown);
-            create::build(&plan, &patterns, Some(input))
+            create::build(&plan, &patterns, Some(input), tee)
         });
         let (pulled, built, streamed) = tokio::join!(pull, build, upload);
         bar.finish_and_clear();

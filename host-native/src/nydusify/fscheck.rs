@@ -18,7 +18,7 @@ use nydus_core::rafs::Rafs;
 use tar::EntryType;
 
 use crate::registry::Registry;
-use crate::tarsrc::{normalize, pax_num};
+use nydus_host_image::tarsrc::{self, normalize, pax_num};
 use nydus_host_storage::{BlobLocator, ChunkSource};
 
 /// The merged view of the source image's layers.
@@ -28,7 +28,7 @@ pub async fn oci_view(reg: Arc<Registry>, repo: &str, m: &Manifest) -> Result<Vi
         let (pull, reader) = super::stream::blob_reader(reg.clone(), repo, &l.digest);
         let shown = format!("source layer {}", l.digest);
         let read = tokio::task::spawn_blocking(move || {
-            let input = crate::tarsrc::decompress(Box::new(reader), &shown)?;
+            let input = tarsrc::decompress(Box::new(reader), &shown)?;
             layer_items(input, &shown)
         });
         let (pulled, items) = tokio::join!(pull, read);

@@ -11,8 +11,8 @@ use nydus_core::digest::Digester;
 use nydus_core::layer::WhiteoutSpec;
 use serde_json::json;
 
-use crate::image::args::{parse_chunk_size, parse_compressor};
-use crate::image::create::{self, BlobTarget, Plan};
+use crate::cli::image::args::{chunk_dict_path, parse_chunk_size, parse_compressor};
+use nydus_host_image::create::{self, BlobTarget, Plan};
 use nydus_host_storage::atomic::write_file;
 
 #[derive(Debug, Args)]
@@ -126,16 +126,11 @@ pub fn run(a: PackArgs) -> Result<()> {
         check: true,
         tar: false,
         parent: a.parent_bootstrap.clone(),
-        chunk_dict: a
-            .chunk_dict
-            .as_deref()
-            .map(crate::image::merge::chunk_dict_path)
-            .transpose()?,
+        chunk_dict: a.chunk_dict.as_deref().map(chunk_dict_path).transpose()?,
         v5,
         aligned_chunk: false,
-        tee: None,
     };
-    let built = create::build(&plan, &[], None)?;
+    let built = create::build(&plan, &[], None, None)?;
     let has_data = built.table_ids.contains(&built.blob_id);
     let blob_out = if !has_data {
         std::fs::remove_file(&blob).ok();

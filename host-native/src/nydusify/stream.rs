@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use anyhow::{anyhow, Result};
 use bytes::Bytes;
+use nydus_host_image::create::BlobSink;
 use tokio::sync::mpsc;
 
 use crate::registry::Registry;
@@ -42,6 +43,27 @@ pub fn blob_reader(
         r
     };
     (pull, reader)
+}
+
+/// The builder's [`BlobSink`] over a bounded channel to an upload task: a write waits for room
+/// (the build goes at the upload's pace); once the upload has stopped, the rest is dropped.
+#[derive(Debug)]
+pub struct ChannelSink(Option<mpsc::Sender<Bytes>>);
+
+impl ChannelSink {
+    pub fn new(tx: mpsc::Sender<Bytes>) -> Self {
+        ChannelSink(Some(tx))
+    }
+}
+
+impl BlobSink for ChannelSink {
+    fn write(&mut self, bytes: &[u8]) {
+        if let Some(tx) = &self.0 {
+            if tx.blocking_send(Bytes::copy_from_slice(bytes)).is_err() {
+                self.0 = None;
+            }
+        }
+    }
 }
 
 /// A bounded channel of blob pieces and the blocking reader of its other end.
@@ -102,6 +124,18 @@ impl<R: Read> Drop for DrainOnDrop<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_closed_sink_ignores_the_rest() {
+        let (tx, mut rx) = mpsc::channel(4);
+        let mut sink = ChannelSink::new(tx);
+        sink.write(b"ab");
+        assert_eq!(rx.try_recv().unwrap(), Bytes::from_static(b"ab"));
+        drop(rx);
+        sink.write(b"cd");
+        sink.write(b"ef");
+        assert!(sink.0.is_none());
+    }
 
     #[test]
     fn channel_reader_passes_errors_and_drains() {

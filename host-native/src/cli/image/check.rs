@@ -16,21 +16,6 @@ use nydus_host_storage::{BlobLocator, ChunkSource};
 use super::args::bootstrap_arg;
 use nydus_host_storage::atomic::write_file;
 
-/// Checks a bootstrap's bytes as the post-build validation of `create`.
-pub fn self_check(bootstrap: &[u8]) -> Result<()> {
-    let boot = Bootstrap::open(bootstrap.to_vec())
-        .map_err(|e| anyhow::anyhow!("the new bootstrap does not decode: {e}"))?;
-    let report = boot.check();
-    if !report.is_ok() {
-        let list: Vec<String> = report.findings.iter().map(|f| f.to_string()).collect();
-        bail!(
-            "the new bootstrap violates the format:\n  {}",
-            list.join("\n  ")
-        );
-    }
-    Ok(())
-}
-
 /// Reads back every distinct chunk of the image and verifies its digest.
 fn verify_data(boot: &Bootstrap<Vec<u8>>, chunks: &mut ChunkSource, report: &mut Report) {
     let table = match boot.chunk_table() {
@@ -99,7 +84,7 @@ fn verify_data(boot: &Bootstrap<Vec<u8>>, chunks: &mut ChunkSource, report: &mut
 pub fn run(a: CheckArgs) -> Result<()> {
     let t0 = Instant::now();
     let path = bootstrap_arg(&a.bootstrap_pos, &a.bootstrap)?;
-    let mut locator = super::blobsrc::locator(&a.blobs)?;
+    let mut locator = super::blobs::locator(&a.blobs)?;
     let img = open_image(&path)?;
     if let Some(b) = &img.inline_blob {
         if locator.is_empty() {

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use anyhow::{bail, Result};
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
@@ -287,14 +288,29 @@ pub struct MergeArgs {
 }
 
 /// Picks the bootstrap path from `-B` or the positional form.
-pub fn bootstrap_arg(pos: &Option<PathBuf>, flag: &Option<PathBuf>) -> anyhow::Result<PathBuf> {
+pub fn bootstrap_arg(pos: &Option<PathBuf>, flag: &Option<PathBuf>) -> Result<PathBuf> {
     match (pos, flag) {
         (Some(_), Some(_)) => {
-            anyhow::bail!("give the bootstrap either positionally or with -B, not both")
+            bail!("give the bootstrap either positionally or with -B, not both")
         }
         (Some(p), None) | (None, Some(p)) => Ok(p.clone()),
-        (None, None) => anyhow::bail!("a bootstrap is required (-B <file>)"),
+        (None, None) => bail!("a bootstrap is required (-B <file>)"),
     }
+}
+
+/// `--chunk-dict bootstrap=<file>` (or a bare path) to the dictionary's path.
+pub fn chunk_dict_path(arg: &str) -> Result<PathBuf> {
+    let p = match arg.split_once('=') {
+        Some(("bootstrap", p)) => p,
+        Some((kind, _)) => {
+            bail!("invalid --chunk-dict {arg:?}: unknown kind {kind:?} (expected bootstrap=<file>)")
+        }
+        None => arg,
+    };
+    if p.is_empty() {
+        bail!("invalid --chunk-dict {arg:?}: no file given");
+    }
+    Ok(PathBuf::from(p))
 }
 
 /// Parses a size given in decimal or `0x` hex.
@@ -323,7 +339,7 @@ pub fn parse_compressor(s: &str) -> anyhow::Result<nydus_core::model::Compressor
     use nydus_core::model::Compressor;
     match Compressor::from_name(s) {
         Some(Compressor::Gzip) | None => {
-            anyhow::bail!("invalid --compressor {s:?}: expected none, lz4_block or zstd")
+            bail!("invalid --compressor {s:?}: expected none, lz4_block or zstd")
         }
         Some(c) => Ok(c),
     }
@@ -344,6 +360,17 @@ mod tests {
         assert_eq!(parse_size("0x100000"), Some(0x100000));
         assert_eq!(parse_size("4096"), Some(4096));
         assert_eq!(parse_size("zz"), None);
+    }
+
+    #[test]
+    fn chunk_dict_args() {
+        assert_eq!(
+            chunk_dict_path("bootstrap=/a/b").unwrap(),
+            PathBuf::from("/a/b")
+        );
+        assert_eq!(chunk_dict_path("/a/b").unwrap(), PathBuf::from("/a/b"));
+        assert!(chunk_dict_path("registry=x").is_err());
+        assert!(chunk_dict_path("bootstrap=").is_err());
     }
 
     #[test]

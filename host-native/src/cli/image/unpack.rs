@@ -95,7 +95,7 @@ fn base_header(i: &InodeInfo, t: EntryType) -> Header {
 
 pub fn run(a: UnpackArgs) -> Result<()> {
     let path = bootstrap_arg(&a.bootstrap_pos, &a.bootstrap)?;
-    let mut locator = super::blobsrc::locator(&a.blobs)?;
+    let mut locator = super::blobs::locator(&a.blobs)?;
     let img = open_image(&path)?;
     if let Some(b) = &img.inline_blob {
         if locator.is_empty() {

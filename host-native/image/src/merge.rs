@@ -1,5 +1,5 @@
-//! `nydus-image merge`: per-layer bootstraps, lowest first, overlaid into one bootstrap
-//! (`oci-nydus-image.md` §3, `cli.md` §1.2).
+//! Merging (`nydus-image merge`): per-layer bootstraps, lowest first, overlaid into one
+//! bootstrap (`oci-nydus-image.md` §3, `cli.md` §1.2), per a validated [`MergePlan`].
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -10,9 +10,7 @@ use nydus_core::layer::{entries_of_image, BlobOrder, Overlay, WhiteoutSpec};
 use nydus_core::model::{blob_features, rafs_flags, BlobInfo};
 use nydus_core::v5::writer::V5Options;
 use nydus_core::v6::writer::{write_bootstrap, V6Options};
-use serde_json::json;
 
-use super::args::MergeArgs;
 use nydus_host_storage::atomic::write_file;
 use nydus_host_storage::open::{open_image, resolved_blobs, Image};
 
@@ -27,21 +25,6 @@ impl std::fmt::Display for Inconsistent {
 }
 
 impl std::error::Error for Inconsistent {}
-
-/// `--chunk-dict bootstrap=<file>` (or a bare path) to the dictionary's path.
-pub fn chunk_dict_path(arg: &str) -> Result<PathBuf> {
-    let p = match arg.split_once('=') {
-        Some(("bootstrap", p)) => p,
-        Some((kind, _)) => {
-            bail!("invalid --chunk-dict {arg:?}: unknown kind {kind:?} (expected bootstrap=<file>)")
-        }
-        None => arg,
-    };
-    if p.is_empty() {
-        bail!("invalid --chunk-dict {arg:?}: no file given");
-    }
-    Ok(PathBuf::from(p))
-}
 
 /// The blob id a source's own blob gets by default: the file name without any extension.
 pub fn blob_id_from_path(path: &Path) -> Result<String> {
@@ -59,13 +42,6 @@ pub fn blob_id_from_path(path: &Path) -> Result<String> {
     Ok(stem.to_string())
 }
 
-fn hex32(s: &str, what: &str) -> Result<[u8; 32]> {
-    let s = s.strip_prefix("sha256:").unwrap_or(s);
-    Digest::from_hex(s)
-        .map(|d| d.0)
-        .with_context(|| format!("invalid {what} {s:?}: expected 64 hex digits"))
-}
-
 fn per_source<'a, T>(list: &'a Option<Vec<T>>, i: usize, what: &str) -> Result<Option<&'a T>> {
     Ok(match list {
         Some(l) => Some(
@@ -74,6 +50,52 @@ fn per_source<'a, T>(list: &'a Option<Vec<T>>, i: usize, what: &str) -> Result<O
         ),
         None => None,
     })
+}
+
+/// Validated merge options. The per-source lists, when given, have one entry per source and
+/// describe that source's own blob in the merged table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MergePlan {
+    /// Per-layer bootstraps (or data blobs with an inline bootstrap), lowest layer first.
+    pub sources: Vec<PathBuf>,
+    /// The merged bootstrap to write.
+    pub bootstrap: PathBuf,
+    /// A bootstrap that is the lowest layer.
+    pub parent_bootstrap: Option<PathBuf>,
+    /// A chunk dictionary whose blobs may appear in the sources' blob tables.
+    pub chunk_dict: Option<PathBuf>,
+    /// List the prefetch patterns' files in the merged bootstrap.
+    pub prefetch_fs: bool,
+    /// Whiteout convention of the upper layers.
+    pub whiteout: WhiteoutSpec,
+    /// The new blob id (digest): the blob's id, or for a separate-metadata blob its
+    /// metadata digest.
+    pub blob_digests: Option<Vec<Digest>>,
+    /// The blob id to use instead of the file name stem.
+    pub original_blob_ids: Option<Vec<String>>,
+    /// The blob's compressed size (or a separate-metadata blob's metadata size).
+    pub blob_sizes: Option<Vec<u64>>,
+    pub blob_toc_digests: Option<Vec<Digest>>,
+    pub blob_toc_sizes: Option<Vec<u32>>,
+}
+
+impl MergePlan {
+    /// A plain merge of `sources` into `bootstrap` (OCI whiteouts, no prefetch list).
+    pub fn new(sources: Vec<PathBuf>, bootstrap: PathBuf) -> MergePlan {
+        MergePlan {
+            sources,
+            bootstrap,
+            parent_bootstrap: None,
+            chunk_dict: None,
+            prefetch_fs: false,
+            whiteout: WhiteoutSpec::Oci,
+            blob_digests: None,
+            original_blob_ids: None,
+            blob_sizes: None,
+            blob_toc_digests: None,
+            blob_toc_sizes: None,
+        }
+    }
 }
 
 /// The fixed properties all merged layers must share.
@@ -98,32 +120,9 @@ fn shape(img: &Image) -> Shape {
     }
 }
 
-pub fn run(a: MergeArgs) -> Result<()> {
-    let patterns = if a.prefetch_policy == "fs" {
-        super::create::read_prefetch_patterns()?
-    } else {
-        Vec::new()
-    };
-    let m = merge(&a, &patterns)?;
-    if let Some(j) = &a.output_json {
-        let v = json!({
-            "version": concat!(env!("CARGO_PKG_NAME"), "-", env!("CARGO_PKG_VERSION")),
-            "bootstrap": a.bootstrap.display().to_string(),
-            "blobs": m.blob_ids,
-            "external_bootstrap": "",
-            "external_blobs": [],
-            "trace": {"files": m.files},
-            "fs_version": m.fs_version.to_string(),
-            "compressor": m.compressor.name(),
-        });
-        write_file(j, serde_json::to_string_pretty(&v)?.as_bytes())?;
-    }
-    Ok(())
-}
-
 /// What a merge wrote to `--bootstrap`.
-#[derive(Debug)]
-pub(crate) struct Merged {
+#[derive(Debug, Clone)]
+pub struct Merged {
     pub bootstrap: Vec<u8>,
     /// The merged blob table's ids.
     pub blob_ids: Vec<String>,
@@ -132,44 +131,34 @@ pub(crate) struct Merged {
     pub compressor: nydus_core::model::Compressor,
 }
 
-/// Merges per `a` with prefetch `patterns` (used with `--prefetch-policy fs`) and writes the
+/// Merges per `a` with prefetch `patterns` (used with `a.prefetch_fs`) and writes the
 /// bootstrap.
-pub(crate) fn merge(a: &MergeArgs, patterns: &[String]) -> Result<Merged> {
-    if a.config.is_some() {
-        bail!("merge --config (reading blobs through a backend) is not supported by this nydus-image yet");
+pub fn merge(a: &MergePlan, patterns: &[String]) -> Result<Merged> {
+    if a.sources.is_empty() {
+        bail!("nothing to merge: no source bootstraps");
     }
     let n = a.sources.len();
     for (what, len) in [
-        ("--blob-digests", a.blob_digests.as_ref().map(Vec::len)),
+        ("blob digests", a.blob_digests.as_ref().map(Vec::len)),
         (
-            "--original-blob-ids",
+            "original blob ids",
             a.original_blob_ids.as_ref().map(Vec::len),
         ),
-        ("--blob-sizes", a.blob_sizes.as_ref().map(Vec::len)),
+        ("blob sizes", a.blob_sizes.as_ref().map(Vec::len)),
         (
-            "--blob-toc-digests",
+            "blob ToC digests",
             a.blob_toc_digests.as_ref().map(Vec::len),
         ),
-        ("--blob-toc-sizes", a.blob_toc_sizes.as_ref().map(Vec::len)),
+        ("blob ToC sizes", a.blob_toc_sizes.as_ref().map(Vec::len)),
     ] {
         if let Some(len) = len {
             if len != n {
-                bail!("{what} has {len} entries but there are {n} sources");
+                bail!("{len} {what} given for {n} sources");
             }
         }
     }
-    let spec = WhiteoutSpec::from_name(&a.whiteout_spec).with_context(|| {
-        format!(
-            "invalid --whiteout-spec {:?}: expected oci, overlayfs or none",
-            a.whiteout_spec
-        )
-    })?;
-    let prefetch_fs = match a.prefetch_policy.as_str() {
-        "fs" => true,
-        "none" => false,
-        "blob" => bail!("--prefetch-policy blob is not supported by this nydus-image yet"),
-        p => bail!("invalid --prefetch-policy {p:?}: expected fs, blob or none"),
-    };
+    let spec = a.whiteout;
+    let prefetch_fs = a.prefetch_fs;
 
     let mut overlay = Overlay::new();
     let mut shape0: Option<(Shape, PathBuf)> = None;
@@ -212,9 +201,8 @@ pub(crate) fn merge(a: &MergeArgs, patterns: &[String]) -> Result<Merged> {
             .with_context(|| format!("applying {}", p.display()))?;
     }
     let mut dict_ids: HashSet<String> = HashSet::new();
-    if let Some(d) = &a.chunk_dict {
-        let path = chunk_dict_path(d)?;
-        let img = open_image(&path).with_context(|| format!("chunk dict {}", path.display()))?;
+    if let Some(path) = &a.chunk_dict {
+        let img = open_image(path).with_context(|| format!("chunk dict {}", path.display()))?;
         dict_ids.extend(resolved_blobs(&img)?.iter().map(|b| b.blob_id.clone()));
     }
 
@@ -243,31 +231,29 @@ pub(crate) fn merge(a: &MergeArgs, patterns: &[String]) -> Result<Merged> {
                     );
                 }
                 own_seen = true;
-                m.blob_id = match per_source(&a.original_blob_ids, i, "--original-blob-ids")? {
+                m.blob_id = match per_source(&a.original_blob_ids, i, "original blob ids")? {
                     Some(id) => id.clone(),
                     None => blob_id_from_path(path)?,
                 };
-                if let Some(d) = per_source(&a.blob_digests, i, "--blob-digests")? {
-                    let d = hex32(d, "--blob-digests entry")?;
+                if let Some(d) = per_source(&a.blob_digests, i, "blob digests")? {
                     if m.features & blob_features::SEPARATE != 0 {
-                        m.meta_digest = d;
+                        m.meta_digest = d.0;
                     } else {
-                        m.blob_id = Digest(d).to_hex();
+                        m.blob_id = d.to_hex();
                     }
                 }
-                if let Some(&s) = per_source(&a.blob_sizes, i, "--blob-sizes")? {
+                if let Some(&s) = per_source(&a.blob_sizes, i, "blob sizes")? {
                     if m.features & blob_features::SEPARATE != 0 {
                         m.meta_size = s;
                     } else {
                         m.compressed_size = s;
                     }
                 }
-                if let Some(d) = per_source(&a.blob_toc_digests, i, "--blob-toc-digests")? {
-                    m.toc_digest = hex32(d, "--blob-toc-digests entry")?;
+                if let Some(d) = per_source(&a.blob_toc_digests, i, "blob ToC digests")? {
+                    m.toc_digest = d.0;
                 }
-                if let Some(&s) = per_source(&a.blob_toc_sizes, i, "--blob-toc-sizes")? {
-                    m.toc_size = u32::try_from(s)
-                        .with_context(|| format!("--blob-toc-sizes entry {s} is too large"))?;
+                if let Some(&s) = per_source(&a.blob_toc_sizes, i, "blob ToC sizes")? {
+                    m.toc_size = s;
                 }
             }
             map.push(overlay.add_blob(&m, false));
@@ -284,7 +270,7 @@ pub(crate) fn merge(a: &MergeArgs, patterns: &[String]) -> Result<Merged> {
     let prefetch = if blobs.is_empty() || !prefetch_fs {
         Vec::new()
     } else {
-        super::create::prefetch_nodes(&tree, patterns, true)
+        crate::prefetch::prefetch_nodes(&tree, patterns, true)
     };
     let opts = V6Options {
         chunk_size: shape.chunk_size,
@@ -313,7 +299,7 @@ pub(crate) fn merge(a: &MergeArgs, patterns: &[String]) -> Result<Merged> {
         write_bootstrap(&tree, &blobs, &opts)
     }
     .map_err(anyhow::Error::new)?;
-    super::check::self_check(&boot).context("post-merge validation of the new bootstrap")?;
+    crate::check::self_check(&boot).context("post-merge validation of the new bootstrap")?;
     write_file(&a.bootstrap, &boot)?;
     Ok(Merged {
         bootstrap: boot,
@@ -342,16 +328,5 @@ mod tests {
         assert_eq!(blob_id_from_path(Path::new("abc.tar.gz")).unwrap(), "abc");
         assert_eq!(blob_id_from_path(Path::new("abc")).unwrap(), "abc");
         assert!(blob_id_from_path(Path::new("/x/.hidden")).is_err());
-    }
-
-    #[test]
-    fn chunk_dict_args() {
-        assert_eq!(
-            chunk_dict_path("bootstrap=/a/b").unwrap(),
-            PathBuf::from("/a/b")
-        );
-        assert_eq!(chunk_dict_path("/a/b").unwrap(), PathBuf::from("/a/b"));
-        assert!(chunk_dict_path("registry=x").is_err());
-        assert!(chunk_dict_path("bootstrap=").is_err());
     }
 }

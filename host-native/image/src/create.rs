@@ -1,5 +1,5 @@
-//! `nydus-image create`: a directory or an OCI layer tar stream to a RAFS v6 bootstrap and data
-//! blob.
+//! The builder (`nydus-image create`): a directory or an OCI layer tar stream to a RAFS
+//! bootstrap and data blob, per a validated [`Plan`].
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -7,7 +7,7 @@ use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use nydus_core::blob::writer::{BlobOptions, BlobWriter};
 use nydus_core::chunk::ChunkParams;
 use nydus_core::digest::{sha256, Digester};
@@ -16,18 +16,17 @@ use nydus_core::model::{blob_features, BlobInfo, ChunkRef, Compressor};
 use nydus_core::tree::{NodeId, Tree};
 use nydus_core::v5::writer::V5Options;
 use nydus_core::v6::writer::{write_bootstrap, V6Options};
-use nydus_host_storage::config::{self, BackendConfig, LocalBlobs};
+use nydus_host_storage::atomic::{write_file, AtomicFile};
 use serde_json::json;
 
-use super::args::{parse_size, CreateArgs};
-use super::layered::Layered;
+use crate::layered::Layered;
 use crate::pipeline::{self, Delivered, FileJob};
+use crate::prefetch::prefetch_nodes;
 use crate::walk::walk_dir;
-use nydus_host_storage::atomic::{write_file, AtomicFile};
 
 /// Where the data blob goes.
-#[derive(Debug, Clone)]
-pub(crate) enum BlobTarget {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BlobTarget {
     /// A blob file at this path.
     File(PathBuf),
     /// A directory; the blob is named by its id.
@@ -37,8 +36,8 @@ pub(crate) enum BlobTarget {
 }
 
 /// Validated build options.
-#[derive(Debug, Clone)]
-pub(crate) struct Plan {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
     pub source: PathBuf,
     pub bootstrap: Option<PathBuf>,
     pub blob: Option<BlobTarget>,
@@ -59,16 +58,21 @@ pub(crate) struct Plan {
     pub chunk_dict: Option<PathBuf>,
     pub v5: bool,
     pub aligned_chunk: bool,
-    /// Also sends the blob's bytes here as they are written (an upload streaming alongside
-    /// the build); a closed receiver is ignored.
-    pub tee: Option<tokio::sync::mpsc::Sender<bytes::Bytes>>,
+}
+
+/// Where a copy of the blob's bytes goes as they are written (an upload streaming alongside
+/// the build). A sink that can take no more (its reader went away) ignores the rest: the
+/// build goes on and its outputs are whole.
+pub trait BlobSink: Send {
+    /// Takes the next bytes of the blob (never empty).
+    fn write(&mut self, bytes: &[u8]);
 }
 
 impl Plan {
     /// What `nydusify convert` runs per layer (`oci-nydus-image.md` §7): a tar stream to a
     /// blob with the bootstrap inlined and a ToC, whiteouts kept for the merge, the blob named
     /// by its digest in `dir`.
-    pub(crate) fn layer(dir: PathBuf, compressor: Compressor, chunk_size: u32) -> Plan {
+    pub fn layer(dir: PathBuf, compressor: Compressor, chunk_size: u32) -> Plan {
         Plan {
             source: PathBuf::from("-"),
             bootstrap: None,
@@ -89,14 +93,13 @@ impl Plan {
             chunk_dict: None,
             v5: false,
             aligned_chunk: false,
-            tee: None,
         }
     }
 }
 
 /// What a build produced (outputs are committed).
-#[derive(Debug)]
-pub(crate) struct Built {
+#[derive(Debug, Clone)]
+pub struct Built {
     pub bootstrap: Vec<u8>,
     pub bootstrap_path: Option<PathBuf>,
     /// The new blob's id (its SHA-256 hex unless `--blob-id` overrides it).
@@ -110,211 +113,6 @@ pub(crate) struct Built {
     pub trace: serde_json::Value,
 }
 
-fn not_built(what: &str) -> anyhow::Error {
-    anyhow::anyhow!("{what} is not supported by this nydus-image yet")
-}
-
-fn plan(a: &CreateArgs) -> Result<Plan> {
-    let tar = match a.source_type.as_str() {
-        "dir-rafs" | "directory" => false,
-        "tar-rafs" | "targz-rafs" => true,
-        "estargz-rafs" | "targz-ref" | "estargz-ref" | "estargztoc-ref"
-        | "stargz_index" | "tar-tarfs" => return Err(not_built(&format!("source type {}", a.source_type))),
-        t => bail!("invalid --type {t:?}: expected dir-rafs, tar-rafs, targz-rafs, estargz-rafs, targz-ref, estargz-ref, estargztoc-ref or tar-tarfs"),
-    };
-    let v5 = match a.fs_version.as_str() {
-        "6" => false,
-        "5" => true,
-        v => bail!("invalid --fs-version {v:?}: expected 5 or 6"),
-    };
-    if a.encrypt {
-        return Err(not_built("--encrypt"));
-    }
-    if parse_size(&a.batch_size) != Some(0) {
-        return Err(not_built("--batch-size other than 0"));
-    }
-    if parse_size(&a.blob_offset) != Some(0) {
-        return Err(not_built("--blob-offset other than 0"));
-    }
-    if a.aligned_chunk && !v5 {
-        bail!("--aligned-chunk applies to RAFS v5 only (v6 chunks are always aligned)");
-    }
-    if v5 {
-        for (given, what) in [
-            (
-                a.features.iter().any(|f| f == "blob-toc"),
-                "--features blob-toc",
-            ),
-            (a.blob_cache_dir.is_some(), "--blob-cache-dir"),
-        ] {
-            if given {
-                bail!("{what} needs RAFS v6 (--fs-version 6)");
-            }
-        }
-    }
-    let chunk_size = super::args::parse_chunk_size(&a.chunk_size)?;
-    let digester = Digester::from_name(&a.digester).with_context(|| {
-        format!(
-            "invalid --digester {:?}: expected blake3 or sha256",
-            a.digester
-        )
-    })?;
-    let mut blob_toc = false;
-    for f in &a.features {
-        match f.as_str() {
-            "blob-toc" => blob_toc = true,
-            "" => {}
-            f => bail!("invalid --features {f:?}: expected blob-toc"),
-        }
-    }
-    let prefetch_fs = match a.prefetch_policy.as_str() {
-        "fs" => true,
-        "none" => false,
-        "blob" => return Err(not_built("--prefetch-policy blob")),
-        p => bail!("invalid --prefetch-policy {p:?}: expected fs, blob or none"),
-    };
-    let whiteout = WhiteoutSpec::from_name(&a.whiteout_spec).with_context(|| {
-        format!(
-            "invalid --whiteout-spec {:?}: expected oci, overlayfs or none",
-            a.whiteout_spec
-        )
-    })?;
-    let chunk_dict = a
-        .chunk_dict
-        .as_deref()
-        .map(super::merge::chunk_dict_path)
-        .transpose()?;
-
-    let mut blob = a.blob.clone().map(BlobTarget::File);
-    if let Some(d) = &a.blob_dir {
-        if blob.is_some() {
-            bail!("--blob and --blob-dir conflict");
-        }
-        blob = Some(BlobTarget::Dir(d.clone()));
-    }
-    if let Some(t) = &a.backend_type {
-        if blob.is_some() {
-            bail!("--backend-type conflicts with --blob and --blob-dir");
-        }
-        let c = config::parse(
-            super::blobsrc::CREATE_BACKEND,
-            t,
-            a.backend_config.as_deref(),
-            None,
-        )?;
-        blob = Some(match c {
-            BackendConfig::Localfs { blobs, .. } => match blobs {
-                LocalBlobs::Dir(d) => BlobTarget::Dir(d),
-                LocalBlobs::File(f) => BlobTarget::File(f),
-            },
-        });
-    }
-    let mut compressor = match &a.compressor {
-        Some(c) => super::args::parse_compressor(c)?,
-        None => Compressor::Zstd,
-    };
-    if let Some(d) = &a.blob_cache_dir {
-        if blob.is_some() || a.blob_inline_meta {
-            bail!("--blob-cache-dir conflicts with --blob, --blob-dir and --blob-inline-meta");
-        }
-        if a.compressor.is_some() && compressor != Compressor::None {
-            bail!("--blob-cache-dir writes uncompressed data and conflicts with --compressor");
-        }
-        compressor = Compressor::None;
-        blob = Some(BlobTarget::CacheDir(d.clone()));
-    }
-    if a.blob_inline_meta {
-        if a.bootstrap.is_some() {
-            bail!("--blob-inline-meta conflicts with --bootstrap");
-        }
-        if a.blob_id.is_some() {
-            bail!("--blob-inline-meta conflicts with --blob-id");
-        }
-        if blob.is_none() {
-            bail!("--blob-inline-meta needs --blob or --blob-dir");
-        }
-    } else if a.bootstrap.is_none() && !matches!(blob, Some(BlobTarget::Dir(_))) {
-        bail!("--bootstrap is required unless --blob-dir or --blob-inline-meta is given");
-    }
-    if let Some(id) = &a.blob_id {
-        if id.is_empty() || id.len() > 64 || !id.is_ascii() || id.contains('/') {
-            bail!("invalid --blob-id {id:?}: at most 64 ASCII characters, no '/'");
-        }
-    }
-    if blob.is_none() {
-        bail!(
-            "no blob output: give --blob, --blob-dir, --blob-cache-dir or --backend-type localfs"
-        );
-    }
-    let threads = a
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-    Ok(Plan {
-        source: a.source.clone(),
-        bootstrap: a.bootstrap.clone(),
-        blob,
-        inline_meta: a.blob_inline_meta,
-        blob_toc,
-        compressor,
-        digester,
-        chunk_size,
-        whiteout,
-        prefetch_fs,
-        blob_id: a.blob_id.clone(),
-        explicit_uid_gid: !a.repeatable,
-        threads,
-        check: !a.disable_check,
-        tar,
-        parent: a.parent_bootstrap.clone(),
-        chunk_dict,
-        v5,
-        aligned_chunk: a.aligned_chunk,
-        tee: None,
-    })
-}
-
-/// Reads prefetch patterns (absolute paths, one per line) from stdin, dropping patterns whose
-/// ancestor is already a pattern.
-pub(crate) fn read_prefetch_patterns() -> Result<Vec<String>> {
-    let mut input = String::new();
-    std::io::stdin()
-        .read_to_string(&mut input)
-        .context("reading prefetch patterns from stdin")?;
-    let mut pats: Vec<String> = Vec::new();
-    for line in input.lines().map(str::trim).filter(|l| !l.is_empty()) {
-        if !line.starts_with('/') {
-            crate::log::warn(&format!(
-                "ignoring prefetch pattern {line:?}: not an absolute path"
-            ));
-            continue;
-        }
-        let covered = pats.iter().any(|p| {
-            p == "/"
-                || line == p
-                || line
-                    .strip_prefix(p.as_str())
-                    .is_some_and(|rest| rest.starts_with('/'))
-        });
-        if !covered {
-            pats.push(line.to_string());
-        }
-    }
-    Ok(pats)
-}
-
-/// Maps prefetch patterns to nodes of `tree`.
-pub(crate) fn prefetch_nodes(tree: &Tree, pats: &[String], warn: bool) -> Vec<NodeId> {
-    let mut out = Vec::new();
-    for p in pats {
-        match tree.lookup(p.as_bytes()) {
-            Some(id) => out.push(id),
-            None if warn => crate::log::warn(&format!("prefetch pattern {p:?} matches nothing")),
-            None => {}
-        }
-    }
-    out
-}
-
 /// Where blob bytes go while building.
 struct BlobOut {
     file: Option<AtomicFile>,
@@ -322,7 +120,7 @@ struct BlobOut {
     cache_data: Option<AtomicFile>,
     cache_dir: Option<PathBuf>,
     written: u64,
-    tee: Option<tokio::sync::mpsc::Sender<bytes::Bytes>>,
+    tee: Option<Box<dyn BlobSink>>,
 }
 
 impl BlobOut {
@@ -333,12 +131,9 @@ impl BlobOut {
                 .write_all(bytes)
                 .with_context(|| format!("writing blob {}", dest.display()))?;
         }
-        if let Some(t) = &self.tee {
-            if !bytes.is_empty()
-                && t.blocking_send(bytes::Bytes::copy_from_slice(bytes))
-                    .is_err()
-            {
-                self.tee = None;
+        if let Some(t) = &mut self.tee {
+            if !bytes.is_empty() {
+                t.write(bytes);
             }
         }
         self.written += bytes.len() as u64;
@@ -346,41 +141,14 @@ impl BlobOut {
     }
 }
 
-pub fn run(a: CreateArgs) -> Result<()> {
-    let p = plan(&a)?;
-    let patterns = if p.prefetch_fs {
-        read_prefetch_patterns()?
-    } else {
-        Vec::new()
-    };
-    let input = if p.tar {
-        Some(crate::tarsrc::open_layer(&p.source)?)
-    } else {
-        None
-    };
-    let b = build(&p, &patterns, input)?;
-    if let Some(j) = &a.output_json {
-        let v = json!({
-            "version": concat!(env!("CARGO_PKG_NAME"), "-", env!("CARGO_PKG_VERSION")),
-            "bootstrap": b.bootstrap_path.as_ref().map(|b| b.display().to_string()).unwrap_or_default(),
-            "blobs": b.table_ids,
-            "external_bootstrap": "",
-            "external_blobs": [],
-            "trace": b.trace,
-            "fs_version": if p.v5 { "5" } else { "6" },
-            "compressor": p.compressor.name(),
-        });
-        write_file(j, serde_json::to_string_pretty(&v)?.as_bytes())?;
-    }
-    Ok(())
-}
-
 /// Builds per `p`: from the directory `p.source`, or (tar sources) from the decompressed layer
-/// stream `input`. `patterns` are the prefetch patterns.
-pub(crate) fn build(
+/// stream `input`. `patterns` are the prefetch patterns (used with `p.prefetch_fs`); `tee`
+/// also receives the blob's bytes as they are written.
+pub fn build(
     p: &Plan,
     patterns: &[String],
     input: Option<Box<dyn Read + Send>>,
+    tee: Option<Box<dyn BlobSink>>,
 ) -> Result<Built> {
     let t0 = Instant::now();
     let mut out = BlobOut {
@@ -388,9 +156,9 @@ pub(crate) fn build(
         cache_data: None,
         cache_dir: None,
         written: 0,
-        tee: p.tee.clone(),
+        tee,
     };
-    match p.blob.as_ref().expect("checked in plan") {
+    match p.blob.as_ref().context("a build needs a blob output")? {
         BlobTarget::File(f) => out.file = Some(AtomicFile::create(f)?),
         BlobTarget::Dir(d) => {
             std::fs::create_dir_all(d)
@@ -591,7 +359,7 @@ pub(crate) fn build(
     let t_meta = t1.elapsed() - t_data;
     let t2 = Instant::now();
     if p.check {
-        super::check::self_check(&bootstrap)
+        crate::check::self_check(&bootstrap)
             .context("post-build validation of the new bootstrap")?;
     }
 

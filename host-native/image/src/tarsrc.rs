@@ -44,7 +44,7 @@ pub fn decompress(raw: Box<dyn Read + Send>, shown: &str) -> Result<Box<dyn Read
 }
 
 /// Normalizes an entry path: `./a/b/` → `a/b`; the root is empty. Absolute paths are refused.
-pub(crate) fn normalize(raw: &[u8]) -> Result<Vec<u8>, String> {
+pub fn normalize(raw: &[u8]) -> Result<Vec<u8>, String> {
     if raw.first() == Some(&b'/') && raw.iter().any(|&b| b != b'/') {
         return Err("absolute path".into());
     }
@@ -58,7 +58,8 @@ pub(crate) fn normalize(raw: &[u8]) -> Result<Vec<u8>, String> {
     Ok(parts.join(&b'/'))
 }
 
-pub(crate) fn pax_num(v: &[u8]) -> Option<u64> {
+/// A numeric PAX value (`uid`, `gid`, `mtime`: the integer part).
+pub fn pax_num(v: &[u8]) -> Option<u64> {
     let s = std::str::from_utf8(v).ok()?;
     s.split('.').next()?.parse().ok()
 }
@@ -333,9 +334,9 @@ fn read_layer_with(
             // umoci writes `d/.wh.x` after replacing directory `d` by a file: the file already
             // hides all of `d`, so such a whiteout hides nothing (runtimes skip it too).
             Err(nydus_core::error::BuildError::Conflict { .. }) if is_whiteout_name(&rel) => {
-                crate::log::warn(&format!(
+                log::warn!(
                     "{shown}: entry {name:?}: whiteout under a non-directory hides nothing; skipped"
-                ));
+                );
             }
             Err(x) => return Err(bad(x.to_string())),
         }
