@@ -1,97 +1,21 @@
-//! `nydus-image check`: every invariant of the bootstrap and, given the blobs, every chunk's
-//! data read back and verified by digest. All findings are listed; any error exits non-zero.
+//! `nydus-image check`: the report printed (findings to stderr and the log file, a summary to
+//! stdout), `--output-json`, and a non-zero exit on any error.
 
-use std::collections::HashSet;
 use std::time::Instant;
 
 use anyhow::{bail, Result};
-use nydus_core::rafs::Rafs as Bootstrap;
-use nydus_core::report::Report;
+use nydus_host_image::check::{check, Checked};
+use nydus_host_storage::atomic::write_file;
+use nydus_host_storage::open_image;
 use serde_json::json;
 
-use super::args::CheckArgs;
-use nydus_host_storage::open::{open_image, resolved_blobs};
-use nydus_host_storage::{BlobLocator, ChunkSource};
-
-use super::args::bootstrap_arg;
-use nydus_host_storage::atomic::write_file;
-
-/// Reads back every distinct chunk of the image and verifies its digest.
-fn verify_data(boot: &Bootstrap<Vec<u8>>, chunks: &mut ChunkSource, report: &mut Report) {
-    let table = match boot.chunk_table() {
-        Ok(t) => t,
-        Err(e) => {
-            report.error("chunk-info table", e.to_string());
-            return;
-        }
-    };
-    // The blob's own ci table is what nydusd fetches by: it must agree with the bootstrap.
-    for i in 0..boot.blobs().len() as u32 {
-        let id = &boot.blobs()[i as usize].blob_id;
-        match chunks.ci_entries(i) {
-            Ok(Some(ci)) => {
-                let mut last_end = 0u64;
-                for (k, e) in ci.iter().enumerate() {
-                    if e.uncompressed_offset < last_end || e.uncompressed_offset % 4096 != 0 {
-                        report.error(id, format!("ci entry {k}: uncompressed offsets not 4 KiB aligned and increasing"));
-                    }
-                    last_end = e.uncompressed_offset + u64::from(e.uncompressed_size);
-                }
-                for c in table.iter().filter(|c| c.blob_index == i) {
-                    match ci.get(c.index as usize) {
-                        None => report.error(
-                            id,
-                            format!(
-                                "chunk {} has ci index {} beyond the blob's table",
-                                c.digest, c.index
-                            ),
-                        ),
-                        Some(e) => {
-                            if (
-                                e.compressed_offset,
-                                e.compressed_size,
-                                e.uncompressed_offset,
-                                e.uncompressed_size,
-                            ) != (
-                                c.compressed_offset,
-                                c.compressed_size,
-                                c.uncompressed_offset,
-                                c.uncompressed_size,
-                            ) || e.is_compressed() != c.is_compressed()
-                            {
-                                report.error(id, format!("ci entry {} disagrees with the bootstrap's record of chunk {}", c.index, c.digest));
-                            }
-                        }
-                    }
-                }
-            }
-            Ok(None) => {}
-            Err(e) => report.error(id, format!("{e:#}")),
-        }
-    }
-    let mut seen = HashSet::new();
-    for c in &table {
-        if !seen.insert((c.blob_index, c.index)) {
-            continue;
-        }
-        match chunks.read(c) {
-            Ok(_) => report.chunks_verified += 1,
-            Err(e) => report.error(format!("blob {}", c.blob_index), format!("{e:#}")),
-        }
-    }
-}
+use super::args::{bootstrap_arg, CheckArgs};
 
 pub fn run(a: CheckArgs) -> Result<()> {
     let t0 = Instant::now();
     let path = bootstrap_arg(&a.bootstrap_pos, &a.bootstrap)?;
-    let mut locator = super::blobs::locator(&a.blobs)?;
+    let locator = super::blobs::locator(&a.blobs)?;
     let img = open_image(&path)?;
-    if let Some(b) = &img.inline_blob {
-        if locator.is_empty() {
-            locator = BlobLocator::single(b.clone());
-        }
-    }
-    let mut report = img.boot.check();
     if a.verbose {
         let _ = img.boot.walk(&mut |p, ino| {
             println!(
@@ -108,12 +32,7 @@ pub fn run(a: CheckArgs) -> Result<()> {
             Ok(())
         });
     }
-    // A blob's own inline bootstrap names it "x" × 64: resolved to the file's id.
-    let blobs = resolved_blobs(&img)?;
-    let mut chunks = ChunkSource::new(locator, &blobs);
-    if chunks.has_blobs() {
-        verify_data(&img.boot, &mut chunks, &mut report);
-    }
+    let Checked { blobs, report } = check(&img, locator)?;
     for f in &report.findings {
         crate::log::record(
             crate::log::Level::Error,

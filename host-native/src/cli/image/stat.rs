@@ -1,36 +1,12 @@
-//! `nydus-image stat`: file, chunk and deduplication statistics over one or more bootstraps.
+//! `nydus-image stat`: the statistics printed, and `--output-json`.
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-
-use anyhow::{bail, Context, Result};
-use nydus_core::digest::Digest;
-use nydus_core::stats::{accumulate, image_stat, ImageStat};
+use anyhow::{bail, Result};
+use nydus_core::stats::ImageStat;
+use nydus_host_image::stat::{bootstraps_in, stat, Stats};
+use nydus_host_storage::atomic::write_file;
+use nydus_host_storage::open_image;
 
 use super::args::StatArgs;
-use nydus_host_storage::atomic::write_file;
-use nydus_host_storage::{open_image, Image};
-
-fn stat_one(img: &Image) -> Result<ImageStat> {
-    image_stat(&img.boot, &img.path.display().to_string())
-        .with_context(|| format!("{}: walking the filesystem", img.path.display()))
-}
-
-fn add(img: &Image, s: &mut ImageStat, seen: &mut HashMap<Digest, (u64, u64)>) -> Result<()> {
-    accumulate(&img.boot, s, seen)
-        .with_context(|| format!("{}: walking the filesystem", img.path.display()))
-}
-
-/// Every file in `dir` that opens as a bootstrap, sorted by name; others are skipped.
-fn bootstraps_in(dir: &Path) -> Result<Vec<Image>> {
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("reading directory {}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file())
-        .collect();
-    paths.sort();
-    Ok(paths.iter().filter_map(|p| open_image(p).ok()).collect())
-}
 
 fn print_stat(s: &ImageStat) {
     println!("{}", s.bootstrap);
@@ -64,27 +40,11 @@ pub fn run(a: StatArgs) -> Result<()> {
     if images.is_empty() && target.is_none() {
         bail!("nothing to do: give -B <bootstrap>, -D <dir of bootstraps> or -T <target>");
     }
-    let per_image: Vec<ImageStat> = images.iter().map(stat_one).collect::<Result<_>>()?;
-    let mut total = ImageStat {
-        bootstrap: "(all)".into(),
-        ..Default::default()
-    };
-    let mut seen = HashMap::new();
-    for img in &images {
-        add(img, &mut total, &mut seen)?;
-    }
-    // The target after deduplication against everything else.
-    let target_stat = match &target {
-        Some(t) => {
-            let mut s = ImageStat {
-                bootstrap: t.path.display().to_string(),
-                ..Default::default()
-            };
-            add(t, &mut s, &mut seen)?;
-            Some(s)
-        }
-        None => None,
-    };
+    let Stats {
+        images: per_image,
+        total,
+        target: target_stat,
+    } = stat(&images, target.as_ref())?;
     for s in &per_image {
         print_stat(s);
     }
