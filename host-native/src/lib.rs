@@ -5,8 +5,8 @@
 
 pub mod cli;
 pub mod log;
-pub mod nydusify;
 
 pub use nydus_host_image as image;
+pub use nydus_host_nydusify as nydusify;
 pub use nydus_host_registry as registry;
 pub use nydus_host_storage as storage;

@@ -104,16 +104,6 @@ pub fn record(level: Level, msg: &str) {
     LOGGER.append(level, msg);
 }
 
-/// A warning (something skipped or unusual, the command goes on).
-pub fn warn(msg: &str) {
-    log::warn!("{msg}");
-}
-
-/// Progress and results worth a line.
-pub fn info(msg: &str) {
-    log::info!("{msg}");
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,3 +2,4 @@
 //! plans and options, and all printing and exit codes.
 
 pub mod image;
+pub mod nydusify;

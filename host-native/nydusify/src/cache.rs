@@ -15,7 +15,7 @@ use nydus_core::oci::manifest::{parse_document, Descriptor, Document, Manifest};
 use nydus_core::oci::media;
 use serde_json::json;
 
-use super::store::Store;
+use crate::store::Store;
 
 /// Manifest annotation naming the cache format.
 pub const CACHE_ANNOTATION: &str = "containerd.io/snapshot/nydus-cache";
@@ -82,20 +82,20 @@ impl BuildCache {
         let (mt, bytes, _) = match cache.store.get_manifest(tag).await {
             Ok(m) => m,
             Err(e) => {
-                crate::log::info(&format!(
+                log::info!(
                     "build cache {}:{tag} not read ({e:#}); starting an empty one",
                     cache.store.describe()
-                ));
+                );
                 return Ok(cache);
             }
         };
         let m: Manifest = match parse_document(Some(&mt), &bytes) {
             Ok(Document::Manifest(m)) => *m,
             _ => {
-                crate::log::warn(&format!(
+                log::warn!(
                     "build cache {}:{tag} is not an image manifest; starting an empty one",
                     cache.store.describe()
-                ));
+                );
                 return Ok(cache);
             }
         };
@@ -104,10 +104,10 @@ impl BuildCache {
                 .get(annotation::NYDUS_FS_VERSION)
                 .is_some_and(|v| *v != cache.fs_version)
         {
-            crate::log::warn(&format!(
+            log::warn!(
                 "build cache {}:{tag} has another version or RAFS version; starting an empty one",
                 cache.store.describe()
-            ));
+            );
             return Ok(cache);
         }
         let mut boots: HashMap<String, Descriptor> = HashMap::new();
@@ -135,11 +135,11 @@ impl BuildCache {
                 });
             }
         }
-        crate::log::info(&format!(
+        log::info!(
             "build cache {}:{tag}: {} record(s)",
             cache.store.describe(),
             cache.records.len()
-        ));
+        );
         Ok(cache)
     }
 

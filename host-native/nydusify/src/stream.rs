@@ -10,7 +10,7 @@ use bytes::Bytes;
 use nydus_host_image::create::BlobSink;
 use tokio::sync::mpsc;
 
-use crate::registry::Registry;
+use nydus_host_registry::Registry;
 
 /// Pieces in flight between the pull and the reader.
 const IN_FLIGHT: usize = 32;

@@ -1,7 +1,12 @@
-//! `nydusify check --target REF`: rules 1 and 2 of `oci-nydus-image.md` §8 against a
-//! registry. The manifest (an index is resolved by platform, preferring the Nydus entry),
-//! config and bootstrap layer are fetched (verified by digest) and written to `--work-dir`;
-//! the merged bootstrap is checked in process, and every blob it names must be a layer.
+//! `nydusify check`: rules 1 and 2 of `oci-nydus-image.md` §8 against a registry. The
+//! manifest (an index is resolved by platform, preferring the Nydus entry), config and
+//! bootstrap layer are fetched (verified by digest) and written to the work directory; the
+//! merged bootstrap is checked in process, and every blob it names must be a layer (or, with
+//! a backend, in the backend). With a source image, rule 3 and the config comparison
+//! ([`crate::fscheck`]).
+
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context, Result};
 use nydus_core::oci::bootstrap_layer::extract_bootstrap;
@@ -10,65 +15,69 @@ use nydus_core::oci::manifest::{parse_document, Document, Manifest, Platform};
 use nydus_core::oci::reference::Reference;
 use nydus_core::rafs::Rafs;
 use nydus_core::report::Report;
-
-use super::{host_platform, is_nydus_entry, registry_for, CheckArgs};
-use crate::registry::Registry;
+use nydus_host_registry::Registry;
 use nydus_host_storage::atomic::write_file;
+
+use crate::{is_nydus_entry, registry_for};
 
 /// Largest bootstrap layer fetched into memory.
 const MAX_BOOTSTRAP_LAYER: usize = 1 << 30;
 
-pub fn run(a: CheckArgs) -> Result<()> {
-    let target = Reference::parse(&a.target).map_err(|e| anyhow!(e))?;
-    let want = match &a.platform {
-        Some(p) => Platform::parse(p)
-            .with_context(|| format!("invalid --platform {p:?}: expected os/arch[/variant]"))?,
-        None => host_platform(),
-    };
+/// An image reference and how the user wrote it (for messages).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageRef {
+    pub reference: Reference,
+    pub shown: String,
+}
+
+/// What to check (validated).
+#[derive(Debug, Clone)]
+pub struct CheckOptions {
+    /// The Nydus image.
+    pub target: ImageRef,
+    /// The source OCI image: enables the config and filesystem comparison.
+    pub source: Option<ImageRef>,
+    pub source_insecure: bool,
+    pub target_insecure: bool,
+    /// Speak plain HTTP to the registries.
+    pub plain_http: bool,
+    /// The manifest to check in an index.
+    pub platform: Platform,
+    /// Require an index holding both OCI and Nydus manifests.
+    pub multi_platform: bool,
+    /// The localfs backend directory holding the Nydus blobs (not the registry).
+    pub backend: Option<PathBuf>,
+    /// Where the fetched manifests, config and bootstrap are written.
+    pub work_dir: PathBuf,
+}
+
+/// Checks per `o`; every finding is in the report.
+pub fn check(o: &CheckOptions) -> Result<Report> {
+    let target = &o.target.reference;
     let reg = registry_for(
         &target.host,
-        a.target_insecure,
-        a.plain_http,
+        o.target_insecure,
+        o.plain_http,
         3,
         std::time::Duration::from_millis(500),
         0,
     )?;
-    std::fs::create_dir_all(&a.work_dir)
-        .with_context(|| format!("creating {}", a.work_dir.display()))?;
+    std::fs::create_dir_all(&o.work_dir)
+        .with_context(|| format!("creating {}", o.work_dir.display()))?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let reg = std::sync::Arc::new(reg);
-    let report = rt.block_on(check(&reg, &target, &want, &a))?;
-    for f in &report.findings {
-        eprintln!("{}: {f}", a.target);
-    }
-    if !report.is_ok() {
-        bail!("{}: {} problem(s) found", a.target, report.errors());
-    }
-    println!(
-        "{}: the Nydus image passes the manifest, bootstrap{} checks",
-        a.target,
-        if a.source.is_some() {
-            ", config and filesystem"
-        } else {
-            ""
-        }
-    );
-    Ok(())
+    let reg = Arc::new(reg);
+    rt.block_on(check_with(&reg, o))
 }
 
-async fn check(
-    reg: &std::sync::Arc<Registry>,
-    target: &Reference,
-    want: &Platform,
-    a: &CheckArgs,
-) -> Result<Report> {
+async fn check_with(reg: &Arc<Registry>, o: &CheckOptions) -> Result<Report> {
+    let (target, want) = (&o.target.reference, &o.platform);
     let repo = &target.repository;
     let (mt, bytes, _) = reg.get_manifest(repo, target.target()).await?;
     let manifest: Manifest =
-        match parse_document(Some(&mt), &bytes).map_err(|e| anyhow!("{}: {e}", a.target))? {
+        match parse_document(Some(&mt), &bytes).map_err(|e| anyhow!("{}: {e}", o.target.shown))? {
             Document::Manifest(m) => *m,
             Document::Index(index) => {
                 let nydus: Vec<_> = index
@@ -76,10 +85,10 @@ async fn check(
                     .iter()
                     .filter(|d| is_nydus_entry(d))
                     .collect();
-                if a.multi_platform && (nydus.is_empty() || nydus.len() == index.manifests.len()) {
+                if o.multi_platform && (nydus.is_empty() || nydus.len() == index.manifests.len()) {
                     bail!(
                         "{}: --multi-platform needs an index with both OCI and Nydus manifests",
-                        a.target
+                        o.target.shown
                     );
                 }
                 let pick = index
@@ -90,23 +99,25 @@ async fn check(
                     .with_context(|| {
                         format!(
                             "{}: the index has no manifest for {}/{}",
-                            a.target, want.os, want.architecture
+                            o.target.shown, want.os, want.architecture
                         )
                     })?;
                 let (mt, bytes, _) = reg.get_manifest(repo, &pick.digest).await?;
-                match parse_document(Some(&mt), &bytes).map_err(|e| anyhow!("{}: {e}", a.target))? {
+                match parse_document(Some(&mt), &bytes)
+                    .map_err(|e| anyhow!("{}: {e}", o.target.shown))?
+                {
                     Document::Manifest(m) => *m,
-                    Document::Index(_) => bail!("{}: an index inside an index", a.target),
+                    Document::Index(_) => bail!("{}: an index inside an index", o.target.shown),
                 }
             }
         };
-    if a.multi_platform && !matches!(parse_document(Some(&mt), &bytes), Ok(Document::Index(_))) {
+    if o.multi_platform && !matches!(parse_document(Some(&mt), &bytes), Ok(Document::Index(_))) {
         bail!(
             "{}: --multi-platform needs an index, the target is a single manifest",
-            a.target
+            o.target.shown
         );
     }
-    let out = |name: &str, data: &[u8]| write_file(&a.work_dir.join(name), data);
+    let out = |name: &str, data: &[u8]| write_file(&o.work_dir.join(name), data);
     out(
         "nydus_manifest.json",
         &serde_json::to_vec_pretty(&manifest)?,
@@ -114,7 +125,7 @@ async fn check(
     let config_bytes = reg.pull_blob_bytes(repo, &manifest.config.digest).await?;
     out("nydus_config.json", &config_bytes)?;
     let config: serde_json::Value = serde_json::from_slice(&config_bytes)
-        .with_context(|| format!("{}: the image config is not JSON", a.target))?;
+        .with_context(|| format!("{}: the image config is not JSON", o.target.shown))?;
 
     // Rule 1: the manifest.
     let mut report = check_manifest(&manifest, &config);
@@ -130,7 +141,7 @@ async fn check(
     let mut gz = Vec::new();
     reg.pull_blob(repo, &layer.digest, &mut gz).await?;
     let boot = extract_bootstrap(&gz, MAX_BOOTSTRAP_LAYER)
-        .map_err(|e| anyhow!("{}: bootstrap layer {}: {e}", a.target, layer.digest))?;
+        .map_err(|e| anyhow!("{}: bootstrap layer {}: {e}", o.target.shown, layer.digest))?;
     out("nydus_bootstrap", &boot)?;
     let rafs = match Rafs::open(boot.clone()) {
         Ok(r) => r,
@@ -156,13 +167,7 @@ async fn check(
         f.location = format!("bootstrap: {}", f.location);
         f
     }));
-    let backend = super::backend_dir(
-        a.target_backend_type.as_deref(),
-        a.target_backend_config.as_deref(),
-        a.target_backend_config_file.as_deref(),
-        "--target-backend",
-    )?;
-    match &backend {
+    match &o.backend {
         // Blobs in a storage backend: the manifest lists none; each must be there.
         Some(d) => {
             for id in &ids {
@@ -200,20 +205,9 @@ async fn check(
             }
         }
     }
-    if let Some(source) = &a.source {
+    if let Some(source) = &o.source {
         if report.is_ok() {
-            compare_with_source(
-                reg,
-                target,
-                source,
-                want,
-                a,
-                &config,
-                boot,
-                backend.as_deref(),
-                &mut report,
-            )
-            .await?;
+            compare_with_source(reg, o, source, &config, boot, &mut report).await?;
         } else {
             report.error(
                 "filesystem",
@@ -226,23 +220,20 @@ async fn check(
 
 /// Rule 3 (and the config comparison of rule 1): the source image's config and merged layers
 /// against the Nydus image's.
-#[allow(clippy::too_many_arguments)]
 async fn compare_with_source(
-    reg: &std::sync::Arc<Registry>,
-    target: &Reference,
-    source: &str,
-    want: &Platform,
-    a: &CheckArgs,
+    reg: &Arc<Registry>,
+    o: &CheckOptions,
+    source: &ImageRef,
     nydus_config: &serde_json::Value,
     boot: Vec<u8>,
-    backend: Option<&std::path::Path>,
     report: &mut Report,
 ) -> Result<()> {
-    let sref = Reference::parse(source).map_err(|e| anyhow!("--source: {e}"))?;
-    let src = std::sync::Arc::new(registry_for(
+    let (target, want, backend) = (&o.target.reference, &o.platform, o.backend.as_deref());
+    let (sref, source) = (&source.reference, &source.shown);
+    let src = Arc::new(registry_for(
         &sref.host,
-        a.source_insecure,
-        a.plain_http,
+        o.source_insecure,
+        o.plain_http,
         3,
         std::time::Duration::from_millis(500),
         0,
@@ -269,7 +260,7 @@ async fn compare_with_source(
             }
         }
     };
-    let out = |name: &str, data: &[u8]| write_file(&a.work_dir.join(name), data);
+    let out = |name: &str, data: &[u8]| write_file(&o.work_dir.join(name), data);
     out("oci_manifest.json", &serde_json::to_vec_pretty(&manifest)?)?;
     let config_bytes = src
         .pull_blob_bytes(&sref.repository, &manifest.config.digest)
@@ -290,8 +281,8 @@ async fn compare_with_source(
     let view = super::fscheck::oci_view(src, &sref.repository, &manifest).await?;
     let scratch = tempfile::Builder::new()
         .prefix("nydus-blobs-")
-        .tempdir_in(&a.work_dir)
-        .with_context(|| format!("creating a directory in {}", a.work_dir.display()))?;
+        .tempdir_in(&o.work_dir)
+        .with_context(|| format!("creating a directory in {}", o.work_dir.display()))?;
     let blobs = match backend {
         Some(d) => super::fscheck::BlobsFrom::Dir(d),
         None => super::fscheck::BlobsFrom::Registry(reg, &target.repository, scratch.path()),
@@ -326,12 +317,12 @@ async fn compare_with_source(
         &serde_json::to_vec_pretty(&listing)?,
     )?;
     let diffs = nydus_core::oci::fsview::compare(&view, &files);
-    crate::log::info(&format!(
+    log::info!(
         "compared {} paths of {source} with {}: {} difference(s)",
         view.files.len(),
-        a.target,
+        o.target.shown,
         diffs.len()
-    ));
+    );
     for d in diffs {
         report.error("filesystem", d);
     }

@@ -15,8 +15,8 @@ use nydus_core::oci::manifest::{Descriptor, Index};
 use nydus_core::oci::media;
 use serde_json::Value;
 
-use super::stream::{ChannelReader, DrainOnDrop};
-use crate::registry::Registry;
+use crate::stream::{ChannelReader, DrainOnDrop};
+use nydus_host_registry::Registry;
 use nydus_host_storage::atomic::AtomicFile;
 
 /// The annotation naming a manifest of an image layout's index.
@@ -92,11 +92,11 @@ impl Store {
     pub fn blob_reader(&self, digest: &str) -> Result<(Pull, DrainOnDrop<ChannelReader>)> {
         match self {
             Store::Registry { reg, repo } => {
-                let (pull, reader) = super::stream::blob_reader(reg.clone(), repo, digest);
+                let (pull, reader) = crate::stream::blob_reader(reg.clone(), repo, digest);
                 Ok((Box::pin(pull), reader))
             }
             Store::Archive(a) => {
-                let (tx, reader) = super::stream::channel();
+                let (tx, reader) = crate::stream::channel();
                 let (a, d) = (a.clone(), digest.to_string());
                 let pull = async move {
                     tokio::task::spawn_blocking(move || a.send_blob(&d, &tx))

@@ -17,15 +17,15 @@ use nydus_core::oci::manifest::Manifest;
 use nydus_core::rafs::Rafs;
 use tar::EntryType;
 
-use crate::registry::Registry;
 use nydus_host_image::tarsrc::{self, normalize, pax_num};
+use nydus_host_registry::Registry;
 use nydus_host_storage::{BlobLocator, ChunkSource};
 
 /// The merged view of the source image's layers.
 pub async fn oci_view(reg: Arc<Registry>, repo: &str, m: &Manifest) -> Result<View> {
     let mut view = View::new();
     for l in &m.layers {
-        let (pull, reader) = super::stream::blob_reader(reg.clone(), repo, &l.digest);
+        let (pull, reader) = crate::stream::blob_reader(reg.clone(), repo, &l.digest);
         let shown = format!("source layer {}", l.digest);
         let read = tokio::task::spawn_blocking(move || {
             let input = tarsrc::decompress(Box::new(reader), &shown)?;
