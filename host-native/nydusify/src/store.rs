@@ -412,7 +412,7 @@ impl ArchiveIn {
 }
 
 /// An OCI image layout written into a scratch directory and packed into `target` (a tar) by
-/// [`LayoutOut::pack`].
+/// [`Store::finish`].
 #[derive(Debug)]
 pub struct LayoutOut {
     dir: PathBuf,

@@ -5,8 +5,8 @@
 //! manifest (or index) are pushed. Blob pushes run while the next layer converts.
 //!
 //! This module holds the options and the job: which manifests of the source are converted
-//! and what is pushed under the target tag. [`layer`] converts (or takes from the build
-//! cache) one layer; [`publish`] pushes the blobs, the bootstrap layer, the config, the
+//! and what is pushed under the target tag. `layer` converts (or takes from the build
+//! cache) one layer; `publish` pushes the blobs, the bootstrap layer, the config, the
 //! manifest and an index.
 
 mod layer;
