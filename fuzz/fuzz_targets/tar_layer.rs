@@ -5,5 +5,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = nydus_host_native::tarsrc::read_layer_bytes(data);
+    let _ = nydus_host_image::tarsrc::read_layer_bytes(data);
 });

@@ -3,11 +3,10 @@
 //! The core does every encoding and decoding; this crate owns what touches the OS: walking
 //! directories, reading files on all cores, writing outputs atomically, and the command line.
 
-pub mod atomic;
-pub mod image;
+pub mod cli;
 pub mod log;
-pub mod nydusify;
-pub mod pipeline;
-pub mod registry;
-pub mod tarsrc;
-pub mod walk;
+
+pub use nydus_host_image as image;
+pub use nydus_host_nydusify as nydusify;
+pub use nydus_host_registry as registry;
+pub use nydus_host_storage as storage;

@@ -1,5 +1,9 @@
 //! Messages for the user: to stderr, and also appended to the `-L/--log-file` if one is given.
 //! Levels follow `-l/--log-level` (`trace|debug|info|warn|error`).
+//!
+//! The libraries log through the `log` facade (`log::warn!`, `log::info!`); this is its
+//! logger. It shows only records of this workspace's crates (targets starting with `nydus_`),
+//! not those of the HTTP and TLS stacks.
 
 use std::fs::File;
 use std::io::Write;
@@ -7,50 +11,77 @@ use std::path::Path;
 use std::sync::{Mutex, OnceLock};
 
 use anyhow::{bail, Context, Result};
+pub use log::Level;
 
-/// Message levels, most verbose first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Level {
-    Trace,
-    Debug,
-    Info,
-    Warn,
-    Error,
+fn parse_level(s: &str) -> Result<Level> {
+    Ok(match s {
+        "trace" => Level::Trace,
+        "debug" => Level::Debug,
+        "info" => Level::Info,
+        "warn" => Level::Warn,
+        "error" => Level::Error,
+        _ => bail!("invalid --log-level {s:?}: expected trace, debug, info, warn or error"),
+    })
 }
 
-impl Level {
-    fn parse(s: &str) -> Result<Self> {
-        Ok(match s {
-            "trace" => Level::Trace,
-            "debug" => Level::Debug,
-            "info" => Level::Info,
-            "warn" => Level::Warn,
-            "error" => Level::Error,
-            _ => bail!("invalid --log-level {s:?}: expected trace, debug, info, warn or error"),
-        })
-    }
-    fn name(self) -> &'static str {
-        match self {
-            Level::Trace => "trace",
-            Level::Debug => "debug",
-            Level::Info => "info",
-            Level::Warn => "warning",
-            Level::Error => "error",
-        }
+fn name(level: Level) -> &'static str {
+    match level {
+        Level::Trace => "trace",
+        Level::Debug => "debug",
+        Level::Info => "info",
+        Level::Warn => "warning",
+        Level::Error => "error",
     }
 }
 
 #[derive(Debug)]
-struct Logger {
+struct State {
     level: Level,
     file: Option<Mutex<File>>,
 }
 
-static LOGGER: OnceLock<Logger> = OnceLock::new();
+#[derive(Debug)]
+struct Logger(OnceLock<State>);
 
-/// Sets the level and the optional log file; call once at start-up.
+static LOGGER: Logger = Logger(OnceLock::new());
+
+impl Logger {
+    fn append(&self, level: Level, msg: &str) {
+        if let Some(f) = self.0.get().and_then(|s| s.file.as_ref()) {
+            if let Ok(mut f) = f.lock() {
+                let _ = writeln!(f, "{}: {msg}", name(level));
+            }
+        }
+    }
+}
+
+impl log::Log for Logger {
+    fn enabled(&self, m: &log::Metadata<'_>) -> bool {
+        let min = self.0.get().map_or(Level::Info, |s| s.level);
+        m.target().starts_with("nydus_") && m.level() <= min
+    }
+
+    fn log(&self, r: &log::Record<'_>) {
+        if !self.enabled(r.metadata()) {
+            return;
+        }
+        let msg = r.args().to_string();
+        eprintln!("{}: {msg}", name(r.level()));
+        self.append(r.level(), &msg);
+    }
+
+    fn flush(&self) {
+        if let Some(f) = self.0.get().and_then(|s| s.file.as_ref()) {
+            if let Ok(mut f) = f.lock() {
+                let _ = f.flush();
+            }
+        }
+    }
+}
+
+/// Sets the level and the optional log file and installs the logger; call once at start-up.
 pub fn init(level: &str, file: Option<&Path>) -> Result<()> {
-    let level = Level::parse(level)?;
+    let level = parse_level(level)?;
     let file = match file {
         Some(p) => Some(Mutex::new(
             File::options()
@@ -61,42 +92,31 @@ pub fn init(level: &str, file: Option<&Path>) -> Result<()> {
         )),
         None => None,
     };
-    let _ = LOGGER.set(Logger { level, file });
+    let _ = LOGGER.0.set(State { level, file });
+    if log::set_logger(&LOGGER).is_ok() {
+        log::set_max_level(level.to_level_filter());
+    }
     Ok(())
-}
-
-/// Emits one message at `level`.
-pub fn log(level: Level, msg: &str) {
-    let (min, file) = match LOGGER.get() {
-        Some(l) => (l.level, l.file.as_ref()),
-        None => (Level::Info, None),
-    };
-    if level < min {
-        return;
-    }
-    eprintln!("{}: {msg}", level.name());
-    if let Some(f) = file {
-        if let Ok(mut f) = f.lock() {
-            let _ = writeln!(f, "{}: {msg}", level.name());
-        }
-    }
 }
 
 /// Appends a message to the log file only (for what the caller prints itself).
 pub fn record(level: Level, msg: &str) {
-    if let Some(f) = LOGGER.get().and_then(|l| l.file.as_ref()) {
-        if let Ok(mut f) = f.lock() {
-            let _ = writeln!(f, "{}: {msg}", level.name());
-        }
+    LOGGER.append(level, msg);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels_parse_and_are_named_as_before() {
+        assert_eq!(parse_level("warn").unwrap(), Level::Warn);
+        assert_eq!(name(Level::Warn), "warning");
+        let e = parse_level("loud").unwrap_err().to_string();
+        assert!(e.contains("invalid --log-level"), "{e}");
+        assert!(
+            Level::Debug > Level::Info,
+            "more verbose levels compare greater"
+        );
     }
-}
-
-/// A warning (something skipped or unusual, the command goes on).
-pub fn warn(msg: &str) {
-    log(Level::Warn, msg);
-}
-
-/// Progress and results worth a line.
-pub fn info(msg: &str) {
-    log(Level::Info, msg);
 }

@@ -4,9 +4,9 @@ use clap::Parser;
 use nydus_host_native::log;
 
 fn main() {
-    let cli = nydus_host_native::image::args::Cli::parse();
+    let cli = nydus_host_native::cli::image::args::Cli::parse();
     let result = log::init(&cli.log_level, cli.log_file.as_deref())
-        .and_then(|()| nydus_host_native::image::run(cli));
+        .and_then(|()| nydus_host_native::cli::image::run(cli));
     if let Err(e) = result {
         log::record(log::Level::Error, &format!("{e:#}"));
         eprintln!("nydus-image: error: {e:#}");

@@ -1,21 +1,37 @@
-//! Where image bytes live for the native hosts, and the one way they are read back.
+//! Where the bytes of images live for the native hosts, and the one way they are read back.
 //!
-//! - [`store`]: [`store::BlobStore`], one blob's bytes served by range (local files now; the
-//!   S3, OSS and registry backends implement the same trait).
+//! - [`store`]: [`store::BlobStore`], one blob's bytes served by range from any thread (local
+//!   files now; the S3, OSS and registry backends implement the same trait).
 //! - [`local`]: [`local::Backend`] resolves a bootstrap's blob table to stores;
 //!   [`local::Localfs`] is the localfs backend (a directory, extra directories, one file).
 //! - [`reader`]: [`reader::ChunkReader`] carries out the core's read plans from many threads:
 //!   merged range reads, every chunk verified before use, one fetch per chunk however many
 //!   threads want it, an in-memory and an on-disk cache ([`blobcache`], upstream's layout).
 //! - [`ahead`]: many plans read in order on all cores (unpack, check, `nydusify check`).
+//! - [`open`]: opening images (a bootstrap file read by range through [`cached`], or one
+//!   inlined in a blob); [`source`]: local files as the core's byte sources; [`atomic`]:
+//!   outputs that appear only when complete; [`config`]: the one backend configuration every
+//!   `--backend-*` option is parsed into; [`sign`]: request signing for the object stores.
 
 pub mod ahead;
+pub mod atomic;
 pub mod blobcache;
 pub mod cached;
+pub mod chunks;
+pub mod config;
 pub mod local;
+pub mod locate;
+pub mod open;
 pub mod reader;
 pub mod sign;
+pub mod source;
 pub mod store;
+
+pub use chunks::ChunkSource;
+pub use config::BackendConfig;
+pub use locate::BlobLocator;
+pub use open::{open_image, Image};
+pub use source::FileSource;
 
 #[cfg(test)]
 pub(crate) mod testimg {

@@ -1,0 +1,131 @@
+//! `nydusify copy`: an image (OCI or Nydus, a manifest or an index) from one registry to
+//! another, or to / from an OCI image-layout tar, blob by blob ([`crate::transfer`]).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context, Result};
+use nydus_core::oci::manifest::{parse_document, Descriptor, Document, Platform};
+use nydus_core::oci::reference::Reference;
+
+use crate::store::{ArchiveIn, LayoutOut, Store};
+use crate::transfer::Copier;
+use crate::{is_nydus_entry, registry_for};
+
+/// Where an image is read from or written to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// A registry repository, by tag or digest.
+    Registry(Reference),
+    /// An OCI image-layout tar (`file://<path>`).
+    Archive(PathBuf),
+}
+
+/// What to copy (validated).
+#[derive(Debug, Clone)]
+pub struct CopyOptions {
+    pub source: Location,
+    pub target: Location,
+    /// How the user named the source, for messages.
+    pub source_shown: String,
+    pub source_insecure: bool,
+    pub target_insecure: bool,
+    /// Speak plain HTTP to the registries.
+    pub plain_http: bool,
+    /// The platform to copy out of an index.
+    pub platform: Platform,
+    /// Copy the whole index with every platform.
+    pub all_platforms: bool,
+    pub retries: u32,
+    pub retry_delay: Duration,
+    /// Push blobs in chunks of this size (0: one PUT).
+    pub push_chunk_size: u64,
+    /// Scratch space (a fresh directory inside it is used and removed).
+    pub work_dir: PathBuf,
+}
+
+/// Copies per `o`; returns the digest of what the target now holds under the tag.
+pub fn copy(o: &CopyOptions) -> Result<String> {
+    std::fs::create_dir_all(&o.work_dir)
+        .with_context(|| format!("creating the work directory {}", o.work_dir.display()))?;
+    let scratch = tempfile::Builder::new()
+        .prefix("nydusify-copy-")
+        .tempdir_in(&o.work_dir)
+        .with_context(|| format!("creating a directory in {}", o.work_dir.display()))?;
+    let (src, src_ref) = match &o.source {
+        Location::Archive(p) => (
+            Store::Archive(Arc::new(ArchiveIn::open(p)?)),
+            "latest".to_string(),
+        ),
+        Location::Registry(r) => {
+            let reg = registry_for(
+                &r.host,
+                o.source_insecure,
+                o.plain_http,
+                o.retries,
+                o.retry_delay,
+                0,
+            )?;
+            (Store::registry(reg, &r.repository), r.target().to_string())
+        }
+    };
+    let (dst, tag) = match &o.target {
+        Location::Archive(p) => (
+            Store::Layout(Arc::new(LayoutOut::create(scratch.path(), p)?)),
+            if src_ref.starts_with("sha256:") {
+                "latest".to_string()
+            } else {
+                src_ref.clone()
+            },
+        ),
+        Location::Registry(r) => {
+            let reg = registry_for(
+                &r.host,
+                o.target_insecure,
+                o.plain_http,
+                o.retries,
+                o.retry_delay,
+                o.push_chunk_size,
+            )?;
+            (Store::registry(reg, &r.repository), r.target().to_string())
+        }
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let digest = rt.block_on(async {
+        let c = Copier {
+            src: &src,
+            dst: &dst,
+            scratch: scratch.path(),
+        };
+        let (mt, bytes, digest) = src.get_manifest(&src_ref).await?;
+        match parse_document(Some(&mt), &bytes).map_err(|e| anyhow!("{}: {e}", o.source_shown))? {
+            Document::Manifest(_) => c.copy_manifest(&digest, Some(&tag)).await,
+            Document::Index(index) if o.all_platforms => {
+                for d in &index.manifests {
+                    c.copy_manifest(&d.digest, None).await?;
+                }
+                dst.put_manifest(&tag, &mt, &bytes).await
+            }
+            Document::Index(index) => {
+                let pick: &Descriptor = index
+                    .manifests
+                    .iter()
+                    .filter(|d| d.platform.as_ref().is_some_and(|p| p.matches(&o.platform)))
+                    .min_by_key(|d| is_nydus_entry(d))
+                    .with_context(|| {
+                        format!(
+                            "{}: the index has no manifest for {}/{}",
+                            o.source_shown, o.platform.os, o.platform.architecture
+                        )
+                    })?;
+                c.copy_manifest(&pick.digest, Some(&tag)).await
+            }
+        }
+    })?;
+    dst.finish()?;
+    Ok(digest)
+}

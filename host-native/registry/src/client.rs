@@ -1,0 +1,473 @@
+//! The client of one registry host: sending requests (authenticating on a 401, retrying
+//! transient failures with backoff), turning answers into errors, and everything that reads:
+//! manifests, blob sizes, blobs pulled streaming and verified by digest, cross-repository
+//! mounts, manifest pushes.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use nydus_core::digest::Sha256Stream;
+use reqwest::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
+use reqwest::{RequestBuilder, Response, StatusCode};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+
+use crate::auth::{credentials_hint, parse_challenge, Challenge, Credentials};
+use crate::error::{classify, ErrorKind, RegistryError, Result};
+
+/// How to reach one registry.
+#[derive(Debug, Clone)]
+pub struct RegistryOptions {
+    /// Speak HTTP instead of HTTPS.
+    pub plain_http: bool,
+    /// Do not verify the TLS certificate.
+    pub insecure: bool,
+    /// Extra CA certificate (PEM) to trust.
+    pub ca_cert: Option<PathBuf>,
+    pub credentials: Option<Credentials>,
+    /// Attempts after the first for a failed request or upload chunk.
+    pub retries: u32,
+    pub retry_delay: Duration,
+    /// Upload blobs larger than this in chunks of this size (0: one PUT).
+    pub chunk_size: u64,
+}
+
+impl Default for RegistryOptions {
+    fn default() -> Self {
+        RegistryOptions {
+            plain_http: false,
+            insecure: false,
+            ca_cert: None,
+            credentials: None,
+            retries: 3,
+            retry_delay: Duration::from_millis(500),
+            chunk_size: 0,
+        }
+    }
+}
+
+/// A client of one registry host.
+#[derive(Debug)]
+pub struct Registry {
+    pub(crate) http: reqwest::Client,
+    base: String,
+    host: String,
+    pub(crate) opts: RegistryOptions,
+    /// Bearer tokens by scope.
+    tokens: Mutex<HashMap<String, String>>,
+}
+
+const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, \
+    application/vnd.oci.image.index.v1+json, \
+    application/vnd.docker.distribution.manifest.v2+json, \
+    application/vnd.docker.distribution.manifest.list.v2+json";
+
+/// What a request is for, in errors: the repository and the operation.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Op<'a> {
+    pub repo: &'a str,
+    pub action: &'a str,
+}
+
+impl Registry {
+    pub fn new(host: &str, opts: RegistryOptions) -> Result<Registry> {
+        let mut b = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .danger_accept_invalid_certs(opts.insecure);
+        if let Some(ca) = &opts.ca_cert {
+            let pem = std::fs::read(ca)
+                .map_err(|e| RegistryError::io(host, format!("reading {}", ca.display()), e))?;
+            let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| {
+                let msg = format!("{}: not a PEM certificate", ca.display());
+                RegistryError::new(ErrorKind::Protocol, host, "reading the CA certificate", msg)
+                    .caused_by(e)
+            })?;
+            b = b.add_root_certificate(cert);
+        }
+        let http = b.build().map_err(|e| {
+            let msg = "setting up the HTTP client";
+            RegistryError::new(ErrorKind::Protocol, host, msg, msg).caused_by(e)
+        })?;
+        let scheme = if opts.plain_http { "http" } else { "https" };
+        Ok(Registry {
+            http,
+            base: format!("{scheme}://{host}"),
+            host: host.to_string(),
+            opts,
+            tokens: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// Attempts after the first for failed requests.
+    pub fn retries(&self) -> u32 {
+        self.opts.retries
+    }
+
+    pub(crate) fn url(&self, path: &str) -> String {
+        if path.starts_with("http://") || path.starts_with("https://") {
+            path.to_string()
+        } else {
+            format!("{}{path}", self.base)
+        }
+    }
+
+    /// A transport failure of `op` (`what` says which step, e.g. `request failed`).
+    pub(crate) fn transport(&self, op: Op<'_>, what: &str, e: reqwest::Error) -> RegistryError {
+        let kind = classify(&e);
+        let msg = format!("{}: {what}: {}", self.host, describe(e));
+        RegistryError::new(kind, &self.host, op.action, msg).repo(op.repo)
+    }
+
+    /// Sends a request built by `make`, authenticating on a 401 and retrying transient
+    /// failures (transport errors of kind [`ErrorKind::Transient`] and 5xx answers, `retries`
+    /// times, with backoff) when `retry` is set.
+    pub(crate) async fn send(
+        &self,
+        op: Op<'_>,
+        scope: &str,
+        retry: bool,
+        make: &(dyn Fn() -> RequestBuilder + Sync),
+    ) -> Result<Response> {
+        let mut attempt = 0u32;
+        let mut authed_basic = false;
+        loop {
+            let mut req = make();
+            if let Some(t) = self.tokens.lock().expect("token lock").get(scope) {
+                req = req.bearer_auth(t);
+            } else if authed_basic {
+                if let Some(c) = &self.opts.credentials {
+                    req = req.basic_auth(&c.username, Some(&c.password));
+                }
+            }
+            let resp = match req.send().await {
+                Ok(r) => r,
+                Err(e) => {
+                    let kind = classify(&e);
+                    let why = describe(e);
+                    if retry && attempt < self.opts.retries && kind == ErrorKind::Transient {
+                        attempt += 1;
+                        log::warn!("{}: {why} (retry {attempt})", self.host);
+                        tokio::time::sleep(self.opts.retry_delay * attempt).await;
+                        continue;
+                    }
+                    let msg = format!("{}: request failed: {why}", self.host);
+                    return Err(RegistryError::new(kind, &self.host, op.action, msg).repo(op.repo));
+                }
+            };
+            if resp.status() == StatusCode::UNAUTHORIZED {
+                let challenge = resp
+                    .headers()
+                    .get("www-authenticate")
+                    .and_then(|h| h.to_str().ok())
+                    .and_then(parse_challenge);
+                let have_token = self.tokens.lock().expect("token lock").contains_key(scope);
+                match challenge {
+                    Some(Challenge::Basic) if !authed_basic && self.opts.credentials.is_some() => {
+                        authed_basic = true;
+                        continue;
+                    }
+                    Some(Challenge::Bearer { realm, service }) if !have_token => {
+                        let t = self
+                            .token(&realm, service.as_deref(), scope)
+                            .await
+                            .map_err(|e| e.repo(op.repo))?;
+                        self.tokens
+                            .lock()
+                            .expect("token lock")
+                            .insert(scope.to_string(), t);
+                        continue;
+                    }
+                    _ => {
+                        let msg = format!(
+                            "{}: authentication failed for {scope} (HTTP 401){}",
+                            self.host,
+                            credentials_hint(self.opts.credentials.is_some(), true)
+                        );
+                        return Err(RegistryError::new(
+                            ErrorKind::Auth,
+                            &self.host,
+                            op.action,
+                            msg,
+                        )
+                        .repo(op.repo)
+                        .status(StatusCode::UNAUTHORIZED));
+                    }
+                }
+            }
+            let kind = ErrorKind::of_status(resp.status());
+            if !resp.status().is_success()
+                && kind == ErrorKind::Transient
+                && retry
+                && attempt < self.opts.retries
+            {
+                attempt += 1;
+                log::warn!("{}: HTTP {} (retry {attempt})", self.host, resp.status());
+                tokio::time::sleep(self.opts.retry_delay * attempt).await;
+                continue;
+            }
+            return Ok(resp);
+        }
+    }
+
+    /// The error an unexpected answer to `op` is: its status and the registry's message.
+    pub(crate) async fn error_of(&self, op: Op<'_>, resp: Response) -> RegistryError {
+        let status = resp.status();
+        let body = resp.text().await.unwrap_or_default();
+        let detail = serde_json::from_str::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| {
+                v.pointer("/errors/0/message")
+                    .and_then(|m| m.as_str())
+                    .map(str::to_string)
+            })
+            .unwrap_or_else(|| body.chars().take(200).collect());
+        let msg = format!("{}: {}: HTTP {status}: {detail}", self.host, op.action);
+        RegistryError::new(ErrorKind::of_status(status), &self.host, op.action, msg)
+            .repo(op.repo)
+            .status(status)
+    }
+
+    /// A manifest or index: its media type, bytes and digest (verified when `reference` is a
+    /// digest).
+    pub async fn get_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+    ) -> Result<(String, Vec<u8>, String)> {
+        let action = format!("manifest {repo}:{reference}");
+        let op = Op {
+            repo,
+            action: &action,
+        };
+        let url = self.url(&format!("/v2/{repo}/manifests/{reference}"));
+        let scope = format!("repository:{repo}:pull");
+        let resp = self
+            .send(op, &scope, true, &|| {
+                self.http.get(&url).header(ACCEPT, MANIFEST_ACCEPT)
+            })
+            .await?;
+        if !resp.status().is_success() {
+            return Err(self.error_of(op, resp).await);
+        }
+        let mt = resp
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| self.transport(op, &format!("reading {action}"), e))?
+            .to_vec();
+        let digest = format!("sha256:{}", nydus_core::digest::sha256(&bytes).to_hex());
+        if reference.starts_with("sha256:") && reference != digest {
+            let msg = format!(
+                "{}: manifest {repo}@{reference} has digest {digest}: the registry served other bytes",
+                self.host
+            );
+            return Err(
+                RegistryError::new(ErrorKind::Protocol, &self.host, action, msg).repo(repo),
+            );
+        }
+        Ok((mt, bytes, digest))
+    }
+
+    /// Size of a blob if the repository has it.
+    pub async fn blob_size(&self, repo: &str, digest: &str) -> Result<Option<u64>> {
+        let action = format!("blob {repo}@{digest}");
+        let op = Op {
+            repo,
+            action: &action,
+        };
+        let url = self.url(&format!("/v2/{repo}/blobs/{digest}"));
+        let scope = format!("repository:{repo}:pull");
+        let resp = self
+            .send(op, &scope, true, &|| self.http.head(&url))
+            .await?;
+        match resp.status() {
+            s if s.is_success() => Ok(resp
+                .headers()
+                .get(CONTENT_LENGTH)
+                .and_then(|h| h.to_str().ok())
+                .and_then(|s| s.parse().ok())),
+            StatusCode::NOT_FOUND => Ok(None),
+            _ => Err(self.error_of(op, resp).await),
+        }
+    }
+
+    /// Streams a blob into `out`, verifying its SHA-256 against `digest`; returns its size.
+    pub async fn pull_blob<W: AsyncWrite + Unpin>(
+        &self,
+        repo: &str,
+        digest: &str,
+        out: &mut W,
+    ) -> Result<u64> {
+        let action = format!("blob {repo}@{digest}");
+        let op = Op {
+            repo,
+            action: &action,
+        };
+        let mut body = self.blob_body(op, digest).await?;
+        let mut h = Sha256Stream::new();
+        let mut n = 0u64;
+        while let Some(chunk) = body.next().await {
+            let chunk =
+                chunk.map_err(|e| self.transport(op, &format!("reading blob {digest}"), e))?;
+            h.update(&chunk);
+            n += chunk.len() as u64;
+            out.write_all(&chunk)
+                .await
+                .map_err(|e| RegistryError::io(&self.host, format!("writing blob {digest}"), e))?;
+        }
+        self.verify_blob(op, digest, h)?;
+        out.flush().await.ok();
+        Ok(n)
+    }
+
+    /// Streams a blob piece by piece into `each`; the SHA-256 is checked against `digest` after
+    /// the last piece (an error then means the pieces were not the blob). Returns the size.
+    /// `each` may fail with its own error type, which the client's errors convert into.
+    pub async fn pull_blob_each<E: From<RegistryError>>(
+        &self,
+        repo: &str,
+        digest: &str,
+        mut each: impl AsyncFnMut(Bytes) -> std::result::Result<(), E>,
+    ) -> std::result::Result<u64, E> {
+        let action = format!("blob {repo}@{digest}");
+        let op = Op {
+            repo,
+            action: &action,
+        };
+        let mut body = self.blob_body(op, digest).await?;
+        let mut h = Sha256Stream::new();
+        let mut n = 0u64;
+        while let Some(chunk) = body.next().await {
+            let chunk =
+                chunk.map_err(|e| self.transport(op, &format!("reading blob {digest}"), e))?;
+            h.update(&chunk);
+            n += chunk.len() as u64;
+            each(chunk).await?;
+        }
+        self.verify_blob(op, digest, h)?;
+        Ok(n)
+    }
+
+    async fn blob_body(
+        &self,
+        op: Op<'_>,
+        digest: &str,
+    ) -> Result<impl futures_util::Stream<Item = reqwest::Result<Bytes>>> {
+        let url = self.url(&format!("/v2/{}/blobs/{digest}", op.repo));
+        let scope = format!("repository:{}:pull", op.repo);
+        let resp = self.send(op, &scope, true, &|| self.http.get(&url)).await?;
+        if !resp.status().is_success() {
+            return Err(self.error_of(op, resp).await);
+        }
+        Ok(resp.bytes_stream())
+    }
+
+    fn verify_blob(&self, op: Op<'_>, digest: &str, h: Sha256Stream) -> Result<()> {
+        let got = format!("sha256:{}", h.finish().to_hex());
+        if got != digest {
+            let msg = format!(
+                "{}: blob {}@{digest} has digest {got}: corrupted in the registry or in transit",
+                self.host, op.repo
+            );
+            return Err(
+                RegistryError::new(ErrorKind::Protocol, &self.host, op.action, msg).repo(op.repo),
+            );
+        }
+        Ok(())
+    }
+
+    /// A small blob (config) in memory, verified.
+    pub async fn pull_blob_bytes(&self, repo: &str, digest: &str) -> Result<Vec<u8>> {
+        let mut v = Vec::new();
+        self.pull_blob(repo, digest, &mut v).await?;
+        Ok(v)
+    }
+
+    /// Asks the registry to mount a blob from another repository; true if it did.
+    pub async fn mount_blob(&self, repo: &str, from: &str, digest: &str) -> Result<bool> {
+        let action = format!("mounting {digest} from {from}");
+        let op = Op {
+            repo,
+            action: &action,
+        };
+        let url = self.url(&format!("/v2/{repo}/blobs/uploads/"));
+        let scope = format!("repository:{repo}:pull,push repository:{from}:pull");
+        let resp = self
+            .send(op, &scope, true, &|| {
+                self.http
+                    .post(&url)
+                    .query(&[("mount", digest), ("from", from)])
+                    .header(CONTENT_LENGTH, 0)
+            })
+            .await?;
+        match resp.status() {
+            StatusCode::CREATED => Ok(true),
+            StatusCode::ACCEPTED => Ok(false),
+            _ => Err(self.error_of(op, resp).await),
+        }
+    }
+
+    /// Pushes a manifest or index under `reference` (tag or digest); returns its digest.
+    pub async fn put_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+        media_type: &str,
+        bytes: &[u8],
+    ) -> Result<String> {
+        let action = format!("pushing manifest {repo}:{reference}");
+        let op = Op {
+            repo,
+            action: &action,
+        };
+        let url = self.url(&format!("/v2/{repo}/manifests/{reference}"));
+        let scope = format!("repository:{repo}:pull,push");
+        let resp = self
+            .send(op, &scope, true, &|| {
+                self.http
+                    .put(&url)
+                    .header(CONTENT_TYPE, media_type)
+                    .body(bytes.to_vec())
+            })
+            .await?;
+        if resp.status() != StatusCode::CREATED {
+            return Err(self.error_of(op, resp).await);
+        }
+        Ok(format!(
+            "sha256:{}",
+            nydus_core::digest::sha256(bytes).to_hex()
+        ))
+    }
+}
+
+/// A transport error with its causes (TLS, connection), never the URL's credentials.
+pub(crate) fn describe(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut s = e.to_string();
+    let mut src = std::error::Error::source(&e);
+    while let Some(c) = src {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        src = c.source();
+    }
+    s
+}
+
+pub(crate) fn location(r: &Response) -> Option<String> {
+    r.headers()
+        .get(LOCATION)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_string)
+}

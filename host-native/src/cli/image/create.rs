@@ -1,0 +1,202 @@
+//! `nydus-image create`: the options checked and turned into a build [`Plan`], the build, and
+//! `--output-json`.
+
+use anyhow::{bail, Context, Result};
+use nydus_core::digest::Digester;
+use nydus_core::layer::WhiteoutSpec;
+use nydus_core::model::Compressor;
+use nydus_host_image::create::{build, BlobTarget, Plan};
+use nydus_host_image::tarsrc;
+use nydus_host_storage::atomic::write_file;
+use nydus_host_storage::config::{self, BackendConfig, LocalBlobs};
+use serde_json::json;
+
+use super::args::{chunk_dict_path, parse_chunk_size, parse_compressor, parse_size, CreateArgs};
+
+fn not_built(what: &str) -> anyhow::Error {
+    anyhow::anyhow!("{what} is not supported by this nydus-image yet")
+}
+
+/// The build plan of `create`'s options.
+pub fn plan(a: &CreateArgs) -> Result<Plan> {
+    let tar = match a.source_type.as_str() {
+        "dir-rafs" | "directory" => false,
+        "tar-rafs" | "targz-rafs" => true,
+        "estargz-rafs" | "targz-ref" | "estargz-ref" | "estargztoc-ref"
+        | "stargz_index" | "tar-tarfs" => return Err(not_built(&format!("source type {}", a.source_type))),
+        t => bail!("invalid --type {t:?}: expected dir-rafs, tar-rafs, targz-rafs, estargz-rafs, targz-ref, estargz-ref, estargztoc-ref or tar-tarfs"),
+    };
+    let v5 = match a.fs_version.as_str() {
+        "6" => false,
+        "5" => true,
+        v => bail!("invalid --fs-version {v:?}: expected 5 or 6"),
+    };
+    if a.encrypt {
+        return Err(not_built("--encrypt"));
+    }
+    if parse_size(&a.batch_size) != Some(0) {
+        return Err(not_built("--batch-size other than 0"));
+    }
+    if parse_size(&a.blob_offset) != Some(0) {
+        return Err(not_built("--blob-offset other than 0"));
+    }
+    if a.aligned_chunk && !v5 {
+        bail!("--aligned-chunk applies to RAFS v5 only (v6 chunks are always aligned)");
+    }
+    if v5 {
+        for (given, what) in [
+            (
+                a.features.iter().any(|f| f == "blob-toc"),
+                "--features blob-toc",
+            ),
+            (a.blob_cache_dir.is_some(), "--blob-cache-dir"),
+        ] {
+            if given {
+                bail!("{what} needs RAFS v6 (--fs-version 6)");
+            }
+        }
+    }
+    let chunk_size = parse_chunk_size(&a.chunk_size)?;
+    let digester = Digester::from_name(&a.digester).with_context(|| {
+        format!(
+            "invalid --digester {:?}: expected blake3 or sha256",
+            a.digester
+        )
+    })?;
+    let mut blob_toc = false;
+    for f in &a.features {
+        match f.as_str() {
+            "blob-toc" => blob_toc = true,
+            "" => {}
+            f => bail!("invalid --features {f:?}: expected blob-toc"),
+        }
+    }
+    let prefetch_fs = match a.prefetch_policy.as_str() {
+        "fs" => true,
+        "none" => false,
+        "blob" => return Err(not_built("--prefetch-policy blob")),
+        p => bail!("invalid --prefetch-policy {p:?}: expected fs, blob or none"),
+    };
+    let whiteout = WhiteoutSpec::from_name(&a.whiteout_spec).with_context(|| {
+        format!(
+            "invalid --whiteout-spec {:?}: expected oci, overlayfs or none",
+            a.whiteout_spec
+        )
+    })?;
+    let chunk_dict = a.chunk_dict.as_deref().map(chunk_dict_path).transpose()?;
+
+    let mut blob = a.blob.clone().map(BlobTarget::File);
+    if let Some(d) = &a.blob_dir {
+        if blob.is_some() {
+            bail!("--blob and --blob-dir conflict");
+        }
+        blob = Some(BlobTarget::Dir(d.clone()));
+    }
+    if let Some(t) = &a.backend_type {
+        if blob.is_some() {
+            bail!("--backend-type conflicts with --blob and --blob-dir");
+        }
+        let c = config::parse(
+            super::blobs::CREATE_BACKEND,
+            t,
+            a.backend_config.as_deref(),
+            None,
+        )?;
+        blob = Some(match c {
+            BackendConfig::Localfs { blobs, .. } => match blobs {
+                LocalBlobs::Dir(d) => BlobTarget::Dir(d),
+                LocalBlobs::File(f) => BlobTarget::File(f),
+            },
+        });
+    }
+    let mut compressor = match &a.compressor {
+        Some(c) => parse_compressor(c)?,
+        None => Compressor::Zstd,
+    };
+    if let Some(d) = &a.blob_cache_dir {
+        if blob.is_some() || a.blob_inline_meta {
+            bail!("--blob-cache-dir conflicts with --blob, --blob-dir and --blob-inline-meta");
+        }
+        if a.compressor.is_some() && compressor != Compressor::None {
+            bail!("--blob-cache-dir writes uncompressed data and conflicts with --compressor");
+        }
+        compressor = Compressor::None;
+        blob = Some(BlobTarget::CacheDir(d.clone()));
+    }
+    if a.blob_inline_meta {
+        if a.bootstrap.is_some() {
+            bail!("--blob-inline-meta conflicts with --bootstrap");
+        }
+        if a.blob_id.is_some() {
+            bail!("--blob-inline-meta conflicts with --blob-id");
+        }
+        if blob.is_none() {
+            bail!("--blob-inline-meta needs --blob or --blob-dir");
+        }
+    } else if a.bootstrap.is_none() && !matches!(blob, Some(BlobTarget::Dir(_))) {
+        bail!("--bootstrap is required unless --blob-dir or --blob-inline-meta is given");
+    }
+    if let Some(id) = &a.blob_id {
+        if id.is_empty() || id.len() > 64 || !id.is_ascii() || id.contains('/') {
+            bail!("invalid --blob-id {id:?}: at most 64 ASCII characters, no '/'");
+        }
+    }
+    if blob.is_none() {
+        bail!(
+            "no blob output: give --blob, --blob-dir, --blob-cache-dir or --backend-type localfs"
+        );
+    }
+    let threads = a
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    Ok(Plan {
+        source: a.source.clone(),
+        bootstrap: a.bootstrap.clone(),
+        blob,
+        inline_meta: a.blob_inline_meta,
+        blob_toc,
+        compressor,
+        digester,
+        chunk_size,
+        whiteout,
+        prefetch_fs,
+        blob_id: a.blob_id.clone(),
+        explicit_uid_gid: !a.repeatable,
+        threads,
+        check: !a.disable_check,
+        tar,
+        parent: a.parent_bootstrap.clone(),
+        chunk_dict,
+        v5,
+        aligned_chunk: a.aligned_chunk,
+    })
+}
+
+pub fn run(a: CreateArgs) -> Result<()> {
+    let p = plan(&a)?;
+    let patterns = if p.prefetch_fs {
+        super::read_prefetch_patterns()?
+    } else {
+        Vec::new()
+    };
+    let input = if p.tar {
+        Some(tarsrc::open_layer(&p.source)?)
+    } else {
+        None
+    };
+    let b = build(&p, &patterns, input, None)?;
+    if let Some(j) = &a.output_json {
+        let v = json!({
+            "version": concat!(env!("CARGO_PKG_NAME"), "-", env!("CARGO_PKG_VERSION")),
+            "bootstrap": b.bootstrap_path.as_ref().map(|b| b.display().to_string()).unwrap_or_default(),
+            "blobs": b.table_ids,
+            "external_bootstrap": "",
+            "external_blobs": [],
+            "trace": b.trace,
+            "fs_version": if p.v5 { "5" } else { "6" },
+            "compressor": p.compressor.name(),
+        });
+        write_file(j, serde_json::to_string_pretty(&v)?.as_bytes())?;
+    }
+    Ok(())
+}

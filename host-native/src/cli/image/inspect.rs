@@ -1,0 +1,69 @@
+//! `nydus-image inspect`: one-shot (`-R`) or line-by-line requests (from stdin) about a
+//! bootstrap, answered in JSON (one document per request) unless `--text` is given.
+
+use std::io::BufRead;
+
+use anyhow::{Context, Result};
+use nydus_host_image::inspect::Session;
+use nydus_host_storage::open_image;
+use serde_json::Value;
+
+use super::args::{bootstrap_arg, InspectArgs};
+
+fn print(v: &Value, text: bool) {
+    if !text {
+        println!("{v}");
+        return;
+    }
+    match v {
+        Value::Object(m) => {
+            for (k, val) in m {
+                match val {
+                    Value::Array(a) => {
+                        println!("{k}:");
+                        for item in a {
+                            println!("  {item}");
+                        }
+                    }
+                    Value::String(s) => println!("{k}: {s}"),
+                    other => println!("{k}: {other}"),
+                }
+            }
+        }
+        Value::Array(a) => {
+            for item in a {
+                println!("{item}");
+            }
+        }
+        other => println!("{other}"),
+    }
+}
+
+pub fn run(a: InspectArgs) -> Result<()> {
+    let path = bootstrap_arg(&a.bootstrap_pos, &a.bootstrap)?;
+    let img = open_image(&path)?;
+    let mut s = Session::new(&img.boot);
+    if let Some(r) = &a.request {
+        let v = s
+            .request(r)
+            .with_context(|| format!("{}: request {r:?}", path.display()))?;
+        if let Some(v) = v {
+            print(&v, a.text);
+        }
+        return Ok(());
+    }
+    // Line-by-line requests from stdin (a terminal or a pipe).
+    let stdin = std::io::stdin();
+    for line in stdin.lock().lines() {
+        let line = line.context("reading requests from stdin")?;
+        if matches!(line.trim(), "exit" | "q" | "quit") {
+            break;
+        }
+        match s.request(&line) {
+            Ok(Some(v)) => print(&v, a.text),
+            Ok(None) => {}
+            Err(e) => eprintln!("error: {e:#}"),
+        }
+    }
+    Ok(())
+}

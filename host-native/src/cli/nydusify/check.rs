@@ -1,0 +1,103 @@
+//! `nydusify check`: the options checked and turned into [`CheckOptions`], the findings
+//! printed, and a non-zero exit on any error.
+
+use std::path::PathBuf;
+
+use anyhow::{anyhow, bail, Result};
+use clap::Args;
+use nydus_core::oci::reference::Reference;
+use nydus_host_nydusify::check::{check, CheckOptions, ImageRef};
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The Nydus image to check.
+    #[arg(long = "target")]
+    pub target: String,
+    /// The source OCI image (enables the config and filesystem comparison).
+    #[arg(long = "source")]
+    pub source: Option<String>,
+    /// Skip TLS verification of the source registry.
+    #[arg(long = "source-insecure")]
+    pub source_insecure: bool,
+    /// Skip TLS verification of the target registry.
+    #[arg(long = "target-insecure")]
+    pub target_insecure: bool,
+    /// Speak plain HTTP to the target registry.
+    #[arg(long = "plain-http")]
+    pub plain_http: bool,
+    /// `os/arch` of the manifest to check in an index.
+    #[arg(long = "platform")]
+    pub platform: Option<String>,
+    /// Require an index holding both OCI and Nydus manifests.
+    #[arg(long = "multi-platform")]
+    pub multi_platform: bool,
+    /// Where the Nydus blobs are, when not in the registry (`localfs`).
+    #[arg(long = "target-backend-type")]
+    pub target_backend_type: Option<String>,
+    #[arg(long = "target-backend-config")]
+    pub target_backend_config: Option<String>,
+    #[arg(long = "target-backend-config-file")]
+    pub target_backend_config_file: Option<PathBuf>,
+    /// Where the fetched manifests, config and bootstrap are written.
+    #[arg(long = "work-dir", default_value = "./output")]
+    pub work_dir: PathBuf,
+    /// Accepted for compatibility; the checks run in process.
+    #[arg(long = "nydus-image")]
+    pub nydus_image: Option<PathBuf>,
+    /// Accepted for compatibility; the filesystem comparison reads blobs without mounting.
+    #[arg(long = "nydusd")]
+    pub nydusd: Option<PathBuf>,
+}
+
+/// The check `check`'s options describe.
+pub fn options(a: &CheckArgs) -> Result<CheckOptions> {
+    let target = Reference::parse(&a.target).map_err(|e| anyhow!(e))?;
+    let platform = super::platform_arg(a.platform.as_deref())?;
+    let source = match &a.source {
+        Some(s) => Some(ImageRef {
+            reference: Reference::parse(s).map_err(|e| anyhow!("--source: {e}"))?,
+            shown: s.clone(),
+        }),
+        None => None,
+    };
+    let backend = super::backend_dir(
+        a.target_backend_type.as_deref(),
+        a.target_backend_config.as_deref(),
+        a.target_backend_config_file.as_deref(),
+        "--target-backend",
+    )?;
+    Ok(CheckOptions {
+        target: ImageRef {
+            reference: target,
+            shown: a.target.clone(),
+        },
+        source,
+        source_insecure: a.source_insecure,
+        target_insecure: a.target_insecure,
+        plain_http: a.plain_http,
+        platform,
+        multi_platform: a.multi_platform,
+        backend,
+        work_dir: a.work_dir.clone(),
+    })
+}
+
+pub fn run(a: CheckArgs) -> Result<()> {
+    let report = check(&options(&a)?)?;
+    for f in &report.findings {
+        eprintln!("{}: {f}", a.target);
+    }
+    if !report.is_ok() {
+        bail!("{}: {} problem(s) found", a.target, report.errors());
+    }
+    println!(
+        "{}: the Nydus image passes the manifest, bootstrap{} checks",
+        a.target,
+        if a.source.is_some() {
+            ", config and filesystem"
+        } else {
+            ""
+        }
+    );
+    Ok(())
+}

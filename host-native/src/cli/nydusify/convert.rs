@@ -1,0 +1,323 @@
+//! `nydusify convert`: the options checked and turned into [`ConvertOptions`], the
+//! conversion, its summary line and `--output-json`.
+
+use std::path::PathBuf;
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::Args;
+use nydus_core::oci::manifest::Platform;
+use nydus_core::oci::reference::Reference;
+use nydus_host_nydusify::cache::CACHE_VERSION;
+use nydus_host_nydusify::convert::{
+    convert, BuildCacheOptions, CacheLocation, ChunkDict, ConvertOptions,
+};
+use nydus_host_storage::atomic::write_file;
+use serde_json::json;
+
+use super::parse::{parse_byte_size, parse_duration};
+use crate::cli::image::args::{parse_chunk_size, parse_compressor, parse_size};
+
+#[derive(Debug, Args)]
+pub struct ConvertArgs {
+    /// Source OCI image reference.
+    #[arg(long = "source", env = "SOURCE")]
+    pub source: String,
+    /// Target Nydus image reference.
+    #[arg(long = "target", env = "TARGET")]
+    pub target: Option<String>,
+    /// Target = source reference + this suffix (when --target is not given).
+    #[arg(long = "target-suffix")]
+    pub target_suffix: Option<String>,
+    /// Skip TLS verification of the source registry.
+    #[arg(long = "source-insecure")]
+    pub source_insecure: bool,
+    /// Skip TLS verification of the target registry.
+    #[arg(long = "target-insecure")]
+    pub target_insecure: bool,
+    /// Speak plain HTTP to the registries.
+    #[arg(long = "plain-http")]
+    pub plain_http: bool,
+    /// RAFS version of the target image.
+    #[arg(long = "fs-version", env = "FS_VERSION", default_value = "6")]
+    pub fs_version: String,
+    /// Chunk compressor: none, lz4_block or zstd.
+    #[arg(long = "compressor", env = "COMPRESSOR", default_value = "zstd")]
+    pub compressor: String,
+    /// Chunk size (power of two in [0x1000, 0x1000000]).
+    #[arg(
+        long = "chunk-size",
+        alias = "fs-chunk-size",
+        default_value = "0x100000"
+    )]
+    pub chunk_size: String,
+    #[arg(long = "batch-size", default_value = "0")]
+    pub batch_size: String,
+    /// Align chunks (RAFS v5).
+    #[arg(long = "fs-align-chunk", alias = "backend-aligned-chunk")]
+    pub fs_align_chunk: bool,
+    /// Read prefetch paths from stdin (otherwise the prefetch pattern is `/`).
+    #[arg(long = "prefetch-patterns")]
+    pub prefetch_patterns: bool,
+    /// A single prefetch directory (absolute path).
+    #[arg(long = "prefetch-dir")]
+    pub prefetch_dir: Option<String>,
+    /// Platforms to convert (comma list of os/arch[/variant]; default linux/<host arch>).
+    #[arg(long = "platform")]
+    pub platform: Option<String>,
+    /// Convert every platform of an index.
+    #[arg(long = "all-platforms")]
+    pub all_platforms: bool,
+    /// Push an index holding both the source and the Nydus manifests.
+    #[arg(long = "merge-platform", alias = "multi-platform")]
+    pub merge_platform: bool,
+    /// OCI media types even for a Docker source.
+    #[arg(long = "oci", alias = "docker-v2-format")]
+    pub oci: bool,
+    #[arg(long = "oci-ref")]
+    pub oci_ref: bool,
+    /// Set the Nydus manifest's `subject` to the source manifest.
+    #[arg(long = "with-referrer")]
+    pub with_referrer: bool,
+    /// A chunk dictionary: `bootstrap:local:<path>` or `bootstrap:registry:<reference>` (a
+    /// Nydus image whose chunks layers may reuse).
+    #[arg(long = "chunk-dict")]
+    pub chunk_dict: Option<String>,
+    #[arg(long = "chunk-dict-insecure")]
+    pub chunk_dict_insecure: bool,
+    /// A cache image (reference) of converted layers, reused by source chain id.
+    #[arg(long = "build-cache")]
+    pub build_cache: Option<String>,
+    /// The cache image is this tag of the target repository.
+    #[arg(long = "build-cache-tag")]
+    pub build_cache_tag: Option<String>,
+    #[arg(long = "build-cache-version", default_value = "v1")]
+    pub build_cache_version: String,
+    /// Records kept in the cache image (at most 200).
+    #[arg(long = "build-cache-max-records", default_value_t = 200)]
+    pub build_cache_max_records: usize,
+    #[arg(long = "build-cache-insecure")]
+    pub build_cache_insecure: bool,
+    #[arg(long = "backend-type", env = "BACKEND_TYPE")]
+    pub backend_type: Option<String>,
+    #[arg(long = "backend-config")]
+    pub backend_config: Option<String>,
+    #[arg(long = "backend-config-file")]
+    pub backend_config_file: Option<PathBuf>,
+    #[arg(long = "source-archive")]
+    pub source_archive: Option<PathBuf>,
+    #[arg(long = "target-archive")]
+    pub target_archive: Option<PathBuf>,
+    /// Scratch space (a fresh directory inside it is used and removed).
+    #[arg(long = "work-dir", default_value = "./tmp")]
+    pub work_dir: PathBuf,
+    /// Accepted for compatibility; layers are built in process.
+    #[arg(long = "nydus-image")]
+    pub nydus_image: Option<PathBuf>,
+    /// Copy blobs to the backend even when it has them.
+    #[arg(long = "backend-force-push")]
+    pub backend_force_push: bool,
+    /// Special sources (`modelfile`, `model-artifact`).
+    #[arg(long = "source-backend-type")]
+    pub source_backend_type: Option<String>,
+    #[arg(long = "source-backend-config")]
+    pub source_backend_config: Option<String>,
+    /// Nydus to OCI (experimental upstream).
+    #[arg(long = "reverse")]
+    pub reverse: bool,
+    /// Write conversion metrics (JSON) here.
+    #[arg(long = "output-json")]
+    pub output_json: Option<PathBuf>,
+    /// Retries of a failed push or pull.
+    #[arg(long = "push-retry-count", default_value_t = 3)]
+    pub push_retry_count: u32,
+    /// Delay before the first retry (`5s`, `500ms`), growing with each retry.
+    #[arg(long = "push-retry-delay", default_value = "5s")]
+    pub push_retry_delay: String,
+    /// Push blobs in chunks of this size (`0MB`: one PUT).
+    #[arg(long = "push-chunk-size", default_value = "0MB")]
+    pub push_chunk_size: String,
+}
+
+fn unsupported(what: &str) -> anyhow::Error {
+    anyhow!("nydusify convert {what} is not supported by this nydusify yet")
+}
+
+/// `--chunk-dict`: `bootstrap:local:<path>` or `bootstrap:registry:<reference>`.
+fn chunk_dict_arg(arg: &str) -> Result<ChunkDict> {
+    if let Some(p) = arg.strip_prefix("bootstrap:local:") {
+        let p = PathBuf::from(p);
+        if !p.is_file() {
+            bail!("--chunk-dict {arg:?}: {} is not a file", p.display());
+        }
+        return Ok(ChunkDict::Local(p));
+    }
+    let Some(r) = arg.strip_prefix("bootstrap:registry:") else {
+        bail!("invalid --chunk-dict {arg:?}: expected bootstrap:local:<path> or bootstrap:registry:<reference>");
+    };
+    let image = Reference::parse(r).map_err(|e| anyhow!("--chunk-dict: {e}"))?;
+    Ok(ChunkDict::Registry {
+        image,
+        shown: arg.to_string(),
+    })
+}
+
+/// `--target`, or the source with `--target-suffix`.
+fn target_arg(a: &ConvertArgs) -> Result<String> {
+    Ok(match (&a.target, &a.target_suffix) {
+        (Some(t), _) => t.clone(),
+        (None, Some(s)) => format!("{}{s}", a.source),
+        (None, None) => bail!("give --target or --target-suffix"),
+    })
+}
+
+/// The conversion `convert`'s options describe.
+pub fn options(a: &ConvertArgs) -> Result<ConvertOptions> {
+    let fs_version: u32 = match a.fs_version.as_str() {
+        "6" => 6,
+        "5" => 5,
+        v => bail!("invalid --fs-version {v:?}: expected 5 or 6"),
+    };
+    for (given, what) in [
+        (a.oci_ref, "--oci-ref"),
+        (a.fs_align_chunk, "--fs-align-chunk (RAFS v5)"),
+        (a.reverse, "--reverse"),
+        (a.source_backend_type.is_some(), "--source-backend-type"),
+        (a.source_backend_config.is_some(), "--source-backend-config"),
+    ] {
+        if given {
+            return Err(unsupported(what));
+        }
+    }
+    if parse_size(&a.batch_size) != Some(0) {
+        return Err(unsupported("--batch-size other than 0"));
+    }
+    let compressor = parse_compressor(&a.compressor)?;
+    let chunk_size = parse_chunk_size(&a.chunk_size)?;
+    let patterns = if a.prefetch_patterns {
+        crate::cli::image::read_prefetch_patterns()?
+    } else if let Some(d) = &a.prefetch_dir {
+        if !d.starts_with('/') {
+            bail!("invalid --prefetch-dir {d:?}: expected an absolute path");
+        }
+        vec![d.clone()]
+    } else {
+        vec!["/".to_string()]
+    };
+    let retry_delay = parse_duration(&a.push_retry_delay).with_context(|| {
+        format!(
+            "invalid --push-retry-delay {:?}: expected e.g. 5s or 500ms",
+            a.push_retry_delay
+        )
+    })?;
+    let push_chunk = parse_byte_size(&a.push_chunk_size).with_context(|| {
+        format!(
+            "invalid --push-chunk-size {:?}: expected e.g. 0MB or 16MB",
+            a.push_chunk_size
+        )
+    })?;
+    let source = Reference::parse(&a.source).map_err(|e| anyhow!("--source: {e}"))?;
+    let target_s = target_arg(a)?;
+    let target = Reference::parse(&target_s).map_err(|e| anyhow!("--target: {e}"))?;
+    if target.digest.is_some() {
+        bail!("--target {target_s:?}: a target is pushed by tag, not by digest");
+    }
+    let platforms: Vec<Platform> = match &a.platform {
+        Some(list) => list
+            .split(',')
+            .map(|p| {
+                Platform::parse(p.trim()).with_context(|| {
+                    format!("invalid --platform {p:?}: expected os/arch[/variant]")
+                })
+            })
+            .collect::<Result<_>>()?,
+        None => vec![nydus_host_nydusify::host_platform()],
+    };
+    let backend = super::backend_dir(
+        a.backend_type.as_deref(),
+        a.backend_config.as_deref(),
+        a.backend_config_file.as_deref(),
+        "--backend",
+    )?;
+    let chunk_dict = a.chunk_dict.as_deref().map(chunk_dict_arg).transpose()?;
+    let build_cache = match (&a.build_cache, &a.build_cache_tag) {
+        (None, None) => None,
+        (Some(_), Some(_)) => bail!("--build-cache and --build-cache-tag conflict"),
+        (r, t) => {
+            if a.build_cache_version != CACHE_VERSION {
+                bail!(
+                    "invalid --build-cache-version {:?}: expected v1",
+                    a.build_cache_version
+                );
+            }
+            if !(1..=200).contains(&a.build_cache_max_records) {
+                bail!("invalid --build-cache-max-records: expected 1 to 200");
+            }
+            if backend.is_some() || a.target_archive.is_some() {
+                return Err(unsupported(
+                    "--build-cache with --backend-type or --target-archive",
+                ));
+            }
+            let location = match (r, t) {
+                (Some(r), _) => CacheLocation::Image(
+                    Reference::parse(r).map_err(|e| anyhow!("--build-cache: {e}"))?,
+                ),
+                (None, Some(t)) => CacheLocation::TargetTag(t.clone()),
+                (None, None) => unreachable!("matched above"),
+            };
+            Some(BuildCacheOptions {
+                location,
+                max_records: a.build_cache_max_records,
+                insecure: a.build_cache_insecure,
+            })
+        }
+    };
+    Ok(ConvertOptions {
+        source,
+        target,
+        source_insecure: a.source_insecure,
+        target_insecure: a.target_insecure,
+        plain_http: a.plain_http,
+        fs_version,
+        compressor,
+        chunk_size,
+        prefetch_patterns: patterns,
+        platforms,
+        all_platforms: a.all_platforms,
+        merge_platform: a.merge_platform,
+        oci: a.oci,
+        with_referrer: a.with_referrer,
+        chunk_dict,
+        chunk_dict_insecure: a.chunk_dict_insecure,
+        build_cache,
+        backend,
+        backend_force_push: a.backend_force_push,
+        source_archive: a.source_archive.clone(),
+        target_archive: a.target_archive.clone(),
+        work_dir: a.work_dir.clone(),
+        retries: a.push_retry_count,
+        retry_delay,
+        push_chunk_size: push_chunk,
+    })
+}
+
+pub fn run(a: ConvertArgs) -> Result<()> {
+    let o = options(&a)?;
+    let done = convert(&o)?;
+    let target = target_arg(&a)?;
+    let total = done.elapsed;
+    log::info!(
+        "converted {} to {} ({}) in {:.2}s",
+        a.source,
+        target,
+        done.metrics["target_digest"].as_str().unwrap_or_default(),
+        total.as_secs_f64()
+    );
+    if let Some(j) = &a.output_json {
+        let mut m = done.metrics;
+        m["source"] = json!(a.source);
+        m["target"] = json!(target);
+        m["total_seconds"] = json!(total.as_secs_f64());
+        write_file(j, serde_json::to_string_pretty(&m)?.as_bytes())?;
+    }
+    Ok(())
+}

@@ -1,0 +1,111 @@
+//! The `nydusify` command line: the argument surface (upstream's names and aliases), each
+//! subcommand's options turned into the library's typed options, and the results printed or
+//! logged. `convert`, `copy`, `build` (`pack`) and `check` are built; the other subcommands
+//! are not built yet and say so.
+
+pub mod check;
+pub mod convert;
+pub mod copy;
+pub mod pack;
+pub mod parse;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use nydus_core::oci::manifest::Platform;
+use nydus_host_storage::config::{self, BackendFlags};
+
+/// The blob directory of a `--backend-type localfs` with `--backend-config[-file]`
+/// (`{"dir": ...}`), parsed by the one backend parser; `None` without a backend type, or
+/// with `registry`: the image's own repository, where the blobs go anyway. `flag` names the
+/// options in errors.
+pub fn backend_dir(
+    kind: Option<&str>,
+    config: Option<&str>,
+    config_file: Option<&Path>,
+    flag: &str,
+) -> Result<Option<PathBuf>> {
+    let kind = match kind {
+        None | Some("registry") => return Ok(None),
+        Some(k) => k,
+    };
+    let flags = BackendFlags {
+        prefix: flag,
+        tool: "nydusify",
+        config_file: true,
+    };
+    let c = config::parse(flags, kind, config, config_file)?;
+    match c.dir() {
+        Some(d) => Ok(Some(d.to_path_buf())),
+        None => {
+            bail!("{flag}-config: a localfs backend for images needs \"dir\", not \"blob_file\"")
+        }
+    }
+}
+
+/// `--platform` (`os/arch[/variant]`), or `linux/<host arch>`.
+pub fn platform_arg(p: Option<&str>) -> Result<Platform> {
+    match p {
+        Some(p) => Platform::parse(p)
+            .with_context(|| format!("invalid --platform {p:?}: expected os/arch[/variant]")),
+        None => Ok(nydus_host_nydusify::host_platform()),
+    }
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "nydusify",
+    version,
+    about = "Convert, check and copy Nydus images in registries"
+)]
+pub struct Cli {
+    /// trace | debug | info | warn | error
+    #[arg(long = "log-level", default_value = "info", global = true)]
+    pub log_level: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check a Nydus image in a registry: manifest, config and bootstrap rules.
+    Check(check::CheckArgs),
+    /// Convert an OCI image in a registry to a Nydus image.
+    Convert(Box<convert::ConvertArgs>),
+    /// Build a Nydus bootstrap and blob from a local directory.
+    #[command(alias = "pack")]
+    Build(pack::PackArgs),
+    /// Copy images between registries.
+    Copy(copy::CopyArgs),
+    /// Mount a Nydus image with FUSE (not built yet).
+    #[command(alias = "view")]
+    Mount(Unbuilt),
+    /// Commit a container's changes (not built yet).
+    Commit(Unbuilt),
+    /// Optimize an image with a prefetch list (not built yet).
+    Optimize(Unbuilt),
+}
+
+/// Any arguments of a subcommand that is not built yet.
+#[derive(Debug, Args)]
+pub struct Unbuilt {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+    pub rest: Vec<String>,
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> Result<()> {
+    let not_built = |what: &str| -> Result<()> {
+        bail!("nydusify {what} is not supported by this nydusify yet")
+    };
+    match cli.command {
+        Command::Check(a) => check::run(a),
+        Command::Convert(a) => convert::run(*a),
+        Command::Build(a) => pack::run(a),
+        Command::Copy(a) => copy::run(a),
+        Command::Mount(_) => not_built("mount"),
+        Command::Commit(_) => not_built("commit"),
+        Command::Optimize(_) => not_built("optimize"),
+    }
+}
