@@ -4,12 +4,20 @@
 
 use std::collections::HashSet;
 
-use anyhow::{bail, Result};
-use nydus_core::model::BlobInfo;
+use std::sync::Mutex;
+
+use anyhow::{anyhow, bail, Result};
+use nydus_core::blob::ci::CiEntry;
+use nydus_core::blob::reader::read_ci_entries;
+use nydus_core::model::{blob_features, BlobInfo};
 use nydus_core::rafs::Rafs as Bootstrap;
+use nydus_core::read::exec::BlobLayout;
+use nydus_core::read::{ChunkExtent, Filesystem, ReadPlan};
 use nydus_core::report::Report;
+use nydus_core::source::ReadAt;
 use nydus_host_storage::open::{resolved_blobs, Image};
-use nydus_host_storage::{BlobLocator, ChunkSource};
+use nydus_host_storage::store::StoreSource;
+use nydus_host_storage::ChunkReader;
 
 /// Checks a bootstrap's bytes as the post-build validation of `create` and `merge`.
 pub fn self_check(bootstrap: &[u8]) -> Result<()> {
@@ -35,29 +43,42 @@ pub struct Checked {
     pub report: Report,
 }
 
-/// Checks an opened image: every invariant of its bootstrap and, when `locator` gives blobs
-/// (or the image is a blob carrying its bootstrap, then read from that blob), each blob's
-/// compression-info table against the bootstrap and every distinct chunk read back and
-/// verified by digest.
-pub fn check(img: &Image, locator: BlobLocator) -> Result<Checked> {
-    let mut locator = locator;
-    if let Some(b) = &img.inline_blob {
-        if locator.is_empty() {
-            locator = BlobLocator::single(b.clone());
-        }
-    }
+/// Checks an opened image: every invariant of its bootstrap and, with a chunk `reader`, each
+/// blob's compression-info table against the bootstrap and every distinct chunk read back
+/// (on `threads` threads) and verified by digest. Every bad chunk is a finding of its own.
+pub fn check(img: &Image, reader: Option<&ChunkReader>, threads: usize) -> Result<Checked> {
     let mut report = img.boot.check();
     // A blob's own inline bootstrap names it "x" × 64: resolved to the file's id.
     let blobs = resolved_blobs(img)?;
-    let mut chunks = ChunkSource::new(locator, &blobs);
-    if chunks.has_blobs() {
-        verify_data(&img.boot, &mut chunks, &mut report);
+    if let Some(r) = reader {
+        verify_data(&img.boot, r, threads, &mut report);
     }
     Ok(Checked { blobs, report })
 }
 
+/// The compression-info entries of blob `index` as stored in the blob itself (`None` for an
+/// uncompressed blob image or a v5 blob, which carry none).
+fn ci_entries(reader: &ChunkReader, index: u32) -> Result<Option<Vec<CiEntry>>> {
+    let info = &reader.blobs()[index as usize];
+    let v5 = info.features & blob_features::V5_NO_EXT_BLOB_TABLE != 0
+        || (info.ci_offset == 0 && info.ci_uncompressed_size == 0);
+    let blob = reader.open_blob(index)?;
+    if blob.layout == BlobLayout::Uncompressed || info.chunk_count == 0 || v5 {
+        return Ok(None);
+    }
+    let src = StoreSource::new(blob.store.as_ref())?;
+    read_ci_entries(&src, info)
+        .map(Some)
+        .map_err(|e| anyhow!("{}: compression-info table: {e}", blob.store.describe()))
+}
+
 /// Reads back every distinct chunk of the image and verifies its digest.
-fn verify_data(boot: &Bootstrap<Vec<u8>>, chunks: &mut ChunkSource, report: &mut Report) {
+fn verify_data<R: ReadAt + Sync>(
+    boot: &Bootstrap<R>,
+    reader: &ChunkReader,
+    threads: usize,
+    report: &mut Report,
+) {
     let table = match boot.chunk_table() {
         Ok(t) => t,
         Err(e) => {
@@ -67,8 +88,8 @@ fn verify_data(boot: &Bootstrap<Vec<u8>>, chunks: &mut ChunkSource, report: &mut
     };
     // The blob's own ci table is what nydusd fetches by: it must agree with the bootstrap.
     for i in 0..boot.blobs().len() as u32 {
-        let id = &boot.blobs()[i as usize].blob_id;
-        match chunks.ci_entries(i) {
+        let id = &reader.blobs()[i as usize].blob_id;
+        match ci_entries(reader, i) {
             Ok(Some(ci)) => {
                 let mut last_end = 0u64;
                 for (k, e) in ci.iter().enumerate() {
@@ -110,13 +131,29 @@ fn verify_data(boot: &Bootstrap<Vec<u8>>, chunks: &mut ChunkSource, report: &mut
         }
     }
     let mut seen = HashSet::new();
-    for c in &table {
-        if !seen.insert((c.blob_index, c.index)) {
-            continue;
+    let unique: Vec<_> = table
+        .iter()
+        .filter(|c| seen.insert((c.blob_index, c.index)))
+        .copied()
+        .collect();
+    let plan = match ReadPlan::whole_chunks(&unique, boot.blobs()) {
+        Ok(p) => p,
+        Err(e) => {
+            report.error("chunk-info table", e.to_string());
+            return;
         }
-        match chunks.read(c) {
-            Ok(_) => report.chunks_verified += 1,
-            Err(e) => report.error(format!("blob {}", c.blob_index), format!("{e:#}")),
+    };
+    let chunks: Vec<ChunkExtent> = plan.chunks().copied().collect();
+    let results = Mutex::new(Vec::new());
+    reader.for_each_chunk(&chunks, threads, |_, r| {
+        if let Err(e) = r {
+            results.lock().unwrap_or_else(|p| p.into_inner()).push(e);
         }
+    });
+    let mut failed = results.into_inner().unwrap_or_else(|p| p.into_inner());
+    failed.sort_by_key(|e| (e.blob.clone(), e.chunk.as_ref().map(|c| c.index)));
+    report.chunks_verified += (chunks.len() - failed.len()) as u64;
+    for e in failed {
+        report.error(format!("blob {}", e.blob), e.to_string());
     }
 }

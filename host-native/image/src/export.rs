@@ -5,16 +5,19 @@
 use std::collections::HashSet;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
+use std::sync::Mutex;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
+use nydus_core::read::{ChunkExtent, Filesystem, ReadPlan};
+use nydus_core::source::ReadAt;
 use nydus_core::v6::reader::Bootstrap;
-
 use nydus_host_storage::atomic::AtomicFile;
-use nydus_host_storage::{open_image, BlobLocator, ChunkSource};
+use nydus_host_storage::{open_image, Localfs, ReaderOptions};
+
 const BLOCK: u64 = 4096;
 
 /// Where each blob lands in the disk image: `(blob index, byte offset, uncompressed size)`.
-fn placement(boot: &Bootstrap<Vec<u8>>) -> Result<Vec<(u32, u64, u64)>> {
+fn placement<R: ReadAt>(boot: &Bootstrap<R>) -> Result<Vec<(u32, u64, u64)>> {
     let slots = boot.device_slots();
     let mut out = Vec::new();
     for (i, b) in boot.blobs().iter().enumerate() {
@@ -39,6 +42,8 @@ pub struct ExportOptions {
     pub blob_dir: Option<PathBuf>,
     /// The disk image to write.
     pub output: PathBuf,
+    /// Threads reading and verifying chunks.
+    pub threads: usize,
 }
 
 /// Writes the disk image; returns its size in 4 KiB blocks.
@@ -52,8 +57,8 @@ pub fn export_block(o: &ExportOptions) -> Result<u64> {
         );
     }
     let boot_bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let locator = BlobLocator::new(None, o.blob_dir.clone(), Vec::new())?;
-    if locator.is_empty() && !img.boot.blobs().is_empty() {
+    let local = Localfs::new(None, o.blob_dir.clone(), Vec::new())?;
+    if local.is_empty() && !img.boot.blobs().is_empty() {
         bail!("export needs --localfs-dir <dir> holding the image's blobs");
     }
     let v6 = img.boot.as_v6().with_context(|| {
@@ -83,19 +88,21 @@ pub fn export_block(o: &ExportOptions) -> Result<u64> {
         .boot
         .chunk_table()
         .with_context(|| format!("{}: reading the chunk-info table", path.display()))?;
-    let mut source = ChunkSource::new(locator, img.boot.blobs());
     let mut done = HashSet::new();
-    for c in &table {
-        if !done.insert((c.blob_index, c.index)) {
-            continue;
-        }
+    let unique: Vec<_> = table
+        .iter()
+        .filter(|c| done.insert((c.blob_index, c.index)))
+        .copied()
+        .collect();
+    let mut at = Vec::with_capacity(unique.len());
+    for c in &unique {
         let i = c.blob_index as usize;
         let &(_, base, _) = places
             .get(i)
             .context("chunk refers to a blob outside the blob table")?;
         let limit = places.get(i + 1).map_or(u64::MAX, |p| p.1);
-        let at = base + c.uncompressed_offset;
-        let stop = at + u64::from(c.uncompressed_size);
+        let start = base + c.uncompressed_offset;
+        let stop = start + u64::from(c.uncompressed_size);
         if stop > limit {
             bail!(
                 "{}: chunk {} would overlap the next blob in the disk image",
@@ -103,11 +110,32 @@ pub fn export_block(o: &ExportOptions) -> Result<u64> {
                 c.digest.to_hex()
             );
         }
-        let data = source.read(c)?;
-        out.file()
-            .write_all_at(&data, at)
-            .with_context(|| format!("writing {dest}"))?;
+        at.push(start);
         end = end.max(stop);
+    }
+    let plan = ReadPlan::whole_chunks(&unique, img.boot.blobs())
+        .with_context(|| format!("{}: the chunk-info table", path.display()))?;
+    let chunks: Vec<ChunkExtent> = plan.chunks().copied().collect();
+    if let Some(reader) = img.chunk_reader(local, ReaderOptions::default())? {
+        let first_error = Mutex::new(None);
+        let file: &std::fs::File = out.file();
+        reader.for_each_chunk(&chunks, o.threads, |k, r| {
+            let written = r.map_err(anyhow::Error::new).and_then(|data| {
+                file.write_all_at(&data, at[k])
+                    .with_context(|| format!("writing {dest}"))
+            });
+            if let Err(e) = written {
+                first_error
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get_or_insert(e);
+            }
+        });
+        if let Some(e) = first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            return Err(e);
+        }
+    } else if !chunks.is_empty() {
+        return Err(anyhow!("{}: no blobs to export from", path.display()));
     }
     out.file()
         .set_len(end.next_multiple_of(BLOCK))

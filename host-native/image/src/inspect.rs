@@ -7,7 +7,8 @@
 use anyhow::{anyhow, bail, Context, Result};
 use nydus_core::model::FileType;
 use nydus_core::rafs::Rafs as Bootstrap;
-use nydus_core::v6::reader::InodeInfo;
+use nydus_core::read::{Filesystem, Inode};
+use nydus_host_storage::open::BootSource;
 use serde_json::{json, Value};
 
 /// The requests a session answers.
@@ -16,7 +17,7 @@ pub const HELP: &str = "requests: stats | blobs | prefetch | ls [dir] | cd <dir>
 /// Requests about one bootstrap, with a current directory (initially `/`).
 #[derive(Debug)]
 pub struct Session<'a> {
-    boot: &'a Bootstrap<Vec<u8>>,
+    boot: &'a Bootstrap<BootSource>,
     cwd: Vec<u8>,
 }
 
@@ -32,7 +33,7 @@ fn type_name(t: FileType) -> &'static str {
     }
 }
 
-fn inode_json(boot: &Bootstrap<Vec<u8>>, path: &[u8], i: &InodeInfo) -> Result<Value> {
+fn inode_json(boot: &Bootstrap<BootSource>, path: &[u8], i: &Inode) -> Result<Value> {
     let mut v = json!({
         "path": String::from_utf8_lossy(path),
         "nid": i.nid,
@@ -66,14 +67,14 @@ fn inode_json(boot: &Bootstrap<Vec<u8>>, path: &[u8], i: &InodeInfo) -> Result<V
         v["xattrs"] = Value::Object(m);
     }
     if i.file_type == FileType::Regular {
-        v["chunks"] = json!(boot.chunks(i.nid)?.len());
+        v["chunks"] = json!(boot.all_chunks(i.nid)?.len());
     }
     Ok(v)
 }
 
 impl<'a> Session<'a> {
     /// A session at the root of `boot`.
-    pub fn new(boot: &'a Bootstrap<Vec<u8>>) -> Self {
+    pub fn new(boot: &'a Bootstrap<BootSource>) -> Self {
         Session {
             boot,
             cwd: b"/".to_vec(),
@@ -110,7 +111,7 @@ impl<'a> Session<'a> {
         out
     }
 
-    fn lookup(&self, path: &[u8]) -> Result<InodeInfo> {
+    fn lookup(&self, path: &[u8]) -> Result<Inode> {
         let nid = self.boot.lookup(path)?.ok_or_else(|| {
             anyhow!(
                 "{}: no such file or directory",
@@ -128,7 +129,7 @@ impl<'a> Session<'a> {
                 FileType::Regular => {
                     files += 1;
                     bytes += i.size;
-                    chunk_refs += self.boot.chunks(i.nid)?.len() as u64;
+                    chunk_refs += self.boot.all_chunks(i.nid)?.len() as u64;
                 }
                 FileType::Directory => dirs += 1,
                 FileType::Symlink => symlinks += 1,
@@ -206,7 +207,7 @@ impl<'a> Session<'a> {
                     .boot
                     .read_dir(d.nid)?
                     .iter()
-                    .map(|e| json!({ "name": String::from_utf8_lossy(&e.name), "nid": e.nid, "type": FileType::from_erofs_code(e.file_type).map_or("unknown", type_name) }))
+                    .map(|e| json!({ "name": String::from_utf8_lossy(&e.name), "nid": e.nid, "type": type_name(e.file_type) }))
                     .collect();
                 json!({ "path": String::from_utf8_lossy(&dir), "entries": entries })
             }
@@ -229,10 +230,12 @@ impl<'a> Session<'a> {
                 let i = self.lookup(&p)?;
                 let list: Vec<Value> = self
                     .boot
-                    .chunks(i.nid)?
+                    .all_chunks(i.nid)?
                     .iter()
-                    .map(|c| {
+                    .map(|fc| {
+                        let c = &fc.chunk;
                         json!({
+                            "file_offset": fc.file_offset,
                             "digest": c.digest.to_hex(),
                             "blob_index": c.blob_index,
                             "index": c.index,

@@ -14,6 +14,7 @@ use nydus_core::layer::{
     entries_of_image, entries_of_tree, BlobOrder, LayerEntry, Overlay, WhiteoutSpec,
 };
 use nydus_core::model::{BlobInfo, ChunkRef};
+use nydus_core::read::Filesystem;
 use nydus_core::tree::Tree;
 
 use nydus_host_storage::open::{open_image, resolved_blobs};

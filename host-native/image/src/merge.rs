@@ -8,6 +8,7 @@ use anyhow::{bail, Context, Result};
 use nydus_core::digest::Digest;
 use nydus_core::layer::{entries_of_image, BlobOrder, Overlay, WhiteoutSpec};
 use nydus_core::model::{blob_features, rafs_flags, BlobInfo};
+use nydus_core::read::Filesystem;
 use nydus_core::v5::writer::V5Options;
 use nydus_core::v6::writer::{write_bootstrap, V6Options};
 

@@ -1,57 +1,26 @@
 //! `nydus-image unpack`: the filesystem as a tar archive whose extraction equals the source.
 //!
-//! Every chunk is read back through [`ChunkSource`], so its digest is verified before a byte
-//! reaches the archive. Extended attributes and sub-second mtimes go into PAX records
-//! (`SCHILY.xattr.*`, `mtime`), as GNU tar writes them. Sockets cannot be archived: they are
-//! skipped with a warning, never a panic (upstream panics on fifos and devices).
+//! File data is read through read plans by the [`ChunkReader`] on all cores
+//! ([`nydus_host_storage::ahead`]: chunks fetched, decompressed and verified by several
+//! threads, handed back in file order), so every chunk's digest is verified before a byte of it
+//! reaches the archive and the archive streams (to a file or to stdout) in bounded memory.
+//! Extended attributes and sub-second mtimes go into PAX records (`SCHILY.xattr.*`, `mtime`),
+//! as GNU tar writes them. Sockets cannot be archived: they are skipped with a warning, never
+//! a panic (upstream panics on fifos and devices).
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, BufWriter, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::sync::Arc;
 
-use anyhow::{anyhow, Context, Result};
-use nydus_core::model::{decode_rdev, ChunkRef, FileType};
-use nydus_core::v6::reader::InodeInfo;
-use nydus_host_storage::{BlobLocator, ChunkSource, Image};
+use anyhow::{anyhow, bail, Context, Result};
+use nydus_core::model::{decode_rdev, FileType};
+use nydus_core::read::{Filesystem, Inode};
+use nydus_host_storage::ahead::{read_ahead, AheadOptions, JobError};
+use nydus_host_storage::{ChunkReader, Image, Localfs, ReaderOptions};
 use tar::{EntryType, Header};
-
-/// Streams a file's bytes chunk by chunk, verifying each chunk.
-struct FileReader<'a> {
-    chunks: std::vec::IntoIter<ChunkRef>,
-    source: &'a mut ChunkSource,
-    buf: Vec<u8>,
-    pos: usize,
-    left: u64,
-}
-
-impl Read for FileReader<'_> {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        while self.pos == self.buf.len() {
-            if self.left == 0 {
-                return Ok(0);
-            }
-            let c = self
-                .chunks
-                .next()
-                .ok_or_else(|| io::Error::other("the file has fewer chunks than its size needs"))?;
-            let data = self
-                .source
-                .read(&c)
-                .map_err(|e| io::Error::other(format!("{e:#}")))?;
-            let take = (data.len() as u64).min(self.left) as usize;
-            self.buf = data;
-            self.buf.truncate(take);
-            self.pos = 0;
-            self.left -= take as u64;
-        }
-        let n = out.len().min(self.buf.len() - self.pos);
-        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
-    }
-}
 
 /// One PAX record: `"<len> <key>=<value>\n"`, the length counting itself.
 fn pax_record(out: &mut Vec<u8>, key: &[u8], value: &[u8]) {
@@ -77,7 +46,7 @@ fn tar_path(p: &[u8]) -> Vec<u8> {
     v
 }
 
-fn base_header(i: &InodeInfo, t: EntryType) -> Header {
+fn base_header(i: &Inode, t: EntryType) -> Header {
     let mut h = Header::new_gnu();
     h.set_entry_type(t);
     h.set_mode(i.attrs.mode & 0o7777);
@@ -89,31 +58,63 @@ fn base_header(i: &InodeInfo, t: EntryType) -> Header {
 }
 
 /// Writes the filesystem of `img` to `out` as a tar archive (`dest` names it in errors), its
-/// file data read through `locator`'s blobs (or, when it gives none and the image is a blob
-/// carrying its bootstrap, that blob). Returns how many sockets were skipped.
-pub fn unpack<W: Write>(img: &Image, locator: BlobLocator, out: W, dest: &str) -> Result<u64> {
+/// file data read by `reader` (`None`: the image must hold no file data). Returns how many
+/// sockets were skipped.
+pub fn unpack<W: Write>(
+    img: &Image,
+    reader: Option<&ChunkReader>,
+    out: W,
+    dest: &str,
+) -> Result<u64> {
     let boot = &img.boot;
     let path = &img.path;
-    let mut locator = locator;
-    if let Some(b) = &img.inline_blob {
-        if locator.is_empty() {
-            locator = BlobLocator::single(b.clone());
+    let mut entries: Vec<(Vec<u8>, Inode)> = Vec::new();
+    boot.walk(&mut |p, i| {
+        entries.push((p.to_vec(), i.clone()));
+        Ok(())
+    })
+    .with_context(|| format!("{}: walking the filesystem", path.display()))?;
+    // Which entries carry data (the first name of each hard-link group), in archive order.
+    let mut seen_links: HashMap<u64, usize> = HashMap::new();
+    let mut data_of: Vec<Option<usize>> = vec![None; entries.len()];
+    let mut jobs = Vec::new();
+    for (k, (_, i)) in entries.iter().enumerate() {
+        if i.file_type != FileType::Regular {
+            continue;
         }
+        if i.nlink > 1 && seen_links.insert(i.ino, k).is_some() {
+            continue;
+        }
+        data_of[k] = Some(jobs.len());
+        jobs.push(k);
     }
-    let mut source = ChunkSource::new(locator, boot.blobs());
-    let mut skipped = 0u64;
-    {
+    let no_blobs;
+    let reader = match reader {
+        Some(r) => r,
+        None => {
+            if let Some(&k) = jobs.iter().find(|&&k| entries[k].1.size > 0) {
+                bail!(
+                    "{}: {} has data, but no blob was given (use -b <file> or -D <dir>)",
+                    path.display(),
+                    String::from_utf8_lossy(&entries[k].0)
+                );
+            }
+            no_blobs =
+                ChunkReader::new(&[], Arc::new(Localfs::default()), ReaderOptions::default());
+            &no_blobs
+        }
+    };
+    let plans = jobs.iter().map(|&k| {
+        let i = &entries[k].1;
+        nydus_core::read::plan(boot, i, 0, i.size).map_err(JobError::Plan)
+    });
+    read_ahead(reader, plans, AheadOptions::default(), |pieces| {
+        let mut skipped = 0u64;
         let mut builder = tar::Builder::new(BufWriter::with_capacity(1 << 20, out));
         let mut first_link: HashMap<u64, Vec<u8>> = HashMap::new();
-        let mut entries: Vec<(Vec<u8>, InodeInfo)> = Vec::new();
-        boot.walk(&mut |p, i| {
-            entries.push((p.to_vec(), i.clone()));
-            Ok(())
-        })
-        .with_context(|| format!("{}: walking the filesystem", path.display()))?;
-        for (p, i) in entries {
-            let name = tar_path(&p);
-            let shown = String::from_utf8_lossy(&p).into_owned();
+        for (k, (p, i)) in entries.iter().enumerate() {
+            let name = tar_path(p);
+            let shown = String::from_utf8_lossy(p).into_owned();
             let ctx = || format!("writing {shown} to {dest}");
             // PAX records: xattrs and a precise mtime.
             let mut pax = Vec::new();
@@ -149,7 +150,7 @@ pub fn unpack<W: Write>(img: &Image, locator: BlobLocator, out: W, dest: &str) -
             }
             if i.file_type == FileType::Regular && i.nlink > 1 {
                 if let Some(target) = first_link.get(&i.ino) {
-                    let mut h = base_header(&i, EntryType::Link);
+                    let mut h = base_header(i, EntryType::Link);
                     builder
                         .append_link(&mut h, osname, Path::new(OsStr::from_bytes(target)))
                         .with_context(ctx)?;
@@ -159,33 +160,24 @@ pub fn unpack<W: Write>(img: &Image, locator: BlobLocator, out: W, dest: &str) -
             }
             match i.file_type {
                 FileType::Directory => {
-                    let mut h = base_header(&i, EntryType::Directory);
+                    let mut h = base_header(i, EntryType::Directory);
                     builder
                         .append_data(&mut h, osname, io::empty())
                         .with_context(ctx)?;
                 }
                 FileType::Regular => {
-                    let chunks = boot
-                        .chunks(i.nid)
-                        .with_context(|| format!("{shown}: reading chunk indexes"))?;
-                    let mut h = base_header(&i, EntryType::Regular);
+                    let job = data_of[k].expect("every first link has a job");
+                    let mut h = base_header(i, EntryType::Regular);
                     h.set_size(i.size);
-                    let reader = FileReader {
-                        chunks: chunks.into_iter(),
-                        source: &mut source,
-                        buf: Vec::new(),
-                        pos: 0,
-                        left: i.size,
-                    };
                     builder
-                        .append_data(&mut h, osname, reader)
+                        .append_data(&mut h, osname, pieces.job_reader(job))
                         .with_context(ctx)?;
                 }
                 FileType::Symlink => {
                     let target = boot
                         .symlink(i.nid)
                         .with_context(|| format!("{shown}: reading the symlink target"))?;
-                    let mut h = base_header(&i, EntryType::Symlink);
+                    let mut h = base_header(i, EntryType::Symlink);
                     builder
                         .append_link(&mut h, osname, Path::new(OsStr::from_bytes(&target)))
                         .with_context(ctx)?;
@@ -196,7 +188,7 @@ pub fn unpack<W: Write>(img: &Image, locator: BlobLocator, out: W, dest: &str) -
                         FileType::BlockDevice => EntryType::Block,
                         _ => EntryType::Fifo,
                     };
-                    let mut h = base_header(&i, t);
+                    let mut h = base_header(i, t);
                     if i.file_type.is_device() {
                         let (major, minor) = decode_rdev(i.attrs.rdev);
                         h.set_device_major(major).with_context(ctx)?;
@@ -218,8 +210,8 @@ pub fn unpack<W: Write>(img: &Image, locator: BlobLocator, out: W, dest: &str) -
         w.flush().with_context(|| format!("writing {dest}"))?;
         w.into_inner()
             .map_err(|e| anyhow!("writing {dest}: {}", e.error()))?;
-    }
-    Ok(skipped)
+        Ok(skipped)
+    })
 }
 
 #[cfg(test)]

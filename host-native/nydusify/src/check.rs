@@ -14,6 +14,7 @@ use nydus_core::oci::check::{check_bootstrap_blobs, check_manifest, compare_conf
 use nydus_core::oci::manifest::{parse_document, Document, Manifest, Platform};
 use nydus_core::oci::reference::Reference;
 use nydus_core::rafs::Rafs;
+use nydus_core::read::Filesystem;
 use nydus_core::report::Report;
 use nydus_host_registry::Registry;
 use nydus_host_storage::atomic::write_file;

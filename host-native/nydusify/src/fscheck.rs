@@ -3,23 +3,24 @@
 //! blobs are fetched (digest verified) and every file read back through its chunks (each
 //! chunk verified); the two trees are compared path by path.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{anyhow, Context, Result};
 use nydus_core::digest::Sha256Stream;
-use nydus_core::layer::entries_of_image;
 use nydus_core::model::{encode_rdev, FileType};
 use nydus_core::oci::fsview::{FileMeta, LayerItem, View};
 use nydus_core::oci::manifest::Manifest;
 use nydus_core::rafs::Rafs;
 use tar::EntryType;
 
+use nydus_core::read::{Filesystem, Inode};
 use nydus_host_image::tarsrc::{self, normalize, pax_num};
 use nydus_host_registry::Registry;
-use nydus_host_storage::{BlobLocator, ChunkSource};
+use nydus_host_storage::ahead::{read_ahead, AheadOptions, JobError};
+use nydus_host_storage::{ChunkReader, Localfs, ReaderOptions};
 
 /// The merged view of the source image's layers.
 pub async fn oci_view(reg: Arc<Registry>, repo: &str, m: &Manifest) -> Result<View> {
@@ -217,50 +218,94 @@ pub async fn nydus_files(from: BlobsFrom<'_>, boot: Vec<u8>) -> Result<NydusFile
         }
     };
     tokio::task::spawn_blocking(move || -> Result<NydusFiles> {
-        let mut src = ChunkSource::new(BlobLocator::dir(scratch), &blobs);
-        let mut out = BTreeMap::new();
-        for e in entries_of_image(&rafs).map_err(|e| anyhow!("the Nydus bootstrap: {e}"))? {
-            let path = e.path.strip_prefix(b"/").unwrap_or(&e.path).to_vec();
-            let shown = String::from_utf8_lossy(&e.path).into_owned();
-            let regular = e.entry.file_type == FileType::Regular;
-            let digest = if regular {
+        let reader = ChunkReader::new(
+            &blobs,
+            Arc::new(Localfs::dir(scratch)),
+            ReaderOptions::default(),
+        );
+        // Every path with its inode; the content of each regular file is read once per inode
+        // (hard links share it), through read plans on all cores.
+        let mut entries: Vec<(Vec<u8>, Inode)> = Vec::new();
+        rafs.walk(&mut |p, i| {
+            entries.push((p.to_vec(), i.clone()));
+            Ok(())
+        })
+        .map_err(|e| anyhow!("the Nydus bootstrap: {e}"))?;
+        let mut job_of_ino: HashMap<u64, usize> = HashMap::new();
+        let mut jobs: Vec<usize> = Vec::new();
+        for (k, (_, i)) in entries.iter().enumerate() {
+            if i.file_type == FileType::Regular && !(i.nlink > 1 && job_of_ino.contains_key(&i.ino))
+            {
+                job_of_ino.insert(i.ino, jobs.len());
+                jobs.push(k);
+            }
+        }
+        let plans = jobs.iter().map(|&k| {
+            let i = &entries[k].1;
+            nydus_core::read::plan(&rafs, i, 0, i.size).map_err(JobError::Plan)
+        });
+        let digests: Vec<Option<[u8; 32]>> =
+            read_ahead(&reader, plans, AheadOptions::default(), |pieces| {
+                let mut out = vec![None; jobs.len()];
                 let mut h = Sha256Stream::new();
                 let mut failed = false;
-                for c in &e.chunks {
-                    match src.read(c) {
-                        Ok(data) => h.update(&data),
+                while let Some(p) = pieces.next_piece() {
+                    match p.data {
+                        Ok(d) if !failed => h.update(&d),
+                        Ok(_) => {}
                         Err(err) => {
-                            problems
-                                .push(format!("{shown}: unreadable in the Nydus image: {err:#}"));
+                            if !failed {
+                                let shown = String::from_utf8_lossy(&entries[jobs[p.job]].0);
+                                problems
+                                    .push(format!("{shown}: unreadable in the Nydus image: {err}"));
+                            }
                             failed = true;
-                            break;
                         }
                     }
+                    if p.last {
+                        let done = std::mem::replace(&mut h, Sha256Stream::new());
+                        out[p.job] = (!failed).then(|| done.finish().0);
+                        failed = false;
+                    }
                 }
-                (!failed).then(|| h.finish().0)
+                out
+            });
+        let mut out = BTreeMap::new();
+        for (path, i) in &entries {
+            let regular = i.file_type == FileType::Regular;
+            let digest = if regular {
+                digests[job_of_ino[&i.ino]]
             } else {
                 None
             };
-            let mut xattrs = e.entry.xattrs.clone();
+            let mut xattrs = rafs
+                .xattrs(i.nid)
+                .map_err(|e| anyhow!("the Nydus bootstrap: {e}"))?;
             xattrs.sort();
+            let symlink = if i.file_type == FileType::Symlink {
+                Some(
+                    rafs.symlink(i.nid)
+                        .map_err(|e| anyhow!("the Nydus bootstrap: {e}"))?,
+                )
+            } else {
+                None
+            };
+            let key = path.strip_prefix(b"/").unwrap_or(path).to_vec();
             out.insert(
-                path,
+                key,
                 FileMeta {
-                    file_type: e.entry.file_type,
-                    mode: e.entry.attrs.mode & 0o7777,
-                    uid: e.entry.attrs.uid,
-                    gid: e.entry.attrs.gid,
+                    file_type: i.file_type,
+                    mode: i.attrs.mode & 0o7777,
+                    uid: i.attrs.uid,
+                    gid: i.attrs.gid,
                     // Only devices have one (RAFS v5 stores all-ones for other inodes).
-                    rdev: if matches!(
-                        e.entry.file_type,
-                        FileType::CharDevice | FileType::BlockDevice
-                    ) {
-                        e.entry.attrs.rdev
+                    rdev: if i.file_type.is_device() {
+                        i.attrs.rdev
                     } else {
                         0
                     },
-                    size: if regular { e.entry.size } else { 0 },
-                    symlink: e.entry.symlink.clone(),
+                    size: if regular { i.size } else { 0 },
+                    symlink,
                     xattrs,
                     digest,
                 },

@@ -17,20 +17,18 @@ pub mod ahead;
 pub mod atomic;
 pub mod blobcache;
 pub mod cached;
-pub mod chunks;
 pub mod config;
 pub mod local;
-pub mod locate;
 pub mod open;
 pub mod reader;
 pub mod sign;
 pub mod source;
 pub mod store;
 
-pub use chunks::ChunkSource;
 pub use config::BackendConfig;
-pub use locate::BlobLocator;
+pub use local::Localfs;
 pub use open::{open_image, Image};
+pub use reader::{ChunkReader, ReaderOptions};
 pub use source::FileSource;
 
 #[cfg(test)]

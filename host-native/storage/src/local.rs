@@ -36,6 +36,25 @@ pub struct Localfs {
 }
 
 impl Localfs {
+    /// A backend over one blob file and/or a directory of blobs and further directories
+    /// searched after it; the directories must exist.
+    pub fn new(
+        blob_file: Option<PathBuf>,
+        dir: Option<PathBuf>,
+        alt_dirs: Vec<PathBuf>,
+    ) -> anyhow::Result<Self> {
+        for d in dir.iter().chain(&alt_dirs) {
+            if !d.is_dir() {
+                anyhow::bail!("blob directory {} does not exist", d.display());
+            }
+        }
+        Ok(Localfs {
+            blob_file,
+            dir,
+            alt_dirs,
+        })
+    }
+
     /// A backend serving one blob file.
     pub fn file(path: PathBuf) -> Self {
         Localfs {

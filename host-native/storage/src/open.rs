@@ -2,28 +2,79 @@
 //! (`--blob-inline-meta`), and the blob table with an inline blob's placeholder id resolved.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context, Result};
 use nydus_core::blob::reader::extract_inline_bootstrap;
+use nydus_core::error::SourceError;
 use nydus_core::model::BlobInfo;
 use nydus_core::rafs::Rafs as Bootstrap;
+use nydus_core::read::Filesystem;
 use nydus_core::source::ReadAt;
 
+use crate::cached::CachedFile;
+use crate::local::Localfs;
+use crate::reader::{ChunkReader, ReaderOptions};
 use crate::source::FileSource;
 
-/// An opened bootstrap and the file it came from.
+/// Where an opened bootstrap's bytes are: its file, read by range through a block cache, or
+/// (inlined in a blob) the extracted bytes.
+#[derive(Debug)]
+pub enum BootSource {
+    File(CachedFile),
+    Bytes(Vec<u8>),
+}
+
+impl ReadAt for BootSource {
+    fn size(&self) -> u64 {
+        match self {
+            BootSource::File(f) => f.size(),
+            BootSource::Bytes(b) => b.size(),
+        }
+    }
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), SourceError> {
+        match self {
+            BootSource::File(f) => f.read_exact_at(offset, buf),
+            BootSource::Bytes(b) => b.read_exact_at(offset, buf),
+        }
+    }
+}
+
+/// An opened bootstrap, read by range (never read whole), and the file it came from.
 #[derive(Debug)]
 pub struct Image {
     pub path: PathBuf,
-    pub boot: Bootstrap<Vec<u8>>,
+    pub boot: Bootstrap<BootSource>,
     /// Set when the bootstrap was extracted from a data blob with inline metadata.
     pub inline_blob: Option<PathBuf>,
 }
 
-/// Largest bootstrap read into memory (metadata only; data stays in blobs).
+impl Image {
+    /// A chunk reader of this image's blobs from `local`; when no blob location is given and
+    /// the image is a blob carrying its bootstrap, that blob itself. `None` when there is
+    /// nothing to read blobs from.
+    pub fn chunk_reader(&self, local: Localfs, opts: ReaderOptions) -> Result<Option<ChunkReader>> {
+        let local = match (&self.inline_blob, local.is_empty()) {
+            (Some(b), true) => Localfs::file(b.clone()),
+            (_, true) => return Ok(None),
+            (_, false) => local,
+        };
+        Ok(Some(ChunkReader::new(
+            &resolved_blobs(self)?,
+            Arc::new(local),
+            opts,
+        )))
+    }
+}
+
+/// Largest bootstrap accepted (metadata only; data stays in blobs).
 const MAX_BOOTSTRAP: u64 = 4 << 30;
 
-/// Opens a bootstrap file, or a data blob carrying an inline bootstrap.
+/// Bytes of a bootstrap file kept in memory while it is read.
+const BOOTSTRAP_CACHE: u64 = 16 << 20;
+
+/// Opens a bootstrap file (read by range from then on), or a data blob carrying an inline
+/// bootstrap.
 pub fn open_image(path: &Path) -> Result<Image> {
     let src = FileSource::open(path)?;
     if ReadAt::size(&src) > MAX_BOOTSTRAP {
@@ -33,8 +84,9 @@ pub fn open_image(path: &Path) -> Result<Image> {
             ReadAt::size(&src)
         );
     }
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    match Bootstrap::open(bytes) {
+    let file = CachedFile::open(path, BOOTSTRAP_CACHE)
+        .with_context(|| format!("opening {}", path.display()))?;
+    match Bootstrap::open(BootSource::File(file)) {
         Ok(boot) => Ok(Image {
             path: path.to_path_buf(),
             boot,
@@ -44,7 +96,7 @@ pub fn open_image(path: &Path) -> Result<Image> {
             // Maybe a data blob with the bootstrap inlined (`--blob-inline-meta`).
             match extract_inline_bootstrap(&src) {
                 Ok(inner) => {
-                    let boot = Bootstrap::open(inner).map_err(|e| {
+                    let boot = Bootstrap::open(BootSource::Bytes(inner)).map_err(|e| {
                         anyhow!(
                             "{}: the bootstrap inlined in this blob is invalid: {e}",
                             path.display()

@@ -10,6 +10,7 @@ use anyhow::{anyhow, bail, Result};
 use futures_util::{StreamExt, TryStreamExt};
 use nydus_core::oci::bootstrap_layer;
 use nydus_core::oci::manifest::Descriptor;
+use nydus_core::read::Filesystem;
 use nydus_host_image::create::{self, BlobSink, Plan};
 use nydus_host_image::tarsrc;
 use serde_json::{json, Value};

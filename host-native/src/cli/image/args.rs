@@ -217,7 +217,7 @@ pub struct UnpackArgs {
     pub bootstrap: Option<PathBuf>,
     #[command(flatten)]
     pub blobs: BlobSourceArgs,
-    /// Output tar file.
+    /// Output tar file (`-`: stream the archive to stdout).
     #[arg(short = 'o', long = "output")]
     pub output: PathBuf,
 }

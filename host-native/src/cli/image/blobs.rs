@@ -1,9 +1,9 @@
 //! The read-side commands' blob options (`-b`, `-D`, `--backend-type` with
-//! `--backend-config[-file]`) as a [`BlobLocator`].
+//! `--backend-config[-file]`) as a localfs backend.
 
 use anyhow::Result;
 use nydus_host_storage::config::{self, BackendConfig, BackendFlags, LocalBlobs};
-use nydus_host_storage::BlobLocator;
+use nydus_host_storage::Localfs;
 
 use super::args::BlobSourceArgs;
 
@@ -22,7 +22,7 @@ pub const CREATE_BACKEND: BackendFlags<'static> = BackendFlags {
 
 /// Where blobs are per the options: a backend configuration (its type defaults to localfs)
 /// takes the place of `-b` or `-D`.
-pub fn locator(a: &BlobSourceArgs) -> Result<BlobLocator> {
+pub fn locator(a: &BlobSourceArgs) -> Result<Localfs> {
     let (mut single, mut dir, mut alt) = (a.blob.clone(), a.blob_dir.clone(), Vec::new());
     let configured = a.backend_config.is_some() || a.backend_config_file.is_some();
     if configured || a.backend_type.is_some() {
@@ -43,5 +43,5 @@ pub fn locator(a: &BlobSourceArgs) -> Result<BlobLocator> {
             }
         }
     }
-    BlobLocator::new(single, dir, alt)
+    Localfs::new(single, dir, alt)
 }

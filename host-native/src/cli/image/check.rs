@@ -4,9 +4,10 @@
 use std::time::Instant;
 
 use anyhow::{bail, Result};
+use nydus_core::read::Filesystem;
 use nydus_host_image::check::{check, Checked};
 use nydus_host_storage::atomic::write_file;
-use nydus_host_storage::open_image;
+use nydus_host_storage::{open_image, ReaderOptions};
 use serde_json::json;
 
 use super::args::{bootstrap_arg, CheckArgs};
@@ -14,8 +15,9 @@ use super::args::{bootstrap_arg, CheckArgs};
 pub fn run(a: CheckArgs) -> Result<()> {
     let t0 = Instant::now();
     let path = bootstrap_arg(&a.bootstrap_pos, &a.bootstrap)?;
-    let locator = super::blobs::locator(&a.blobs)?;
+    let local = super::blobs::locator(&a.blobs)?;
     let img = open_image(&path)?;
+    let reader = img.chunk_reader(local, ReaderOptions::default())?;
     if a.verbose {
         let _ = img.boot.walk(&mut |p, ino| {
             println!(
@@ -32,7 +34,8 @@ pub fn run(a: CheckArgs) -> Result<()> {
             Ok(())
         });
     }
-    let Checked { blobs, report } = check(&img, locator)?;
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let Checked { blobs, report } = check(&img, reader.as_ref(), threads)?;
     for f in &report.findings {
         crate::log::record(
             crate::log::Level::Error,

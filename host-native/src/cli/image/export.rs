@@ -25,6 +25,7 @@ pub fn run(a: ExportArgs) -> Result<()> {
         bootstrap: path.clone(),
         blob_dir: a.localfs_dir.clone(),
         output: output.clone(),
+        threads: a.threads,
     })?;
     println!(
         "exported {} ({blocks} blocks) to {}",
