@@ -41,6 +41,8 @@ fn print(v: &Value, text: bool) {
 
 pub fn run(a: InspectArgs) -> Result<()> {
     let path = bootstrap_arg(&a.bootstrap_pos, &a.bootstrap)?;
+    // No request reads file data, but the blob options are checked like every command's.
+    super::blobs::locator(&a.blobs)?;
     let img = open_image(&path)?;
     let mut s = Session::new(&img.boot);
     if let Some(r) = &a.request {
