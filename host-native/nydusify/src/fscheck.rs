@@ -250,8 +250,8 @@ pub async fn nydus_files(from: BlobsFrom<'_>, boot: Vec<u8>) -> Result<NydusFile
                 let mut h = Sha256Stream::new();
                 let mut failed = false;
                 while let Some(p) = pieces.next_piece() {
-                    match p.data {
-                        Ok(d) if !failed => h.update(&d),
+                    match &p.data {
+                        Ok(_) if !failed => p.slices().for_each(|s| h.update(s)),
                         Ok(_) => {}
                         Err(err) => {
                             if !failed {

@@ -13,7 +13,7 @@ use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 use nydus_core::error::DecodeError;
 use nydus_core::read::{Extent, ReadPlan};
 
-use crate::reader::{ChunkReader, ReadError};
+use crate::reader::{slices, ChunkReader, ReadError, Segment};
 
 /// Why a job produced no (or not all) bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,8 +62,8 @@ impl Default for AheadOptions {
 pub struct Piece {
     /// Index of the job in the input sequence.
     pub job: usize,
-    /// The bytes, or why they could not be produced.
-    pub data: Result<Vec<u8>, JobError>,
+    /// The bytes (slices of fetched chunks, and holes), or why they could not be produced.
+    pub data: Result<Vec<Segment>, JobError>,
     /// This is the job's last piece.
     pub last: bool,
 }
@@ -91,6 +91,13 @@ impl fmt::Debug for Pieces {
     }
 }
 
+impl Piece {
+    /// The piece's bytes as slices, in order (none if it failed).
+    pub fn slices(&self) -> impl Iterator<Item = &[u8]> {
+        self.data.as_deref().map(slices).into_iter().flatten()
+    }
+}
+
 impl Pieces {
     /// The next piece in order, or `None` after the last job's last piece.
     pub fn next_piece(&mut self) -> Option<Piece> {
@@ -115,7 +122,8 @@ impl Pieces {
         JobReader {
             pieces: self,
             job,
-            buf: Vec::new(),
+            segs: Vec::new(),
+            seg: 0,
             pos: 0,
             done: false,
         }
@@ -126,8 +134,10 @@ impl Pieces {
 pub struct JobReader<'a> {
     pieces: &'a mut Pieces,
     job: usize,
-    buf: Vec<u8>,
-    pos: usize,
+    /// The current piece's segments, the segment being read and the position in it.
+    segs: Vec<Segment>,
+    seg: usize,
+    pos: u64,
     done: bool,
 }
 
@@ -146,7 +156,24 @@ impl JobReader<'_> {
 
 impl io::Read for JobReader<'_> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        while self.pos == self.buf.len() {
+        loop {
+            if let Some(s) = self.segs.get(self.seg) {
+                if self.pos == s.len() {
+                    self.seg += 1;
+                    self.pos = 0;
+                    continue;
+                }
+                let n = (out.len() as u64).min(s.len() - self.pos) as usize;
+                match s {
+                    Segment::Slice { chunk, start, .. } => {
+                        let from = start + self.pos as usize;
+                        out[..n].copy_from_slice(&chunk[from..from + n]);
+                    }
+                    Segment::Zeros(_) => out[..n].fill(0),
+                }
+                self.pos += n as u64;
+                return Ok(n);
+            }
             if self.done {
                 return Ok(0);
             }
@@ -161,13 +188,10 @@ impl io::Read for JobReader<'_> {
                 )));
             }
             self.done = p.last;
-            self.buf = p.data.map_err(io::Error::other)?;
+            self.segs = p.data.map_err(io::Error::other)?;
+            self.seg = 0;
             self.pos = 0;
         }
-        let n = out.len().min(self.buf.len() - self.pos);
-        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
     }
 }
 
@@ -266,11 +290,9 @@ where
             let tx = done_tx.clone();
             s.spawn(move || {
                 for u in rx.iter() {
-                    let data = u.work.and_then(|p| {
-                        let mut v = Vec::with_capacity(p.len as usize);
-                        reader.read(&p, &mut v).map_err(JobError::Read)?;
-                        Ok(v)
-                    });
+                    let data = u
+                        .work
+                        .and_then(|p| reader.segments(&p).map_err(JobError::Read));
                     let piece = Piece {
                         job: u.job,
                         data,
@@ -366,9 +388,11 @@ mod tests {
             let mut out = vec![Vec::new(); 3];
             let mut failed = vec![false; 3];
             while let Some(p) = pieces.next_piece() {
-                match p.data {
-                    Ok(d) => out[p.job].extend(d),
-                    Err(_) => failed[p.job] = true,
+                if p.data.is_err() {
+                    failed[p.job] = true;
+                }
+                for s in p.slices() {
+                    out[p.job].extend_from_slice(s);
                 }
             }
             (out, failed)

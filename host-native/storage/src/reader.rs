@@ -121,6 +121,48 @@ pub struct ReaderStats {
     pub shared_fetches: AtomicU64,
 }
 
+/// A chunk's verified uncompressed bytes, shared without copying.
+pub type Chunk = Arc<Vec<u8>>;
+
+/// A piece of a plan's bytes: a slice of a fetched chunk, or zeros.
+#[derive(Debug, Clone)]
+pub enum Segment {
+    Slice { chunk: Chunk, start: usize, len: usize },
+    Zeros(u64),
+}
+
+impl Segment {
+    /// Bytes it stands for.
+    pub fn len(&self) -> u64 {
+        match self {
+            Segment::Slice { len, .. } => *len as u64,
+            Segment::Zeros(n) => *n,
+        }
+    }
+    /// Whether it stands for no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Zeros handed out for holes.
+static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
+
+/// The bytes of some segments, in order, as slices (holes as pieces of a zero buffer).
+pub fn slices(segments: &[Segment]) -> impl Iterator<Item = &[u8]> {
+    segments.iter().flat_map(|s| {
+        let (one, zeros): (Option<&[u8]>, u64) = match s {
+            Segment::Slice { chunk, start, len } => (Some(&chunk[*start..*start + *len]), 0),
+            Segment::Zeros(n) => (None, *n),
+        };
+        let full = (zeros / ZEROS.len() as u64) as usize;
+        let rest = (zeros % ZEROS.len() as u64) as usize;
+        one.into_iter()
+            .chain(std::iter::repeat_n(&ZEROS[..], full))
+            .chain((rest > 0).then(|| &ZEROS[..rest]))
+    })
+}
+
 /// Identity of a chunk: blob index, ci index and digest (two records that disagree are two
 /// chunks).
 type Key = (u32, u32, Digest);
@@ -128,19 +170,19 @@ type Key = (u32, u32, Digest);
 /// A chunk being fetched by one thread while others wait for it.
 #[derive(Debug, Default)]
 struct Flight {
-    done: Mutex<Option<Result<Arc<[u8]>, ReadError>>>,
+    done: Mutex<Option<Result<Chunk, ReadError>>>,
     cv: Condvar,
 }
 
 impl Flight {
-    fn finish(&self, r: Result<Arc<[u8]>, ReadError>) {
+    fn finish(&self, r: Result<Chunk, ReadError>) {
         let mut d = self.done.lock().unwrap_or_else(|p| p.into_inner());
         if d.is_none() {
             *d = Some(r);
         }
         self.cv.notify_all();
     }
-    fn wait(&self) -> Result<Arc<[u8]>, ReadError> {
+    fn wait(&self) -> Result<Chunk, ReadError> {
         let mut d = self.done.lock().unwrap_or_else(|p| p.into_inner());
         loop {
             if let Some(r) = d.as_ref() {
@@ -154,13 +196,13 @@ impl Flight {
 /// In-memory cache of verified chunks, bounded by bytes.
 #[derive(Debug)]
 struct Memory {
-    lru: LruCache<Key, Arc<[u8]>>,
+    lru: LruCache<Key, Chunk>,
     bytes: u64,
     limit: u64,
 }
 
 impl Memory {
-    fn put(&mut self, k: Key, v: Arc<[u8]>) {
+    fn put(&mut self, k: Key, v: Chunk) {
         if v.len() as u64 > self.limit {
             return;
         }
@@ -198,7 +240,7 @@ struct Owned<'a> {
 }
 
 impl Owned<'_> {
-    fn finish(&mut self, k: &Key, r: Result<Arc<[u8]>, ReadError>) {
+    fn finish(&mut self, k: &Key, r: Result<Chunk, ReadError>) {
         if let Some(pos) = self.flights.iter().position(|(x, _)| x == k) {
             let (k, f) = self.flights.swap_remove(pos);
             self.reader.lock_flights().remove(&k);
@@ -328,8 +370,8 @@ impl ChunkReader {
     }
 
     /// The verified uncompressed bytes of each chunk of `want`, in order.
-    pub fn fetch(&self, want: &[ChunkExtent]) -> Vec<Result<Arc<[u8]>, ReadError>> {
-        let mut out: Vec<Option<Result<Arc<[u8]>, ReadError>>> = vec![None; want.len()];
+    pub fn fetch(&self, want: &[ChunkExtent]) -> Vec<Result<Chunk, ReadError>> {
+        let mut out: Vec<Option<Result<Chunk, ReadError>>> = vec![None; want.len()];
         let key = |e: &ChunkExtent| (e.chunk.blob_index, e.chunk.index, e.chunk.digest);
         let mut todo = Vec::new();
         for (i, e) in want.iter().enumerate() {
@@ -372,7 +414,7 @@ impl ChunkReader {
         for batch in self.batches(want, &mine) {
             for (i, r) in self.fetch_batch(want, &batch) {
                 let r = r.map(|v| {
-                    let v: Arc<[u8]> = v.into();
+                    let v: Chunk = Arc::new(v);
                     if let Some(m) = &self.memory {
                         m.lock()
                             .unwrap_or_else(|p| p.into_inner())
@@ -403,7 +445,7 @@ impl ChunkReader {
     }
 
     /// A verified chunk from the on-disk cache.
-    fn cached_on_disk(&self, e: &ChunkExtent) -> Option<Arc<[u8]>> {
+    fn cached_on_disk(&self, e: &ChunkExtent) -> Option<Chunk> {
         let cache = self.cache.as_ref()?;
         let v = match cache.get(&e.chunk) {
             Lookup::Miss => return None,
@@ -424,7 +466,7 @@ impl ChunkReader {
             }
         };
         self.stats.disk_hits.fetch_add(1, Ordering::Relaxed);
-        let v: Arc<[u8]> = v.into();
+        let v: Chunk = Arc::new(v);
         if let Some(m) = &self.memory {
             m.lock().unwrap_or_else(|p| p.into_inner()).put(
                 (e.chunk.blob_index, e.chunk.index, e.chunk.digest),
@@ -535,7 +577,7 @@ impl ChunkReader {
     /// that want whole chunks rather than file bytes: the checker, the block exporter.
     pub fn for_each_chunk<F>(&self, chunks: &[ChunkExtent], threads: usize, f: F)
     where
-        F: Fn(usize, Result<Arc<[u8]>, ReadError>) + Sync,
+        F: Fn(usize, Result<Chunk, ReadError>) + Sync,
     {
         let mut order: Vec<usize> = (0..chunks.len()).collect();
         order.sort_by_key(|&i| {
@@ -574,33 +616,49 @@ impl ChunkReader {
         });
     }
 
-    /// Appends the bytes of `plan` to `out` (holes as zeros).
-    pub fn read(&self, plan: &ReadPlan, out: &mut Vec<u8>) -> Result<(), ReadError> {
+    /// The bytes of `plan` as segments: slices of the fetched chunks (not copied) and holes.
+    pub fn segments(&self, plan: &ReadPlan) -> Result<Vec<Segment>, ReadError> {
         let chunks: Vec<ChunkExtent> = plan.chunks().copied().collect();
         let mut fetched = self.fetch(&chunks).into_iter();
-        out.reserve(plan.len as usize);
+        let mut out = Vec::with_capacity(plan.extents.len());
         for e in &plan.extents {
             match e {
-                Extent::Hole { len } => out.resize(out.len() + *len as usize, 0),
+                Extent::Hole { len } => out.push(Segment::Zeros(*len)),
                 Extent::Chunk(c) => {
                     let data = fetched.next().expect("one result per chunk")?;
                     let (s, t) = (c.skip as usize, c.take as usize);
-                    let slice = data.get(s..s + t).ok_or_else(|| ReadError {
-                        blob: self
-                            .blobs
-                            .get(c.chunk.blob_index as usize)
-                            .map_or_else(String::new, |b| b.blob_id.clone()),
-                        chunk: Some(Box::new(chunk_id(c, BlobLayout::Stored))),
-                        kind: ReadErrorKind::Corrupt(Box::new(DecodeError::Truncated {
-                            what: "chunk",
-                            offset: c.chunk.compressed_offset,
-                            needed: (s + t) as u64,
-                            available: data.len() as u64,
-                        })),
-                    })?;
-                    out.extend_from_slice(slice);
+                    if data.len() < s + t {
+                        return Err(ReadError {
+                            blob: self
+                                .blobs
+                                .get(c.chunk.blob_index as usize)
+                                .map_or_else(String::new, |b| b.blob_id.clone()),
+                            chunk: Some(Box::new(chunk_id(c, BlobLayout::Stored))),
+                            kind: ReadErrorKind::Corrupt(Box::new(DecodeError::Truncated {
+                                what: "chunk",
+                                offset: c.chunk.compressed_offset,
+                                needed: (s + t) as u64,
+                                available: data.len() as u64,
+                            })),
+                        });
+                    }
+                    out.push(Segment::Slice {
+                        chunk: data,
+                        start: s,
+                        len: t,
+                    });
                 }
             }
+        }
+        Ok(out)
+    }
+
+    /// Appends the bytes of `plan` to `out` (holes as zeros).
+    pub fn read(&self, plan: &ReadPlan, out: &mut Vec<u8>) -> Result<(), ReadError> {
+        let segments = self.segments(plan)?;
+        out.reserve(plan.len as usize);
+        for s in slices(&segments) {
+            out.extend_from_slice(s);
         }
         Ok(())
     }
