@@ -169,8 +169,19 @@ pub fn unpack<W: Write>(
                     let job = data_of[k].expect("every first link has a job");
                     let mut h = base_header(i, EntryType::Regular);
                     h.set_size(i.size);
+                    // The header (and any long-name entry) through the builder, then the data
+                    // straight from the fetched chunks to the output, then the padding.
                     builder
-                        .append_data(&mut h, osname, pieces.job_reader(job))
+                        .append_data(&mut h, osname, io::empty())
+                        .with_context(ctx)?;
+                    let w = builder.get_mut();
+                    let n = pieces
+                        .for_each_slice(job, |s| w.write_all(s))
+                        .with_context(ctx)?;
+                    if n != i.size {
+                        bail!("{shown}: read {n} bytes of a {}-byte file", i.size);
+                    }
+                    w.write_all(&[0u8; 512][..((512 - i.size % 512) % 512) as usize])
                         .with_context(ctx)?;
                 }
                 FileType::Symlink => {

@@ -116,6 +116,47 @@ impl Pieces {
         }
     }
 
+    /// Hands the bytes of the next job, which must be `job`, to `f` slice by slice (without
+    /// copying them); returns how many there were. A failed piece is an I/O error carrying the
+    /// [`JobError`] (the job's remaining pieces are consumed first).
+    pub fn for_each_slice(
+        &mut self,
+        job: usize,
+        mut f: impl FnMut(&[u8]) -> io::Result<()>,
+    ) -> io::Result<u64> {
+        let mut n = 0u64;
+        let mut failed = None;
+        loop {
+            let p = self
+                .next_piece()
+                .ok_or_else(|| io::Error::other("the read-ahead ended before the job did"))?;
+            if p.job != job {
+                return Err(io::Error::other(format!(
+                    "read-ahead out of step: job {} where {job} was expected",
+                    p.job
+                )));
+            }
+            match &p.data {
+                Ok(_) if failed.is_none() => {
+                    for s in p.slices() {
+                        f(s)?;
+                        n += s.len() as u64;
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    failed.get_or_insert_with(|| e.clone());
+                }
+            }
+            if p.last {
+                return match failed {
+                    Some(e) => Err(io::Error::other(e)),
+                    None => Ok(n),
+                };
+            }
+        }
+    }
+
     /// A reader of the bytes of the next job, which must be `job` (the caller walks the jobs
     /// in the order it gave them). A failed piece is an I/O error carrying the [`JobError`].
     pub fn job_reader(&mut self, job: usize) -> JobReader<'_> {

@@ -127,7 +127,11 @@ pub type Chunk = Arc<Vec<u8>>;
 /// A piece of a plan's bytes: a slice of a fetched chunk, or zeros.
 #[derive(Debug, Clone)]
 pub enum Segment {
-    Slice { chunk: Chunk, start: usize, len: usize },
+    Slice {
+        chunk: Chunk,
+        start: usize,
+        len: usize,
+    },
     Zeros(u64),
 }
 
