@@ -58,6 +58,8 @@ pub enum ReadErrorKind {
 pub struct ReadError {
     /// The blob's id.
     pub blob: String,
+    /// Where it was read from (a path or URL without credentials), when it was opened.
+    pub from: Option<String>,
     pub chunk: Option<Box<ChunkId>>,
     pub kind: ReadErrorKind,
 }
@@ -65,6 +67,9 @@ pub struct ReadError {
 impl fmt::Display for ReadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "blob {}", self.blob)?;
+        if let Some(from) = &self.from {
+            write!(f, " ({from})")?;
+        }
         if let Some(c) = &self.chunk {
             write!(
                 f,
@@ -263,6 +268,7 @@ impl Drop for Owned<'_> {
                     .blobs
                     .get(k.0 as usize)
                     .map_or_else(String::new, |b| b.blob_id.clone()),
+                from: None,
                 chunk: None,
                 kind: ReadErrorKind::Abandoned,
             }));
@@ -343,6 +349,7 @@ impl ChunkReader {
                 .blobs
                 .get(index as usize)
                 .map_or_else(|| format!("#{index}"), |b| b.blob_id.clone()),
+            from: None,
             chunk: None,
             kind,
         }
@@ -440,6 +447,7 @@ impl ChunkReader {
                 r.unwrap_or_else(|| {
                     Err(ReadError {
                         blob: String::new(),
+                        from: None,
                         chunk: None,
                         kind: ReadErrorKind::Abandoned,
                     })
@@ -551,6 +559,7 @@ impl ChunkReader {
                 let e = &want[i];
                 let err = |kind| ReadError {
                     blob: blob_id.clone(),
+                    from: Some(blob.store.describe()),
                     chunk: Some(Box::new(chunk_id(e, blob.layout))),
                     kind,
                 };
@@ -637,6 +646,7 @@ impl ChunkReader {
                                 .blobs
                                 .get(c.chunk.blob_index as usize)
                                 .map_or_else(String::new, |b| b.blob_id.clone()),
+                            from: None,
                             chunk: Some(Box::new(chunk_id(c, BlobLayout::Stored))),
                             kind: ReadErrorKind::Corrupt(Box::new(DecodeError::Truncated {
                                 what: "chunk",
