@@ -369,6 +369,17 @@ mod tests {
     use crate::reader::ReaderOptions;
     use crate::testimg::{image, CS};
 
+    /// A job per file of `img`: all of its bytes.
+    fn whole_files(img: &crate::testimg::Img) -> Vec<Result<ReadPlan, JobError>> {
+        img.files
+            .iter()
+            .map(|(p, _)| {
+                let nid = img.boot.lookup(p.as_bytes()).unwrap().unwrap();
+                img.boot.plan(nid, 0, u64::MAX).map_err(JobError::Plan)
+            })
+            .collect()
+    }
+
     #[test]
     fn jobs_come_back_whole_and_in_order() {
         let sizes: Vec<usize> = (0..40).map(|i| (i * 1777) % (9 * CS as usize)).collect();
@@ -378,14 +389,7 @@ mod tests {
             Arc::new(Localfs::dir(img.dir.path().into())),
             ReaderOptions::default(),
         );
-        let plans: Vec<_> = img
-            .files
-            .iter()
-            .map(|(p, _)| {
-                let nid = img.boot.lookup(p.as_bytes()).unwrap().unwrap();
-                img.boot.plan(nid, 0, u64::MAX).map_err(JobError::Plan)
-            })
-            .collect();
+        let plans = whole_files(&img);
         for (threads, unit) in [(1, 1 << 20), (3, 5000), (2, 1)] {
             let opts = AheadOptions {
                 threads,
@@ -455,14 +459,7 @@ mod tests {
                 ..Default::default()
             },
         );
-        let jobs: Vec<_> = img
-            .files
-            .iter()
-            .map(|(p, _)| {
-                let nid = img.boot.lookup(p.as_bytes()).unwrap().unwrap();
-                img.boot.plan(nid, 0, u64::MAX).map_err(JobError::Plan)
-            })
-            .collect();
+        let jobs = whole_files(&img);
         let first = read_ahead(&r, jobs, AheadOptions::default(), |pieces| {
             pieces.next_piece().unwrap().job
         });
