@@ -7,7 +7,7 @@
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use lru::LruCache;
 use nydus_core::error::SourceError;
@@ -16,14 +16,23 @@ use nydus_core::source::ReadAt;
 /// Bytes of one cached block.
 pub const BLOCK: u64 = 64 << 10;
 
+/// Where a [`CachedFile`] keeps its blocks.
+#[derive(Debug)]
+enum Blocks {
+    /// The file fits the budget: a slot per block, filled on first use, never evicted (reads
+    /// take no lock once a block is in).
+    Direct(Vec<OnceLock<Arc<[u8]>>>),
+    /// A larger file: the most recently used blocks, up to the budget.
+    Lru(Mutex<LruCache<u64, Arc<[u8]>>>, usize),
+}
+
 /// A file read through a block cache, shareable between threads.
 #[derive(Debug)]
 pub struct CachedFile {
     file: File,
     size: u64,
     path: PathBuf,
-    blocks: Mutex<LruCache<u64, Arc<[u8]>>>,
-    budget: usize,
+    blocks: Blocks,
 }
 
 impl CachedFile {
@@ -35,28 +44,22 @@ impl CachedFile {
     }
 
     fn new(file: File, size: u64, path: &Path, budget_bytes: u64) -> Self {
+        let budget = (budget_bytes / BLOCK).max(1) as usize;
+        let count = size.div_ceil(BLOCK) as usize;
+        let blocks = if count <= budget {
+            Blocks::Direct((0..count).map(|_| OnceLock::new()).collect())
+        } else {
+            Blocks::Lru(Mutex::new(LruCache::unbounded()), budget)
+        };
         CachedFile {
             file,
             size,
             path: path.to_path_buf(),
-            blocks: Mutex::new(LruCache::unbounded()),
-            budget: (budget_bytes / BLOCK).max(1) as usize,
+            blocks,
         }
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    fn block(&self, n: u64) -> Result<Arc<[u8]>, SourceError> {
-        if let Some(b) = self
-            .blocks
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&n)
-        {
-            return Ok(b.clone());
-        }
+    fn load(&self, n: u64) -> Result<Arc<[u8]>, SourceError> {
         let at = n * BLOCK;
         let len = BLOCK.min(self.size - at) as usize;
         let mut v = vec![0u8; len];
@@ -67,13 +70,36 @@ impl CachedFile {
                 len: len as u64,
                 message: format!("{}: {e}", self.path.display()),
             })?;
-        let b: Arc<[u8]> = v.into();
-        let mut g = self.blocks.lock().unwrap_or_else(|p| p.into_inner());
-        g.put(n, b.clone());
-        while g.len() > self.budget {
-            g.pop_lru();
+        Ok(v.into())
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn block(&self, n: u64) -> Result<Arc<[u8]>, SourceError> {
+        match &self.blocks {
+            Blocks::Direct(slots) => {
+                let slot = &slots[n as usize];
+                if let Some(b) = slot.get() {
+                    return Ok(b.clone());
+                }
+                let b = self.load(n)?;
+                Ok(slot.get_or_init(|| b).clone())
+            }
+            Blocks::Lru(lru, budget) => {
+                if let Some(b) = lru.lock().unwrap_or_else(|p| p.into_inner()).get(&n) {
+                    return Ok(b.clone());
+                }
+                let b = self.load(n)?;
+                let mut g = lru.lock().unwrap_or_else(|p| p.into_inner());
+                g.put(n, b.clone());
+                while g.len() > *budget {
+                    g.pop_lru();
+                }
+                Ok(b)
+            }
         }
-        Ok(b)
     }
 }
 
@@ -144,6 +170,15 @@ mod tests {
             );
         }
         assert!(f.read_vec(3 * BLOCK + 95, 10).is_err());
-        assert!(f.blocks.lock().unwrap().len() <= 1);
+        match &f.blocks {
+            Blocks::Lru(lru, 1) => assert!(lru.lock().unwrap().len() <= 1),
+            other => panic!("a 4-block file with a 1-block budget: {other:?}"),
+        }
+        let whole = CachedFile::open(&p, 16 * BLOCK).unwrap();
+        assert!(matches!(whole.blocks, Blocks::Direct(_)));
+        assert_eq!(
+            whole.read_vec(BLOCK - 1, 2).unwrap(),
+            &data[BLOCK as usize - 1..][..2]
+        );
     }
 }
