@@ -47,3 +47,21 @@ if [ ! -d "$BROWSER_TESTS/node_modules/playwright-core" ]; then
     echo "install-deps: npm ci (playwright-core, drives Debian's chromium)"
     (cd "$BROWSER_TESTS" && npm ci --no-audit --no-fund --silent)
 fi
+
+# The S3 server the backend tests and bench/backends.sh run against (verifies SigV4).
+if ! have s3s-fs && [ ! -x "$HOME/.cargo/bin/s3s-fs" ]; then
+    echo "install-deps: cargo install s3s-fs 0.14.1"
+    # Without --locked where the lock pins a version the registry mirror lacks.
+    cargo install s3s-fs --version 0.14.1 --features binary --locked --quiet \
+        || cargo install s3s-fs --version 0.14.1 --features binary --quiet
+fi
+# The AWS CLI (the benchmark's peer), botocore and Alibaba's oss2 (the reference signers of
+# tests/sign_vectors.py).
+need_pip=()
+python3 -c "import botocore" 2>/dev/null || need_pip+=(botocore)
+python3 -c "import oss2" 2>/dev/null || need_pip+=(oss2)
+have aws || need_pip+=(awscli)
+if [ "${#need_pip[@]}" -gt 0 ]; then
+    echo "install-deps: pip install ${need_pip[*]}"
+    python3 -m pip install --quiet "${need_pip[@]}"
+fi

@@ -786,3 +786,195 @@ pub fn skopeo_raw(reference: &str) -> serde_json::Value {
     );
     serde_json::from_slice(&o.stdout).expect("skopeo printed JSON")
 }
+
+/// The port of a listener the kernel picks on 127.0.0.1 (closed again).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("binding 127.0.0.1:0")
+        .port()
+}
+
+fn wait_for_port(port: u16, what: &str) {
+    let t = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(20),
+            "{what} did not listen on 127.0.0.1:{port}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// A child process killed when dropped.
+#[derive(Debug)]
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// An S3 server, `s3s-fs` (which verifies SigV4), on 127.0.0.1 with the bucket `nydus`, its
+/// storage in a temp dir; killed when dropped. Fails naming the install command if `s3s-fs`
+/// is missing.
+#[derive(Debug)]
+pub struct S3Server {
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+    _child: KillOnDrop,
+}
+
+/// The access key pair of the test object stores.
+pub const TEST_AK: &str = "nydus-test-ak";
+pub const TEST_SK: &str = "nydus-test-secret-0123456789";
+
+impl S3Server {
+    pub fn start() -> S3Server {
+        let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
+            .map(|p| std::env::split_paths(&p).collect())
+            .unwrap_or_default();
+        if let Some(h) = std::env::var_os("CARGO_HOME") {
+            dirs.push(PathBuf::from(h).join("bin"));
+        }
+        if let Some(h) = std::env::var_os("HOME") {
+            dirs.push(PathBuf::from(h).join(".cargo/bin"));
+        }
+        let bin = dirs
+            .into_iter()
+            .map(|d| d.join("s3s-fs"))
+            .find(|p| p.is_file())
+            .expect(
+                "prerequisite missing: `s3s-fs` (cargo install s3s-fs --version 0.14.1 --features binary); \
+                 run scripts/install-deps.sh",
+            );
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir(dir.path().join("nydus")).unwrap();
+        let port = free_port();
+        let child = Command::new(bin)
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--access-key", TEST_AK, "--secret-key", TEST_SK])
+            .arg(dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("starting s3s-fs");
+        let child = KillOnDrop(child);
+        wait_for_port(port, "s3s-fs");
+        S3Server {
+            port,
+            dir,
+            _child: child,
+        }
+    }
+
+    /// The file holding object `key` of the bucket.
+    pub fn object(&self, key: &str) -> PathBuf {
+        self.dir.path().join("nydus").join(key)
+    }
+
+    /// Multipart uploads not completed nor aborted (s3s-fs keeps a `.upload-<id>.json` each).
+    pub fn open_uploads(&self) -> Vec<String> {
+        fs::read_dir(self.dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(".upload-") && n.ends_with(".json"))
+            .collect()
+    }
+}
+
+/// The OSS test server (`tests/oss_server.py`, which checks V1 and V4 signatures as Alibaba
+/// documents them) on 127.0.0.1; killed when dropped.
+#[derive(Debug)]
+pub struct OssServer {
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+    _child: KillOnDrop,
+}
+
+impl OssServer {
+    /// With `region` for V4 and parts of at least `min_part` bytes (but the last).
+    pub fn start(region: &str, min_part: u64) -> OssServer {
+        use std::io::BufRead;
+        let dir = tempfile::tempdir().unwrap();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("oss_server.py");
+        let mut child = Command::new("python3")
+            .arg(script)
+            .args(["--dir", dir.path().to_str().unwrap()])
+            .args([
+                "--access-key",
+                TEST_AK,
+                "--secret-key",
+                TEST_SK,
+                "--port",
+                "0",
+            ])
+            .args(["--region", region, "--min-part-size", &min_part.to_string()])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("prerequisite missing: python3 (runs tests/oss_server.py)");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line.trim().parse().expect("oss_server.py prints its port");
+        OssServer {
+            port,
+            dir,
+            _child: KillOnDrop(child),
+        }
+    }
+
+    /// The file holding object `key` of bucket `nydus`.
+    pub fn object(&self, key: &str) -> PathBuf {
+        let quoted: String = key
+            .bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b"_.-~".contains(&b) {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect();
+        self.dir.path().join("nydus").join(quoted)
+    }
+
+    /// Multipart uploads in progress.
+    pub fn open_uploads(&self) -> Vec<String> {
+        match fs::read_dir(self.dir.path().join(".oss-uploads")) {
+            Ok(d) => d
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+}
+
+/// `tests/object_proxy.py` in front of 127.0.0.1:`port`, injecting the faults `rules`
+/// (`METHOD:SUBSTRING:WHICH:ACTION`); its port and the child.
+pub fn object_proxy(port: u16, rules: &[&str]) -> (u16, KillOnDrop) {
+    use std::io::BufRead;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("object_proxy.py");
+    let mut child = Command::new("python3")
+        .arg(script)
+        .arg(format!("127.0.0.1:{port}"))
+        .args(rules)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("prerequisite missing: python3 (runs tests/object_proxy.py)");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    (
+        line.trim()
+            .parse()
+            .expect("object_proxy.py prints its port"),
+        KillOnDrop(child),
+    )
+}

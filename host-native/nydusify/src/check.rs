@@ -46,13 +46,23 @@ pub struct CheckOptions {
     pub platform: Platform,
     /// Require an index holding both OCI and Nydus manifests.
     pub multi_platform: bool,
-    /// The localfs backend directory holding the Nydus blobs (not the registry).
-    pub backend: Option<PathBuf>,
+    /// The backend holding the Nydus blobs (not the registry).
+    pub backend: Option<CheckBackend>,
     /// Where the fetched manifests, config and bootstrap are written.
     pub work_dir: PathBuf,
 }
 
 /// Checks per `o`; every finding is in the report.
+/// Where `check` finds the Nydus blobs when they are not in the registry.
+#[derive(Debug, Clone)]
+pub enum CheckBackend {
+    /// A localfs directory: each blob's whole digest is checked.
+    Dir(PathBuf),
+    /// S3, OSS or another repository: blobs opened (HEAD) and, compared with a source, every
+    /// chunk read by range and verified.
+    Remote(Arc<dyn nydus_host_storage::local::Backend>),
+}
+
 pub fn check(o: &CheckOptions) -> Result<Report> {
     let target = &o.target.reference;
     let reg = registry_for(
@@ -169,8 +179,23 @@ async fn check_with(reg: &Arc<Registry>, o: &CheckOptions) -> Result<Report> {
         f
     }));
     match &o.backend {
+        // Blobs in a remote backend: the manifest lists none; each must be there.
+        Some(CheckBackend::Remote(b)) => {
+            for (i, id) in ids.iter().enumerate() {
+                let (b, id2, n) = (b.clone(), id.clone(), ids.len());
+                let opened = tokio::task::spawn_blocking(move || b.open(&id2, i as u32, n))
+                    .await
+                    .context("the backend task failed")?;
+                if let Err(e) = opened {
+                    report.error(
+                        "bootstrap",
+                        format!("blob {id} of the bootstrap is not readable in the backend: {e}"),
+                    );
+                }
+            }
+        }
         // Blobs in a storage backend: the manifest lists none; each must be there.
-        Some(d) => {
+        Some(CheckBackend::Dir(d)) => {
             for id in &ids {
                 if !d.join(id).is_file() {
                     report.error(
@@ -229,7 +254,7 @@ async fn compare_with_source(
     boot: Vec<u8>,
     report: &mut Report,
 ) -> Result<()> {
-    let (target, want, backend) = (&o.target.reference, &o.platform, o.backend.as_deref());
+    let (target, want, backend) = (&o.target.reference, &o.platform, o.backend.as_ref());
     let (sref, source) = (&source.reference, &source.shown);
     let src = Arc::new(registry_for(
         &sref.host,
@@ -285,7 +310,8 @@ async fn compare_with_source(
         .tempdir_in(&o.work_dir)
         .with_context(|| format!("creating a directory in {}", o.work_dir.display()))?;
     let blobs = match backend {
-        Some(d) => super::fscheck::BlobsFrom::Dir(d),
+        Some(CheckBackend::Dir(d)) => super::fscheck::BlobsFrom::Dir(d),
+        Some(CheckBackend::Remote(b)) => super::fscheck::BlobsFrom::Backend(b.clone()),
         None => super::fscheck::BlobsFrom::Registry(reg, &target.repository, scratch.path()),
     };
     let nydus = match super::fscheck::nydus_files(blobs, boot).await {

@@ -159,6 +159,8 @@ pub enum BlobsFrom<'a> {
     Registry(&'a Registry, &'a str, &'a Path),
     /// A localfs backend directory (blobs named by id).
     Dir(&'a Path),
+    /// Any other backend (S3, OSS): chunks read by range, each verified by digest.
+    Backend(Arc<dyn nydus_host_storage::local::Backend>),
 }
 
 /// SHA-256 hex of a file.
@@ -183,7 +185,7 @@ pub async fn nydus_files(from: BlobsFrom<'_>, boot: Vec<u8>) -> Result<NydusFile
     let mut problems = Vec::new();
     let rafs = Rafs::open(boot).map_err(|e| anyhow!("the Nydus bootstrap: {e}"))?;
     let blobs = rafs.blobs().to_vec();
-    let scratch = match from {
+    let backend: Arc<dyn nydus_host_storage::local::Backend> = match from {
         BlobsFrom::Registry(reg, repo, scratch) => {
             for b in &blobs {
                 let dest = scratch.join(&b.blob_id);
@@ -197,7 +199,7 @@ pub async fn nydus_files(from: BlobsFrom<'_>, boot: Vec<u8>) -> Result<NydusFile
                     problems.push(format!("blob sha256:{}: {e:#}", b.blob_id));
                 }
             }
-            scratch.to_path_buf()
+            Arc::new(Localfs::dir(scratch.to_path_buf()))
         }
         BlobsFrom::Dir(d) => {
             for b in &blobs {
@@ -214,15 +216,12 @@ pub async fn nydus_files(from: BlobsFrom<'_>, boot: Vec<u8>) -> Result<NydusFile
                     Err(e) => problems.push(format!("blob {}: {e:#}", b.blob_id)),
                 }
             }
-            d.to_path_buf()
+            Arc::new(Localfs::dir(d.to_path_buf()))
         }
+        BlobsFrom::Backend(b) => b,
     };
     tokio::task::spawn_blocking(move || -> Result<NydusFiles> {
-        let reader = ChunkReader::new(
-            &blobs,
-            Arc::new(Localfs::dir(scratch)),
-            ReaderOptions::default(),
-        );
+        let reader = ChunkReader::new(&blobs, backend, ReaderOptions::default());
         // Every path with its inode; the content of each regular file is read once per inode
         // (hard links share it), through read plans on all cores.
         let mut entries: Vec<(Vec<u8>, Inode)> = Vec::new();

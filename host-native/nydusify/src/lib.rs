@@ -9,6 +9,7 @@
 //! place, a layout being written), [`transfer`] moves blobs and manifests between stores,
 //! [`stream`] turns pulls into blocking readers for the builder.
 
+pub mod backend;
 pub mod cache;
 pub mod check;
 pub mod convert;

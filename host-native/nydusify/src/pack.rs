@@ -1,7 +1,8 @@
 //! `nydusify build` (`pack`): a local directory to `<output-dir>/<name>.meta` (bootstrap) and
 //! `<output-dir>/<name>.blob` (data blob, renamed to its digest when built on a parent or
-//! pushed), with the builder's `output.json`; with a backend, both are copied to a localfs
-//! backend.
+//! pushed), with the builder's `output.json`; with a backend (`--backend-push`), the blob goes
+//! to it by id (`{object_prefix}{id}` in a bucket) and the bootstrap by name
+//! (`{meta_prefix}{name}`).
 
 use std::path::{Path, PathBuf};
 
@@ -14,7 +15,7 @@ use nydus_host_storage::atomic::write_file;
 use serde_json::json;
 
 /// What to build (validated).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct PackOptions {
     /// The directory to pack.
     pub source_dir: PathBuf,
@@ -22,8 +23,10 @@ pub struct PackOptions {
     pub output_dir: PathBuf,
     /// Name of the outputs (`<name>.meta`, `<name>.blob`): a file name.
     pub name: String,
-    /// Copy the outputs to this localfs backend directory.
-    pub backend: Option<PathBuf>,
+    /// Push the outputs to this backend.
+    pub backend: Option<crate::backend::BlobDest>,
+    /// Push even what the backend has already.
+    pub force_push: bool,
     pub chunk_dict: Option<PathBuf>,
     pub parent_bootstrap: Option<PathBuf>,
     /// RAFS version (5 or 6).
@@ -119,30 +122,23 @@ pub fn pack(o: &PackOptions) -> Result<Packed> {
         .as_bytes(),
     )?;
     let (mut meta_out, mut blob_shown) = (meta.clone(), blob_out.clone());
-    if let Some(dir) = &o.backend {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    if let Some(dest) = &o.backend {
+        // The blob first: a bootstrap in the backend never names a missing blob.
         if let Some(b) = &blob_out {
-            let dest = dir.join(&built.blob_id);
-            copy_atomic(b, &dest)?;
-            blob_shown = Some(dest);
+            let pushed = dest.push_blob(&built.blob_id, b, o.force_push)?;
+            blob_shown = Some(PathBuf::from(pushed.location));
         }
-        let dest = dir.join(meta.file_name().expect("a file name"));
-        copy_atomic(&meta, &dest)?;
-        meta_out = dest;
+        let name = meta
+            .file_name()
+            .expect("a file name")
+            .to_string_lossy()
+            .into_owned();
+        meta_out = PathBuf::from(dest.push_meta(&name, &meta, true)?.location);
     }
     Ok(Packed {
         bootstrap: meta_out,
         blob: blob_shown,
     })
-}
-
-fn copy_atomic(from: &Path, to: &Path) -> Result<()> {
-    let mut out = nydus_host_storage::atomic::AtomicFile::create(to)?;
-    let mut input =
-        std::fs::File::open(from).with_context(|| format!("opening {}", from.display()))?;
-    std::io::copy(&mut input, out.file())
-        .with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
-    out.commit()
 }
 
 #[cfg(test)]

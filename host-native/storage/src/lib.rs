@@ -12,24 +12,87 @@
 //!   inlined in a blob); [`source`]: local files as the core's byte sources; [`atomic`]:
 //!   outputs that appear only when complete; [`config`]: the one backend configuration every
 //!   `--backend-*` option is parsed into; [`sign`]: request signing for the object stores.
+//! - [`open_backend`]: a backend configuration opened for reading, whatever its type (the
+//!   one call every reader uses: check, unpack, inspect, nydusify check, the mount).
+//! - [`object`]: the S3 and OSS backends (HEAD and ranged GETs, signed; [`http`]: shared
+//!   blocking clients, retries, a proxy with fallback); [`upload`]: files put into a bucket,
+//!   multipart above the part size, parallel, aborted on failure.
 
 pub mod ahead;
 pub mod atomic;
 pub mod blobcache;
 pub mod cached;
 pub mod config;
+pub mod http;
 pub mod local;
+pub mod object;
 pub mod open;
 pub mod reader;
 pub mod sign;
 pub mod source;
 pub mod store;
+pub mod upload;
 
 pub use config::BackendConfig;
 pub use local::Localfs;
 pub use open::{open_image, Image};
 pub use reader::{ChunkReader, ReaderOptions};
 pub use source::FileSource;
+
+use std::sync::{Arc, OnceLock};
+
+use config::{LocalBlobs, RegistryConfig};
+use local::Backend;
+use object::{ObjectBackend, ObjectClient};
+
+/// How a registry configuration is opened as a backend: the registry client lives in a crate
+/// that depends on this one, so it registers itself here ([`set_registry_opener`]).
+pub type RegistryOpener = fn(&RegistryConfig) -> anyhow::Result<Arc<dyn Backend>>;
+
+static REGISTRY_OPENER: OnceLock<RegistryOpener> = OnceLock::new();
+
+/// Registers how `registry` backends are opened (the first registration wins).
+pub fn set_registry_opener(f: RegistryOpener) {
+    let _ = REGISTRY_OPENER.set(f);
+}
+
+/// Opens a backend configuration for reading blobs: localfs directories (which must exist),
+/// an S3 or OSS bucket, or (once registered with [`set_registry_opener`]) a registry
+/// repository. Nothing is sent yet: blobs are looked up when opened, and their bytes read by
+/// range as the chunk reader asks. A `proxy` in the configuration is used for reads, with
+/// fallback to the backend itself when the proxy is down (if `fallback`).
+pub fn open_backend(c: &BackendConfig) -> anyhow::Result<Arc<dyn Backend>> {
+    Ok(match c {
+        BackendConfig::Localfs { blobs, alt_dirs } => {
+            let (file, dir) = match blobs {
+                LocalBlobs::Dir(d) => (None, Some(d.clone())),
+                LocalBlobs::File(f) => (Some(f.clone()), None),
+            };
+            Arc::new(Localfs::new(file, dir, alt_dirs.clone())?)
+        }
+        BackendConfig::S3(s) => Arc::new(ObjectBackend {
+            client: Arc::new(ObjectClient::s3(s).map_err(anyhow::Error::msg)?),
+        }),
+        BackendConfig::Oss(o) => Arc::new(ObjectBackend {
+            client: Arc::new(ObjectClient::oss(o).map_err(anyhow::Error::msg)?),
+        }),
+        BackendConfig::Registry(r) => match REGISTRY_OPENER.get() {
+            Some(open) => open(r)?,
+            None => anyhow::bail!(
+                "the registry backend cannot be read by this program (no registry client is linked)"
+            ),
+        },
+    })
+}
+
+/// The bucket client of an S3 or OSS configuration (`None` for other types): for uploads.
+pub fn object_client(c: &BackendConfig) -> anyhow::Result<Option<Arc<ObjectClient>>> {
+    Ok(match c {
+        BackendConfig::S3(s) => Some(Arc::new(ObjectClient::s3(s).map_err(anyhow::Error::msg)?)),
+        BackendConfig::Oss(o) => Some(Arc::new(ObjectClient::oss(o).map_err(anyhow::Error::msg)?)),
+        _ => None,
+    })
+}
 
 #[cfg(test)]
 pub(crate) mod testimg {

@@ -53,6 +53,15 @@ impl Image {
     /// A chunk reader of this image's blobs from `local`; when no blob location is given and
     /// the image is a blob carrying its bootstrap, that blob itself. `None` when there is
     /// nothing to read blobs from.
+    /// A chunk reader over the image's blobs in `backend` (S3, OSS, a registry, ...).
+    pub fn chunk_reader_with(
+        &self,
+        backend: Arc<dyn crate::local::Backend>,
+        opts: ReaderOptions,
+    ) -> Result<ChunkReader> {
+        Ok(ChunkReader::new(&resolved_blobs(self)?, backend, opts))
+    }
+
     pub fn chunk_reader(&self, local: Localfs, opts: ReaderOptions) -> Result<Option<ChunkReader>> {
         let local = match (&self.inline_blob, local.is_empty()) {
             (Some(b), true) => Localfs::file(b.clone()),

@@ -61,8 +61,8 @@ pub struct ConvertOptions {
     pub chunk_dict_insecure: bool,
     /// Converted layers reused by source chain id.
     pub build_cache: Option<BuildCacheOptions>,
-    /// Blobs go to this localfs backend directory instead of the target.
-    pub backend: Option<PathBuf>,
+    /// Blobs go to this backend (localfs, S3, OSS) instead of the target.
+    pub backend: Option<crate::backend::BlobDest>,
     /// Copy blobs to the backend even when it has them.
     pub backend_force_push: bool,
     /// The source is an OCI image-layout tar.
@@ -126,8 +126,8 @@ struct Settings {
     merge_platform: bool,
     /// RAFS version of the image (5 or 6).
     fs_version: u32,
-    /// Blobs go to this localfs backend directory instead of the target.
-    backend: Option<PathBuf>,
+    /// Blobs go to this backend instead of the target.
+    backend: Option<crate::backend::BlobDest>,
     /// Chunk size of blob uploads streamed while building.
     stream_piece: usize,
     /// Copy blobs to the backend even when it has them.

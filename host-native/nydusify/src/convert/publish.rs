@@ -19,7 +19,6 @@ use tokio::task::JoinSet;
 use super::layer::LayerResult;
 use super::{Converted, Job};
 use crate::cache::Record;
-use crate::store::copy_verified;
 use crate::transfer::{copy_blob, Copier};
 
 /// What the layers of one manifest gave, gathered in layer order.
@@ -103,18 +102,22 @@ impl Job {
             }
             match backend {
                 Some(d) => {
-                    let dest = d.join(bdigest.trim_start_matches("sha256:"));
-                    tokio::task::spawn_blocking(move || {
-                        if !force && dest.is_file() {
-                            // The backend has it (named by its digest).
-                            return Ok(());
-                        }
-                        std::fs::create_dir_all(&d)
-                            .with_context(|| format!("creating {}", d.display()))?;
-                        copy_verified(&blob_path, &dest, &bdigest)
-                    })
-                    .await
-                    .context("the backend copy task failed")??;
+                    let id = bdigest.trim_start_matches("sha256:").to_string();
+                    let path = blob_path.clone();
+                    let pushed =
+                        tokio::task::spawn_blocking(move || d.push_blob(&id, &path, force))
+                            .await
+                            .context("the backend upload task failed")??;
+                    log::info!(
+                        "blob {bdigest} {} {}",
+                        if pushed.skipped {
+                            "already in"
+                        } else {
+                            "pushed to"
+                        },
+                        pushed.location
+                    );
+                    tokio::fs::remove_file(&blob_path).await.ok();
                 }
                 None => {
                     dst.push_blob_file(&bdigest, &blob_path).await?;

@@ -50,14 +50,14 @@ pub struct BlobSourceArgs {
     /// Directory holding blobs named by their blob id.
     #[arg(short = 'D', long = "blob-dir", alias = "localfs-dir")]
     pub blob_dir: Option<PathBuf>,
-    /// Backend type (only `localfs` is built).
+    /// Backend type: localfs, s3, oss or registry.
     #[arg(long = "backend-type", alias = "backend_type")]
     pub backend_type: Option<String>,
-    /// Backend configuration JSON (`{"dir": ...}` or `{"blob_file": ...}` for localfs).
+    /// Backend configuration JSON (README, "Storage backends").
     #[arg(long = "backend-config", alias = "backend_config")]
     pub backend_config: Option<String>,
     /// Backend configuration file.
-    #[arg(long = "backend-config-file")]
+    #[arg(long = "backend-config-file", alias = "backend_config_file")]
     pub backend_config_file: Option<PathBuf>,
 }
 
@@ -143,12 +143,18 @@ pub struct CreateArgs {
     /// Write the build result as JSON here.
     #[arg(short = 'J', long = "output-json")]
     pub output_json: Option<PathBuf>,
-    /// Older syntax: backend type for the blob (`localfs`).
+    /// Where the blob goes: localfs, s3, oss or registry (README, "Storage backends").
     #[arg(long = "backend-type", alias = "backend_type")]
     pub backend_type: Option<String>,
-    /// Older syntax: `{"dir": D}` or `{"blob_file": F}`.
+    /// The backend's configuration JSON (localfs: `{"dir": D}` or `{"blob_file": F}`).
     #[arg(long = "backend-config", alias = "backend_config")]
     pub backend_config: Option<String>,
+    /// The backend's configuration in a file.
+    #[arg(long = "backend-config-file", alias = "backend_config_file")]
+    pub backend_config_file: Option<PathBuf>,
+    /// Upload the blob even if the backend has it already.
+    #[arg(long = "backend-force-push", alias = "backend_force_push")]
+    pub backend_force_push: bool,
     /// Worker threads for hashing and compression (default: all cores).
     #[arg(long = "threads")]
     pub threads: Option<usize>,

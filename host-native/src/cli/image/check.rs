@@ -17,7 +17,7 @@ pub fn run(a: CheckArgs) -> Result<()> {
     let path = bootstrap_arg(&a.bootstrap_pos, &a.bootstrap)?;
     let local = super::blobs::locator(&a.blobs)?;
     let img = open_image(&path)?;
-    let reader = img.chunk_reader(local, ReaderOptions::default())?;
+    let reader = super::blobs::reader(&img, local, ReaderOptions::default())?;
     if a.verbose {
         let _ = img.boot.walk(&mut |p, ino| {
             println!(

@@ -18,7 +18,25 @@ fn not_built(what: &str) -> anyhow::Error {
 }
 
 /// The build plan of `create`'s options.
+/// The directory the blob is built in before it is uploaded: next to the bootstrap.
+fn scratch_parent(a: &CreateArgs) -> std::path::PathBuf {
+    a.bootstrap
+        .as_deref()
+        .and_then(|b| b.parent())
+        .filter(|p| !p.as_os_str().is_empty())
+        .map_or_else(|| ".".into(), |p| p.to_path_buf())
+}
+
+/// A backend the blob is uploaded to after the build, and the scratch directory it is built in.
+pub type Upload = Option<(BackendConfig, tempfile::TempDir)>;
+
+/// The build plan of `create`'s options.
 pub fn plan(a: &CreateArgs) -> Result<Plan> {
+    plan_upload(a).map(|(p, _)| p)
+}
+
+/// The build plan, and the remote backend the blob goes to.
+pub fn plan_upload(a: &CreateArgs) -> Result<(Plan, Upload)> {
     let tar = match a.source_type.as_str() {
         "dir-rafs" | "directory" => false,
         "tar-rafs" | "targz-rafs" => true,
@@ -92,21 +110,38 @@ pub fn plan(a: &CreateArgs) -> Result<Plan> {
         }
         blob = Some(BlobTarget::Dir(d.clone()));
     }
+    let mut remote = None;
     if let Some(t) = &a.backend_type {
         if blob.is_some() {
             bail!("--backend-type conflicts with --blob and --blob-dir");
         }
         let c = config::parse(
-            super::blobs::CREATE_BACKEND,
+            super::blobs::BACKEND,
             t,
             a.backend_config.as_deref(),
-            None,
+            a.backend_config_file.as_deref(),
         )?;
         blob = Some(match c {
             BackendConfig::Localfs { blobs, .. } => match blobs {
                 LocalBlobs::Dir(d) => BlobTarget::Dir(d),
                 LocalBlobs::File(f) => BlobTarget::File(f),
             },
+            other => {
+                // Built into a scratch directory, then uploaded (`run`).
+                if a.bootstrap.is_none() && !a.blob_inline_meta {
+                    bail!(
+                        "--backend-type {} needs --bootstrap (or --blob-inline-meta): only the blob goes to the backend",
+                        other.kind()
+                    );
+                }
+                let scratch = tempfile::Builder::new()
+                    .prefix(".nydus-upload-")
+                    .tempdir_in(scratch_parent(a))
+                    .context("creating a scratch directory for the blob")?;
+                let dir = scratch.path().to_path_buf();
+                remote = Some((other, scratch));
+                BlobTarget::Dir(dir)
+            }
         });
     }
     let mut compressor = match &a.compressor {
@@ -149,31 +184,40 @@ pub fn plan(a: &CreateArgs) -> Result<Plan> {
     let threads = a
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-    Ok(Plan {
-        source: a.source.clone(),
-        bootstrap: a.bootstrap.clone(),
-        blob,
-        inline_meta: a.blob_inline_meta,
-        blob_toc,
-        compressor,
-        digester,
-        chunk_size,
-        whiteout,
-        prefetch_fs,
-        blob_id: a.blob_id.clone(),
-        explicit_uid_gid: !a.repeatable,
-        threads,
-        check: !a.disable_check,
-        tar,
-        parent: a.parent_bootstrap.clone(),
-        chunk_dict,
-        v5,
-        aligned_chunk: a.aligned_chunk,
-    })
+    // With a remote backend, the bootstrap is written in the scratch directory too and moved
+    // into place once the blob is in the backend: it never names a blob that is not there.
+    let bootstrap = match (&remote, &a.bootstrap) {
+        (Some((_, scratch)), Some(_)) => Some(scratch.path().join("bootstrap")),
+        _ => a.bootstrap.clone(),
+    };
+    Ok((
+        Plan {
+            source: a.source.clone(),
+            bootstrap,
+            blob,
+            inline_meta: a.blob_inline_meta,
+            blob_toc,
+            compressor,
+            digester,
+            chunk_size,
+            whiteout,
+            prefetch_fs,
+            blob_id: a.blob_id.clone(),
+            explicit_uid_gid: !a.repeatable,
+            threads,
+            check: !a.disable_check,
+            tar,
+            parent: a.parent_bootstrap.clone(),
+            chunk_dict,
+            v5,
+            aligned_chunk: a.aligned_chunk,
+        },
+        remote,
+    ))
 }
 
 pub fn run(a: CreateArgs) -> Result<()> {
-    let p = plan(&a)?;
+    let (p, upload) = plan_upload(&a)?;
     let patterns = if p.prefetch_fs {
         super::read_prefetch_patterns()?
     } else {
@@ -185,10 +229,31 @@ pub fn run(a: CreateArgs) -> Result<()> {
         None
     };
     let b = build(&p, &patterns, input, None)?;
+    if let Some((backend, scratch)) = upload {
+        let blob = scratch.path().join(&b.blob_id);
+        if b.table_ids.contains(&b.blob_id) {
+            let dest = nydus_host_nydusify::backend::BlobDest::new(&backend)?;
+            let pushed = dest.push_blob(&b.blob_id, &blob, a.backend_force_push)?;
+            log::info!(
+                "blob {} {} {}",
+                b.blob_id,
+                if pushed.skipped {
+                    "already in"
+                } else {
+                    "pushed to"
+                },
+                pushed.location
+            );
+        }
+        if let (Some(built), Some(dest)) = (&b.bootstrap_path, &a.bootstrap) {
+            std::fs::rename(built, dest)
+                .with_context(|| format!("moving the bootstrap to {}", dest.display()))?;
+        }
+    }
     if let Some(j) = &a.output_json {
         let v = json!({
             "version": concat!(env!("CARGO_PKG_NAME"), "-", env!("CARGO_PKG_VERSION")),
-            "bootstrap": b.bootstrap_path.as_ref().map(|b| b.display().to_string()).unwrap_or_default(),
+            "bootstrap": a.bootstrap.as_ref().or(b.bootstrap_path.as_ref()).map(|b| b.display().to_string()).unwrap_or_default(),
             "blobs": b.table_ids,
             "external_bootstrap": "",
             "external_blobs": [],

@@ -14,7 +14,7 @@ pub fn run(a: UnpackArgs) -> Result<()> {
     let path = bootstrap_arg(&a.bootstrap_pos, &a.bootstrap)?;
     let local = super::blobs::locator(&a.blobs)?;
     let img = open_image(&path)?;
-    let reader = img.chunk_reader(local, ReaderOptions::default())?;
+    let reader = super::blobs::reader(&img, local, ReaderOptions::default())?;
     let skipped = if a.output.as_os_str() == "-" {
         let mut out = std::io::stdout().lock();
         let n = unpack(&img, reader.as_ref(), &mut out, "stdout")?;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{anyhow, bail, Result};
 use clap::Args;
 use nydus_core::oci::reference::Reference;
-use nydus_host_nydusify::check::{check, CheckOptions, ImageRef};
+use nydus_host_nydusify::check::{check, CheckBackend, CheckOptions, ImageRef};
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
@@ -32,11 +32,20 @@ pub struct CheckArgs {
     #[arg(long = "multi-platform")]
     pub multi_platform: bool,
     /// Where the Nydus blobs are, when not in the registry (`localfs`).
-    #[arg(long = "target-backend-type")]
+    #[arg(
+        long = "target-backend-type",
+        aliases = ["backend-type", "target_backend_type", "backend_type"]
+    )]
     pub target_backend_type: Option<String>,
-    #[arg(long = "target-backend-config")]
+    #[arg(
+        long = "target-backend-config",
+        aliases = ["backend-config", "target_backend_config", "backend_config"]
+    )]
     pub target_backend_config: Option<String>,
-    #[arg(long = "target-backend-config-file")]
+    #[arg(
+        long = "target-backend-config-file",
+        aliases = ["backend-config-file", "target_backend_config_file", "backend_config_file"]
+    )]
     pub target_backend_config_file: Option<PathBuf>,
     /// Where the fetched manifests, config and bootstrap are written.
     #[arg(long = "work-dir", default_value = "./output")]
@@ -60,12 +69,18 @@ pub fn options(a: &CheckArgs) -> Result<CheckOptions> {
         }),
         None => None,
     };
-    let backend = super::backend_dir(
+    let backend = match super::backend_config(
         a.target_backend_type.as_deref(),
         a.target_backend_config.as_deref(),
         a.target_backend_config_file.as_deref(),
         "--target-backend",
-    )?;
+    )? {
+        None => None,
+        Some(c) => Some(match c.dir() {
+            Some(d) => CheckBackend::Dir(d.to_path_buf()),
+            None => CheckBackend::Remote(nydus_host_storage::open_backend(&c)?),
+        }),
+    };
     Ok(CheckOptions {
         target: ImageRef {
             reference: target,

@@ -97,11 +97,11 @@ pub struct ConvertArgs {
     pub build_cache_max_records: usize,
     #[arg(long = "build-cache-insecure")]
     pub build_cache_insecure: bool,
-    #[arg(long = "backend-type", env = "BACKEND_TYPE")]
+    #[arg(long = "backend-type", alias = "backend_type", env = "BACKEND_TYPE")]
     pub backend_type: Option<String>,
-    #[arg(long = "backend-config")]
+    #[arg(long = "backend-config", alias = "backend_config")]
     pub backend_config: Option<String>,
-    #[arg(long = "backend-config-file")]
+    #[arg(long = "backend-config-file", alias = "backend_config_file")]
     pub backend_config_file: Option<PathBuf>,
     #[arg(long = "source-archive")]
     pub source_archive: Option<PathBuf>,
@@ -114,7 +114,7 @@ pub struct ConvertArgs {
     #[arg(long = "nydus-image")]
     pub nydus_image: Option<PathBuf>,
     /// Copy blobs to the backend even when it has them.
-    #[arg(long = "backend-force-push")]
+    #[arg(long = "backend-force-push", alias = "backend_force_push")]
     pub backend_force_push: bool,
     /// Special sources (`modelfile`, `model-artifact`).
     #[arg(long = "source-backend-type")]
@@ -232,7 +232,7 @@ pub fn options(a: &ConvertArgs) -> Result<ConvertOptions> {
             .collect::<Result<_>>()?,
         None => vec![nydus_host_nydusify::host_platform()],
     };
-    let backend = super::backend_dir(
+    let backend = super::backend_dest(
         a.backend_type.as_deref(),
         a.backend_config.as_deref(),
         a.backend_config_file.as_deref(),

@@ -9,25 +9,25 @@ pub mod copy;
 pub mod pack;
 pub mod parse;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use nydus_core::oci::manifest::Platform;
-use nydus_host_storage::config::{self, BackendFlags};
+use nydus_host_nydusify::backend::BlobDest;
+use nydus_host_storage::config::{self, BackendConfig, BackendFlags, LocalBlobs};
 
-/// The blob directory of a `--backend-type localfs` with `--backend-config[-file]`
-/// (`{"dir": ...}`), parsed by the one backend parser; `None` without a backend type, or
-/// with `registry`: the image's own repository, where the blobs go anyway. `flag` names the
-/// options in errors.
-pub fn backend_dir(
+/// The backend of `--backend-type` with `--backend-config[-file]`, parsed by the one
+/// backend parser; `None` without a backend type, or with `registry`: the image's own
+/// repository, where the blobs go anyway. `flag` names the options in errors.
+pub fn backend_config(
     kind: Option<&str>,
     config: Option<&str>,
     config_file: Option<&Path>,
     flag: &str,
-) -> Result<Option<PathBuf>> {
+) -> Result<Option<BackendConfig>> {
     let kind = match kind {
-        None | Some("registry") => return Ok(None),
+        None | Some("registry") | Some("") => return Ok(None),
         Some(k) => k,
     };
     let flags = BackendFlags {
@@ -36,11 +36,28 @@ pub fn backend_dir(
         config_file: true,
     };
     let c = config::parse(flags, kind, config, config_file)?;
-    match c.dir() {
-        Some(d) => Ok(Some(d.to_path_buf())),
-        None => {
-            bail!("{flag}-config: a localfs backend for images needs \"dir\", not \"blob_file\"")
-        }
+    if let BackendConfig::Localfs {
+        blobs: LocalBlobs::File(_),
+        ..
+    } = &c
+    {
+        bail!("{flag}-config: a localfs backend for images needs \"dir\", not \"blob_file\"")
+    }
+    Ok(Some(c))
+}
+
+/// The backend blobs are pushed to (`convert`, `pack`).
+pub fn backend_dest(
+    kind: Option<&str>,
+    config: Option<&str>,
+    config_file: Option<&Path>,
+    flag: &str,
+) -> Result<Option<BlobDest>> {
+    match backend_config(kind, config, config_file, flag)? {
+        Some(c) => Ok(Some(
+            BlobDest::new(&c).with_context(|| format!("{flag}-config"))?,
+        )),
+        None => Ok(None),
     }
 }
 

@@ -21,14 +21,18 @@ pub struct PackArgs {
     #[arg(long = "name", alias = "meta", alias = "bootstrap")]
     pub name: String,
     /// Copy the outputs to the backend.
-    #[arg(long = "backend-push")]
+    #[arg(long = "backend-push", alias = "backend_push")]
     pub backend_push: bool,
-    #[arg(long = "backend-type", default_value = "oss")]
+    /// localfs, s3 or oss.
+    #[arg(long = "backend-type", alias = "backend_type", default_value = "oss")]
     pub backend_type: String,
-    #[arg(long = "backend-config")]
+    #[arg(long = "backend-config", alias = "backend_config")]
     pub backend_config: Option<String>,
-    #[arg(long = "backend-config-file")]
+    #[arg(long = "backend-config-file", alias = "backend_config_file")]
     pub backend_config_file: Option<PathBuf>,
+    /// Push the blob even if the backend has it already.
+    #[arg(long = "backend-force-push", alias = "backend_force_push")]
+    pub backend_force_push: bool,
     #[arg(long = "chunk-dict")]
     pub chunk_dict: Option<String>,
     #[arg(long = "parent-bootstrap")]
@@ -65,13 +69,13 @@ pub fn options(a: &PackArgs) -> Result<PackOptions> {
     let chunk_size = parse_chunk_size(&a.chunk_size)?;
     let backend = if a.backend_push {
         Some(
-            super::backend_dir(
+            super::backend_dest(
                 Some(&a.backend_type),
                 a.backend_config.as_deref(),
                 a.backend_config_file.as_deref(),
                 "--backend",
             )?
-            .context("--backend-push needs --backend-type localfs")?,
+            .context("--backend-push needs --backend-type localfs, s3 or oss")?,
         )
     } else {
         None
@@ -81,6 +85,7 @@ pub fn options(a: &PackArgs) -> Result<PackOptions> {
         output_dir: a.output_dir.clone(),
         name: a.name.clone(),
         backend,
+        force_push: a.backend_force_push,
         chunk_dict: a.chunk_dict.as_deref().map(chunk_dict_path).transpose()?,
         parent_bootstrap: a.parent_bootstrap.clone(),
         fs_version,

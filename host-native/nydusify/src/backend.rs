@@ -1,0 +1,166 @@
+//! Where built blobs (and, for `pack --backend-push`, bootstraps) are pushed: a localfs
+//! directory, an S3 or OSS bucket (`nydus_host_storage::upload`), or a registry repository by
+//! digest. One value for every command that writes to a backend: `nydus-image create`,
+//! `nydusify convert`, `pack`, `copy`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use nydus_host_registry::{Credentials, Registry, RegistryOptions};
+use nydus_host_storage::config::{BackendConfig, LocalBlobs, RegistryConfig};
+use nydus_host_storage::object::ObjectClient;
+use nydus_host_storage::object_client;
+use nydus_host_storage::sign::Scheme;
+
+use crate::store::copy_verified;
+
+/// A backend to push to.
+#[derive(Debug, Clone)]
+pub enum BlobDest {
+    /// A localfs directory: blobs named by id.
+    Dir(PathBuf),
+    /// An S3 or OSS bucket: blobs at `{object_prefix}{id}`, bootstraps at `{meta_prefix}{name}`.
+    Bucket(Arc<ObjectClient>),
+    /// A registry repository: blobs by digest.
+    Registry(Box<RegistryConfig>),
+}
+
+/// What a push did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pushed {
+    /// Where it went (a path or URL, no credentials).
+    pub location: String,
+    /// It was there already.
+    pub skipped: bool,
+}
+
+impl BlobDest {
+    /// The destination of a backend configuration (a localfs one needs `dir`).
+    pub fn new(c: &BackendConfig) -> Result<BlobDest> {
+        Ok(match c {
+            BackendConfig::Localfs { blobs, .. } => match blobs {
+                LocalBlobs::Dir(d) => BlobDest::Dir(d.clone()),
+                LocalBlobs::File(_) => {
+                    bail!("a localfs backend to push to needs \"dir\", not \"blob_file\"")
+                }
+            },
+            BackendConfig::Registry(r) => {
+                if r.registry_token.is_some() {
+                    bail!(
+                        "registry backend: pushing with \"registry_token\" is not supported; give \"auth\""
+                    );
+                }
+                BlobDest::Registry(Box::new(r.clone()))
+            }
+            other => BlobDest::Bucket(object_client(other)?.context("an object store")?),
+        })
+    }
+
+    /// Where the destination is, for messages.
+    pub fn describe(&self) -> String {
+        match self {
+            BlobDest::Dir(d) => d.display().to_string(),
+            BlobDest::Bucket(c) => c.describe(""),
+            BlobDest::Registry(r) => format!("{}/{}", r.host, r.repo),
+        }
+    }
+
+    /// Pushes blob `id` (its SHA-256 hex, the file `path`); skipped when the backend has it,
+    /// unless `force`. Blocking: async callers run it with `spawn_blocking`.
+    pub fn push_blob(&self, id: &str, path: &Path, force: bool) -> Result<Pushed> {
+        match self {
+            BlobDest::Dir(d) => {
+                let dest = d.join(id);
+                if !force && dest.is_file() {
+                    return Ok(Pushed {
+                        location: dest.display().to_string(),
+                        skipped: true,
+                    });
+                }
+                std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+                copy_verified(path, &dest, &format!("sha256:{id}"))?;
+                Ok(Pushed {
+                    location: dest.display().to_string(),
+                    skipped: false,
+                })
+            }
+            BlobDest::Bucket(c) => {
+                let key = c.blob_key(id);
+                let up = c.upload_file(&key, path, force)?;
+                Ok(Pushed {
+                    location: c.describe(&up.key),
+                    skipped: up.skipped,
+                })
+            }
+            BlobDest::Registry(r) => push_to_registry(r, id, path),
+        }
+    }
+
+    /// Pushes a bootstrap file as `{meta_prefix}{name}` (buckets) or `{dir}/{name}` (localfs).
+    pub fn push_meta(&self, name: &str, path: &Path, force: bool) -> Result<Pushed> {
+        match self {
+            BlobDest::Dir(d) => {
+                std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+                let dest = d.join(name);
+                let bytes =
+                    std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+                nydus_host_storage::atomic::write_file(&dest, &bytes)?;
+                Ok(Pushed {
+                    location: dest.display().to_string(),
+                    skipped: false,
+                })
+            }
+            BlobDest::Bucket(c) => {
+                let key = format!("{}{name}", c.meta_prefix);
+                let up = c.upload_file(&key, path, force)?;
+                Ok(Pushed {
+                    location: c.describe(&up.key),
+                    skipped: up.skipped,
+                })
+            }
+            BlobDest::Registry(_) => {
+                bail!(
+                    "a bootstrap cannot be pushed to a registry backend on its own (push an image)"
+                )
+            }
+        }
+    }
+}
+
+/// The registry client of a registry backend configuration.
+pub fn registry_client(r: &RegistryConfig) -> Result<Registry> {
+    let credentials = r.auth.as_ref().map(|(user, pass)| Credentials {
+        username: user.clone(),
+        password: pass.expose().to_string(),
+    });
+    if r.ca_cert_files.len() > 1 {
+        bail!("registry backend: \"ca_cert_files\" takes one certificate file here");
+    }
+    let opts = RegistryOptions {
+        plain_http: r.scheme == Scheme::Http,
+        insecure: r.http.skip_verify,
+        ca_cert: r.ca_cert_files.first().cloned(),
+        credentials,
+        retries: r.http.retry_limit,
+        ..Default::default()
+    };
+    Ok(Registry::new(&r.host, opts)?)
+}
+
+fn push_to_registry(r: &RegistryConfig, id: &str, path: &Path) -> Result<Pushed> {
+    let reg = registry_client(r)?;
+    let digest = format!("sha256:{id}");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let had = rt.block_on(reg.blob_size(&r.repo, &digest))?.is_some();
+    if !had {
+        rt.block_on(reg.push_blob_file(&r.repo, &digest, path))?;
+    }
+    Ok(Pushed {
+        location: format!("{}/{}@{digest}", r.host, r.repo),
+        skipped: had,
+    })
+}

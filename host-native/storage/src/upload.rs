@@ -1,0 +1,474 @@
+//! Uploads of files to an S3 or OSS bucket.
+//!
+//! A file smaller than the part size goes in one PUT; a larger one in a multipart upload whose
+//! parts are sent by a few threads at once ([`PARALLEL_PARTS`]), each part streamed from the
+//! file (a few buffers in memory, whatever the part size: memory does not grow with the blob).
+//! Every request is retried on transient failures (5xx, a dropped connection) with its body
+//! re-read from the file; a multipart upload that fails is aborted, so no parts are left, and
+//! no object appears until the upload completes. Unless forced, an object that exists with the
+//! same size (blobs are named by their digest) is not sent again. For OSS, the CRC-64/ECMA of
+//! what was sent is compared with the server's `x-oss-hash-crc64ecma` of every part and of the
+//! whole object.
+//!
+//! Why from a file: an object's key is its blob's digest, known only once the blob is built,
+//! and neither S3 nor OSS can rename an object; the builder writes the blob to a local file
+//! anyway, and uploading it afterwards from that file keeps memory bounded and lets every
+//! request be retried from its start.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use reqwest::blocking::{Body, Response};
+
+use crate::http::{describe_failure, xml_text, Outcome};
+use crate::object::ObjectClient;
+use crate::sign::crc64::{combine, Crc64};
+use crate::sign::{Method, Payload};
+use crate::store::{StoreError, StoreErrorKind};
+
+/// Parts in flight at once.
+pub const PARALLEL_PARTS: usize = 4;
+
+/// What an upload did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Uploaded {
+    /// The object's key.
+    pub key: String,
+    pub bytes: u64,
+    /// Parts sent (1: a single PUT; 0: skipped).
+    pub parts: usize,
+    /// The object was there already and was not sent.
+    pub skipped: bool,
+}
+
+/// A part sent: its ETag, the CRC-64 of its bytes (OSS), its length.
+type SentPart = (String, Option<u64>, u64);
+
+/// A reader that feeds the CRC-64 of what it reads.
+struct CrcReader<R> {
+    inner: R,
+    crc: Arc<Mutex<Crc64>>,
+}
+
+impl<R: Read> Read for CrcReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.crc
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// The bytes `offset..offset + len` of `path` as a request body, and the CRC-64 its reading
+/// computes.
+fn file_body(path: &Path, offset: u64, len: u64) -> std::io::Result<(Body, Arc<Mutex<Crc64>>)> {
+    let mut f = File::open(path)?;
+    f.seek(SeekFrom::Start(offset))?;
+    let crc = Arc::new(Mutex::new(Crc64::new()));
+    let reader = CrcReader {
+        inner: std::io::BufReader::with_capacity(1 << 20, f.take(len)),
+        crc: crc.clone(),
+    };
+    Ok((Body::sized(reader, len), crc))
+}
+
+fn header_u64(resp: &Response, name: &str) -> Option<u64> {
+    resp.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+}
+
+impl ObjectClient {
+    /// Time allowed for a request sending `len` bytes: `timeout`, plus a second per MiB.
+    fn send_timeout(&self, len: u64) -> Duration {
+        self.http.opts.timeout + Duration::from_secs(len >> 20)
+    }
+
+    fn err(
+        &self,
+        key: &str,
+        offset: u64,
+        len: u64,
+    ) -> impl Fn(StoreErrorKind, String) -> StoreError {
+        let blob = self.describe(key);
+        move |kind, message| StoreError {
+            blob: blob.clone(),
+            offset,
+            len,
+            kind,
+            message,
+        }
+    }
+
+    /// Uploads the file `path` as object `key`: skipped if an object of the same size is
+    /// there, unless `force`.
+    pub fn upload_file(&self, key: &str, path: &Path, force: bool) -> Result<Uploaded, StoreError> {
+        let size = std::fs::metadata(path)
+            .map_err(|e| StoreError {
+                blob: path.display().to_string(),
+                offset: 0,
+                len: 0,
+                kind: StoreErrorKind::Failed,
+                message: format!("cannot read the file to upload: {e}"),
+            })?
+            .len();
+        if !force {
+            if let Some(i) = self.head(key)? {
+                if i.size == size {
+                    log::info!(
+                        "{} exists ({size} bytes): not uploaded again",
+                        self.describe(key)
+                    );
+                    return Ok(Uploaded {
+                        key: key.to_string(),
+                        bytes: size,
+                        parts: 0,
+                        skipped: true,
+                    });
+                }
+            }
+        }
+        let parts = if size < self.part_size {
+            self.put_file(key, path, size)?;
+            1
+        } else {
+            self.multipart(key, path, size)?
+        };
+        // The object must be there, whole.
+        match self.head(key)? {
+            Some(i) if i.size == size => {}
+            found => {
+                return Err(self.err(key, 0, size)(
+                    StoreErrorKind::Failed,
+                    match found {
+                        Some(i) => format!(
+                            "after the upload the object has {} bytes, not {size}",
+                            i.size
+                        ),
+                        None => "after the upload the object is not there".into(),
+                    },
+                ))
+            }
+        }
+        log::info!(
+            "uploaded {} ({size} bytes, {parts} part{})",
+            self.describe(key),
+            if parts == 1 { "" } else { "s" }
+        );
+        Ok(Uploaded {
+            key: key.to_string(),
+            bytes: size,
+            parts,
+            skipped: false,
+        })
+    }
+
+    /// One PUT of the whole file.
+    fn put_file(&self, key: &str, path: &Path, size: u64) -> Result<(), StoreError> {
+        let err = self.err(key, 0, size);
+        let crc: Mutex<Option<Arc<Mutex<Crc64>>>> = Mutex::new(None);
+        let timeout = self.send_timeout(size);
+        let sent_crc = self.http.run(
+            false,
+            &|c| {
+                let req = self.sign(
+                    self.request(Method::Put, key)
+                        .with_payload(self.part_payload()),
+                )?;
+                let (body, this) = file_body(path, 0, size).map_err(|e| {
+                    err(
+                        StoreErrorKind::Failed,
+                        format!("reading {}: {e}", path.display()),
+                    )
+                })?;
+                *crc.lock().unwrap_or_else(|p| p.into_inner()) = Some(this);
+                Ok(ObjectClient::builder(c, &req).timeout(timeout).body(body))
+            },
+            &mut |resp: Response| {
+                if !resp.status().is_success() {
+                    let (kind, m) = describe_failure(resp);
+                    return Outcome::Fail(err(kind, m));
+                }
+                Outcome::Done(header_u64(&resp, "x-oss-hash-crc64ecma"))
+            },
+            &err,
+        )?;
+        let ours = crc.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let (Some(theirs), Some(ours)) = (sent_crc, ours) {
+            let ours = ours.lock().unwrap_or_else(|p| p.into_inner()).value();
+            if theirs != ours {
+                // The object is wrong: remove it rather than leave it.
+                let _ = self.delete(key);
+                return Err(err(
+                    StoreErrorKind::Failed,
+                    format!("the server's CRC-64 {theirs} differs from the bytes sent ({ours})"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The payload hash of a streamed body: S3 takes `UNSIGNED-PAYLOAD` (the body is not read
+    /// twice); OSS signs none anyway.
+    fn part_payload(&self) -> Payload {
+        Payload::Unsigned
+    }
+
+    /// A multipart upload: initiated, parts sent in parallel, completed, or aborted on failure.
+    fn multipart(&self, key: &str, path: &Path, size: u64) -> Result<usize, StoreError> {
+        let err = self.err(key, 0, size);
+        let timeout = self.http.opts.timeout;
+        let upload_id = self.http.run(
+            false,
+            &|c| {
+                let req = self.sign(self.with_body(
+                    self.request(Method::Post, key).with_query("uploads", ""),
+                    b"",
+                ))?;
+                Ok(ObjectClient::builder(c, &req).timeout(timeout))
+            },
+            &mut |resp: Response| {
+                if !resp.status().is_success() {
+                    let (kind, m) = describe_failure(resp);
+                    return Outcome::Fail(err(kind, m));
+                }
+                let body = resp.text().unwrap_or_default();
+                match xml_text(&body, "UploadId") {
+                    Some(id) if !id.is_empty() => Outcome::Done(id),
+                    _ => Outcome::Fail(err(
+                        StoreErrorKind::Failed,
+                        "initiating a multipart upload answered no UploadId".into(),
+                    )),
+                }
+            },
+            &err,
+        )?;
+        match self.send_parts(key, path, size, &upload_id) {
+            Ok(n) => Ok(n),
+            Err(e) => {
+                if let Err(a) = self.abort(key, &upload_id) {
+                    log::warn!(
+                        "aborting the multipart upload of {}: {a}",
+                        self.describe(key)
+                    );
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn send_parts(
+        &self,
+        key: &str,
+        path: &Path,
+        size: u64,
+        upload_id: &str,
+    ) -> Result<usize, StoreError> {
+        let part = self.part_size;
+        let count = size.div_ceil(part) as usize;
+        let done: Mutex<Vec<Option<SentPart>>> = Mutex::new(vec![None; count]);
+        let next = AtomicU64::new(0);
+        let failed = AtomicBool::new(false);
+        let first_error: Mutex<Option<StoreError>> = Mutex::new(None);
+        std::thread::scope(|s| {
+            for _ in 0..PARALLEL_PARTS.min(count) {
+                s.spawn(|| loop {
+                    if failed.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    let i = next.fetch_add(1, Ordering::Relaxed) as usize;
+                    if i >= count {
+                        return;
+                    }
+                    let offset = i as u64 * part;
+                    let len = part.min(size - offset);
+                    match self.send_part(key, path, upload_id, i + 1, offset, len) {
+                        Ok(r) => done.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(r),
+                        Err(e) => {
+                            failed.store(true, Ordering::Relaxed);
+                            first_error
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .get_or_insert(e);
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        if let Some(e) = first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            return Err(e);
+        }
+        let parts: Vec<SentPart> = done
+            .into_inner()
+            .unwrap_or_else(|p| p.into_inner())
+            .into_iter()
+            .map(|p| p.expect("every part is sent when none failed"))
+            .collect();
+        let mut xml = String::from("<CompleteMultipartUpload>");
+        for (i, (etag, _, _)) in parts.iter().enumerate() {
+            xml.push_str(&format!(
+                "<Part><PartNumber>{}</PartNumber><ETag>{}</ETag></Part>",
+                i + 1,
+                etag.replace('&', "&amp;").replace('<', "&lt;")
+            ));
+        }
+        xml.push_str("</CompleteMultipartUpload>");
+        // The whole object's CRC-64, from the parts' (when the server gave every one).
+        let expected_crc = parts.iter().try_fold(0u64, |acc, (_, crc, len)| {
+            crc.map(|c| combine(acc, c, *len))
+        });
+        let err = self.err(key, 0, size);
+        let timeout = self.http.opts.timeout + Duration::from_secs(count as u64);
+        let final_crc = self.http.run(
+            false,
+            &|c| {
+                let req = self.sign(
+                    self.with_body(
+                        self.request(Method::Post, key)
+                            .with_query("uploadId", upload_id),
+                        xml.as_bytes(),
+                    ),
+                )?;
+                Ok(ObjectClient::builder(c, &req)
+                    .timeout(timeout)
+                    .body(xml.clone()))
+            },
+            &mut |resp: Response| {
+                if !resp.status().is_success() {
+                    let (kind, m) = describe_failure(resp);
+                    return Outcome::Fail(err(kind, m));
+                }
+                let crc = header_u64(&resp, "x-oss-hash-crc64ecma");
+                // S3 may answer 200 with an error in the body.
+                let body = resp.text().unwrap_or_default();
+                if body.contains("<Error>") {
+                    let code = xml_text(&body, "Code").unwrap_or_default();
+                    let kind = if code == "InternalError" || code == "SlowDown" {
+                        StoreErrorKind::Transient
+                    } else {
+                        StoreErrorKind::Failed
+                    };
+                    return Outcome::Fail(err(
+                        kind,
+                        format!("completing the multipart upload: {code}"),
+                    ));
+                }
+                Outcome::Done(crc)
+            },
+            &err,
+        )?;
+        if let (Some(theirs), Some(ours)) = (final_crc, expected_crc) {
+            if theirs != ours {
+                let _ = self.delete(key);
+                return Err(err(
+                    StoreErrorKind::Failed,
+                    format!("the server's CRC-64 {theirs} of the object differs from the parts sent ({ours})"),
+                ));
+            }
+        }
+        Ok(count)
+    }
+
+    /// Sends part `number` (bytes `offset..offset + len` of the file): its ETag and CRC-64.
+    fn send_part(
+        &self,
+        key: &str,
+        path: &Path,
+        upload_id: &str,
+        number: usize,
+        offset: u64,
+        len: u64,
+    ) -> Result<SentPart, StoreError> {
+        let err = self.err(key, offset, len);
+        let crc: Mutex<Option<Arc<Mutex<Crc64>>>> = Mutex::new(None);
+        let timeout = self.send_timeout(len);
+        let n = number.to_string();
+        let (etag, theirs) = self.http.run(
+            false,
+            &|c| {
+                let req = self.sign(
+                    self.request(Method::Put, key)
+                        .with_query("partNumber", &n)
+                        .with_query("uploadId", upload_id)
+                        .with_payload(self.part_payload()),
+                )?;
+                let (body, this) = file_body(path, offset, len).map_err(|e| {
+                    err(
+                        StoreErrorKind::Failed,
+                        format!("reading {}: {e}", path.display()),
+                    )
+                })?;
+                *crc.lock().unwrap_or_else(|p| p.into_inner()) = Some(this);
+                Ok(ObjectClient::builder(c, &req).timeout(timeout).body(body))
+            },
+            &mut |resp: Response| {
+                if !resp.status().is_success() {
+                    let (kind, m) = describe_failure(resp);
+                    return Outcome::Fail(err(kind, format!("part {number}: {m}")));
+                }
+                let etag = resp
+                    .headers()
+                    .get("etag")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
+                match etag {
+                    Some(e) => Outcome::Done((e, header_u64(&resp, "x-oss-hash-crc64ecma"))),
+                    None => Outcome::Fail(err(
+                        StoreErrorKind::Failed,
+                        format!("part {number}: answered without an ETag"),
+                    )),
+                }
+            },
+            &err,
+        )?;
+        let ours = crc
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .map(|c| c.lock().unwrap_or_else(|p| p.into_inner()).value());
+        if let (Some(t), Some(o)) = (theirs, ours) {
+            if t != o {
+                return Err(err(
+                    StoreErrorKind::Failed,
+                    format!(
+                        "part {number}: the server's CRC-64 {t} differs from the bytes sent ({o})"
+                    ),
+                ));
+            }
+        }
+        Ok((etag, ours, len))
+    }
+
+    /// Aborts a multipart upload (its parts are deleted).
+    pub fn abort(&self, key: &str, upload_id: &str) -> Result<(), StoreError> {
+        let err = self.err(key, 0, 0);
+        let timeout = self.http.opts.timeout;
+        self.http.run(
+            false,
+            &|c| {
+                let req = self.sign(
+                    self.request(Method::Delete, key)
+                        .with_query("uploadId", upload_id),
+                )?;
+                Ok(ObjectClient::builder(c, &req).timeout(timeout))
+            },
+            &mut |resp: Response| {
+                if resp.status().is_success() || resp.status().as_u16() == 404 {
+                    Outcome::Done(())
+                } else {
+                    let (kind, m) = describe_failure(resp);
+                    Outcome::Fail(err(kind, format!("aborting the multipart upload: {m}")))
+                }
+            },
+            &err,
+        )
+    }
+}
