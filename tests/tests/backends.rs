@@ -264,7 +264,7 @@ fn convert_and_check(store: &Store) {
     let o = check(&t.path().join("c3"), &src, &dst2, kind, &cfg);
     assert!(o.status.success(), "check: {}", stderr(&o));
     // A proxy failing every blob PUT: convert fails and pushes no tag.
-    let (p, _k2) = object_proxy(store.port(), &["PUT:blobs/:*:503"]);
+    let (p, _k2) = object_proxy(store.port(), &["PUT:other/:*:503"]);
     let failing = store.config_via(p, TEST_SK, json!({"retry_limit": if kind == "oss" { json!("1") } else { json!(1) }, "object_prefix": "other/"}));
     let dst3 = format!("{}/be/failed:{}", reg.addr, kind);
     let o = convert(&t.path().join("w3"), &src, &dst3, kind, &failing);
