@@ -7,6 +7,8 @@
 //! - [`reader`]: [`reader::ChunkReader`] carries out the core's read plans from many threads:
 //!   merged range reads, every chunk verified before use, one fetch per chunk however many
 //!   threads want it, an in-memory and an on-disk cache ([`blobcache`], upstream's layout).
+//! - [`registry`]: [`registry::RegistryBackend`], blobs read by `Range` from a registry
+//!   repository.
 //! - [`ahead`]: many plans read in order on all cores (unpack, check, `nydusify check`).
 //! - [`open`]: opening images (a bootstrap file read by range through [`cached`], or one
 //!   inlined in a blob); [`source`]: local files as the core's byte sources; [`atomic`]:
@@ -21,6 +23,7 @@ pub mod config;
 pub mod local;
 pub mod open;
 pub mod reader;
+pub mod registry;
 pub mod sign;
 pub mod source;
 pub mod store;
@@ -29,6 +32,7 @@ pub use config::BackendConfig;
 pub use local::Localfs;
 pub use open::{open_image, Image};
 pub use reader::{ChunkReader, ReaderOptions};
+pub use registry::RegistryBackend;
 pub use source::FileSource;
 
 #[cfg(test)]
