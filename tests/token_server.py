@@ -6,7 +6,13 @@ usage: token_server.py <key.pem> <cert.pem> <issuer> <service> <user> <password>
 Prints its port, then answers GET /token?service=..&scope=.. for the one account (HTTP basic
 auth) with a JWT (RS256, signed by `openssl dgst`, the certificate in the x5c header) granting
 the asked actions; wrong or missing credentials get 401.
+
+Environment: TOKEN_TTL, the seconds a token is valid (default 300; docker-registry allows 60 s
+of clock skew, so -57 makes tokens that it refuses 3 s after they are issued); TOKEN_LOG, a
+file that gets one line per token issued: its scope.
 """
+
+import os
 
 import base64
 import http.server
@@ -57,10 +63,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 kind, name, actions = one.split(":")
                 access.append({"type": kind, "name": name, "actions": actions.split(",")})
         now = int(time.time())
+        ttl = int(os.environ.get("TOKEN_TTL", "300"))
+        if os.environ.get("TOKEN_LOG"):
+            with open(os.environ["TOKEN_LOG"], "a") as log:
+                log.write(" ".join(q.get("scope", [])) + "\n")
         token = sign({"iss": ISSUER, "sub": USER, "aud": q.get("service", [SERVICE])[0],
-                      "exp": now + 300, "nbf": now - 10, "iat": now, "jti": str(time.time_ns()),
+                      "exp": now + ttl, "nbf": now - 10, "iat": now, "jti": str(time.time_ns()),
                       "access": access})
-        body = json.dumps({"token": token, "access_token": token, "expires_in": 300}).encode()
+        body = json.dumps({"token": token, "access_token": token, "expires_in": max(ttl, 1)}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))

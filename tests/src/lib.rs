@@ -463,16 +463,32 @@ impl TestRegistry {
 
     /// Starts a registry, over TLS with a self-signed certificate made here if `tls`.
     pub fn start_with(user: Option<(&str, &str)>, tls: bool) -> TestRegistry {
-        Self::start_full(user, tls, false)
+        Self::start_full(user, tls, None)
     }
 
     /// Starts a registry whose auth is the bearer-token flow: a token service (the
     /// `tests/token_server.py` child) issues JWTs to `user` only.
     pub fn start_token(user: (&str, &str)) -> TestRegistry {
-        Self::start_full(Some(user), false, true)
+        Self::start_full(Some(user), false, Some(300))
     }
 
-    fn start_full(user: Option<(&str, &str)>, tls: bool, token: bool) -> TestRegistry {
+    /// Like [`TestRegistry::start_token`], with tokens valid for `ttl` seconds (the registry
+    /// allows 60 s of clock skew: -57 gives tokens refused 3 s after they are issued). The
+    /// scopes of the tokens issued are listed in [`TestRegistry::token_log`].
+    pub fn start_token_ttl(user: (&str, &str), ttl: i64) -> TestRegistry {
+        Self::start_full(Some(user), false, Some(ttl))
+    }
+
+    /// One line per token the token service issued: its scope.
+    pub fn token_log(&self) -> Vec<String> {
+        fs::read_to_string(self._dir.path().join("tokens.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn start_full(user: Option<(&str, &str)>, tls: bool, token_ttl: Option<i64>) -> TestRegistry {
         require_tool("docker-registry", "docker-registry");
         let dir = tempfile::tempdir().unwrap();
         let storage = dir.path().join("storage");
@@ -555,7 +571,7 @@ impl TestRegistry {
             );
         }
         let mut token_server = None;
-        if let (true, Some((u, pw))) = (token, user) {
+        if let (Some(ttl), Some((u, pw))) = (token_ttl, user) {
             require_tool("openssl", "openssl");
             require_tool("python3", "python3");
             let o = run(Command::new("openssl").current_dir(dir.path()).args([
@@ -584,6 +600,8 @@ impl TestRegistry {
                 .arg(dir.path().join("token.key"))
                 .arg(dir.path().join("token.pem"))
                 .args(["nydus-test-issuer", "nydus-test-registry", u, pw])
+                .env("TOKEN_TTL", ttl.to_string())
+                .env("TOKEN_LOG", dir.path().join("tokens.log"))
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::null())
                 .spawn()

@@ -7,11 +7,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
-use nydus_host_registry::{Credentials, Registry, RegistryOptions};
+use nydus_host_registry::Registry;
 use nydus_host_storage::config::{BackendConfig, LocalBlobs, RegistryConfig};
 use nydus_host_storage::object::ObjectClient;
 use nydus_host_storage::object_client;
-use nydus_host_storage::sign::Scheme;
 
 use crate::store::copy_verified;
 
@@ -46,11 +45,8 @@ impl BlobDest {
                 }
             },
             BackendConfig::Registry(r) => {
-                if r.registry_token.is_some() {
-                    bail!(
-                        "registry backend: pushing with \"registry_token\" is not supported; give \"auth\""
-                    );
-                }
+                // Refused keys fail here, before any work.
+                nydus_host_storage::registry_options(r)?;
                 BlobDest::Registry(Box::new(r.clone()))
             }
             other => BlobDest::Bucket(object_client(other)?.context("an object store")?),
@@ -130,22 +126,10 @@ impl BlobDest {
 
 /// The registry client of a registry backend configuration.
 pub fn registry_client(r: &RegistryConfig) -> Result<Registry> {
-    let credentials = r.auth.as_ref().map(|(user, pass)| Credentials {
-        username: user.clone(),
-        password: pass.expose().to_string(),
-    });
-    if r.ca_cert_files.len() > 1 {
-        bail!("registry backend: \"ca_cert_files\" takes one certificate file here");
-    }
-    let opts = RegistryOptions {
-        plain_http: r.scheme == Scheme::Http,
-        insecure: r.http.skip_verify,
-        ca_cert: r.ca_cert_files.first().cloned(),
-        credentials,
-        retries: r.http.retry_limit,
-        ..Default::default()
-    };
-    Ok(Registry::new(&r.host, opts)?)
+    Ok(Registry::new(
+        &r.host,
+        nydus_host_storage::registry_options(r)?,
+    )?)
 }
 
 fn push_to_registry(r: &RegistryConfig, id: &str, path: &Path) -> Result<Pushed> {

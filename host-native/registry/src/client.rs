@@ -11,7 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use nydus_core::digest::Sha256Stream;
-use reqwest::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
+use reqwest::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, LOCATION, RANGE};
 use reqwest::{RequestBuilder, Response, StatusCode};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
@@ -137,6 +137,9 @@ impl Registry {
     ) -> Result<Response> {
         let mut attempt = 0u32;
         let mut authed_basic = false;
+        // Whether this call fetched a token already: a 401 to a cached token means it expired
+        // (or lost its scope) and a new one is fetched once; a 401 to a fresh one is final.
+        let mut fetched_token = false;
         loop {
             let mut req = make();
             if let Some(t) = self.tokens.lock().expect("token lock").get(scope) {
@@ -167,13 +170,25 @@ impl Registry {
                     .get("www-authenticate")
                     .and_then(|h| h.to_str().ok())
                     .and_then(parse_challenge);
-                let have_token = self.tokens.lock().expect("token lock").contains_key(scope);
                 match challenge {
                     Some(Challenge::Basic) if !authed_basic && self.opts.credentials.is_some() => {
                         authed_basic = true;
                         continue;
                     }
-                    Some(Challenge::Bearer { realm, service }) if !have_token => {
+                    Some(Challenge::Bearer { realm, service }) if !fetched_token => {
+                        fetched_token = true;
+                        if self
+                            .tokens
+                            .lock()
+                            .expect("token lock")
+                            .remove(scope)
+                            .is_some()
+                        {
+                            log::info!(
+                                "{}: token for {scope} refused, fetching a new one",
+                                self.host
+                            );
+                        }
                         let t = self
                             .token(&realm, service.as_deref(), scope)
                             .await
@@ -372,6 +387,126 @@ impl Registry {
             return Err(self.error_of(op, resp).await);
         }
         Ok(resp.bytes_stream())
+    }
+
+    /// Bytes `offset..offset + len` of a blob, by a `Range` request. A transient failure,
+    /// also one that cuts the body short, is retried (`retries` times, with backoff). The
+    /// bytes are not verified here: a range is not the whole blob, whose digest is all the
+    /// registry names; callers verify what they read (chunk digests).
+    pub async fn blob_range(
+        &self,
+        repo: &str,
+        digest: &str,
+        offset: u64,
+        len: u64,
+    ) -> Result<Vec<u8>> {
+        let action = format!("blob {repo}@{digest} bytes {offset}+{len}");
+        let op = Op {
+            repo,
+            action: &action,
+        };
+        if len == 0 {
+            return Ok(Vec::new());
+        }
+        let url = self.url(&format!("/v2/{repo}/blobs/{digest}"));
+        let scope = format!("repository:{repo}:pull");
+        let range = format!("bytes={offset}-{}", offset + len - 1);
+        let mut attempt = 0u32;
+        loop {
+            let resp = self
+                .send(op, &scope, true, &|| {
+                    self.http.get(&url).header(RANGE, &range)
+                })
+                .await?;
+            let status = resp.status();
+            let skip = match status {
+                StatusCode::PARTIAL_CONTENT => 0,
+                // The whole blob: the registry ignored the range.
+                StatusCode::OK => offset,
+                StatusCode::RANGE_NOT_SATISFIABLE => {
+                    let msg = format!(
+                        "{}: blob {repo}@{digest}: bytes {offset}..{} lie beyond its end",
+                        self.host,
+                        offset + len
+                    );
+                    return Err(RegistryError::new(
+                        ErrorKind::OutOfRange,
+                        &self.host,
+                        &action,
+                        msg,
+                    )
+                    .repo(repo)
+                    .status(status));
+                }
+                _ => return Err(self.error_of(op, resp).await),
+            };
+            match self.read_range_body(op, resp, skip, len).await {
+                Ok(v) => return Ok(v),
+                Err(e) if e.is_transient() && attempt < self.opts.retries => {
+                    attempt += 1;
+                    log::warn!("{e} (retry {attempt})");
+                    tokio::time::sleep(self.opts.retry_delay * attempt).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// `len` bytes of a body after its first `skip`; a body ending early is a transient
+    /// failure (a dropped connection), one too long for a 206 is a protocol error.
+    async fn read_range_body(
+        &self,
+        op: Op<'_>,
+        resp: Response,
+        skip: u64,
+        len: u64,
+    ) -> Result<Vec<u8>> {
+        let partial = resp.status() == StatusCode::PARTIAL_CONTENT;
+        let mut body = resp.bytes_stream();
+        let mut out = Vec::with_capacity(len as usize);
+        let mut to_skip = skip;
+        while let Some(piece) = body.next().await {
+            let piece =
+                piece.map_err(|e| self.transport(op, &format!("reading {}", op.action), e))?;
+            let mut piece = &piece[..];
+            let s = (to_skip as usize).min(piece.len());
+            to_skip -= s as u64;
+            piece = &piece[s..];
+            let want = len as usize - out.len();
+            if partial && piece.len() > want {
+                let msg = format!(
+                    "{}: {}: the registry sent more bytes than asked",
+                    self.host, op.action
+                );
+                return Err(
+                    RegistryError::new(ErrorKind::Protocol, &self.host, op.action, msg)
+                        .repo(op.repo),
+                );
+            }
+            out.extend_from_slice(&piece[..piece.len().min(want)]);
+            if out.len() as u64 == len {
+                return Ok(out);
+            }
+        }
+        if !partial && to_skip == 0 && (out.len() as u64) < len {
+            // The whole blob came and ended before the range did.
+            let msg = format!(
+                "{}: {}: the blob ends at byte {}",
+                self.host,
+                op.action,
+                skip + out.len() as u64
+            );
+            return Err(
+                RegistryError::new(ErrorKind::OutOfRange, &self.host, op.action, msg).repo(op.repo),
+            );
+        }
+        let msg = format!(
+            "{}: {}: the answer ended after {} of {len} bytes",
+            self.host,
+            op.action,
+            out.len()
+        );
+        Err(RegistryError::new(ErrorKind::Transient, &self.host, op.action, msg).repo(op.repo))
     }
 
     fn verify_blob(&self, op: Op<'_>, digest: &str, h: Sha256Stream) -> Result<()> {

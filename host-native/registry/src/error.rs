@@ -22,6 +22,8 @@ pub enum ErrorKind {
     Protocol,
     /// A local file (blob, CA certificate, Docker config) could not be read or written.
     Io,
+    /// A range asked of a blob lies beyond its end (416, or a whole blob shorter than it).
+    OutOfRange,
 }
 
 impl ErrorKind {

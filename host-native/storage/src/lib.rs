@@ -7,13 +7,16 @@
 //! - [`reader`]: [`reader::ChunkReader`] carries out the core's read plans from many threads:
 //!   merged range reads, every chunk verified before use, one fetch per chunk however many
 //!   threads want it, an in-memory and an on-disk cache ([`blobcache`], upstream's layout).
+//! - [`registry`]: [`registry::RegistryBackend`], blobs read by `Range` from a registry
+//!   repository.
 //! - [`ahead`]: many plans read in order on all cores (unpack, check, `nydusify check`).
 //! - [`open`]: opening images (a bootstrap file read by range through [`cached`], or one
 //!   inlined in a blob); [`source`]: local files as the core's byte sources; [`atomic`]:
 //!   outputs that appear only when complete; [`config`]: the one backend configuration every
 //!   `--backend-*` option is parsed into; [`sign`]: request signing for the object stores.
 //! - [`open_backend`]: a backend configuration opened for reading, whatever its type (the
-//!   one call every reader uses: check, unpack, inspect, nydusify check, the mount).
+//!   one call every reader uses: check, unpack, inspect, nydusify check, the mount):
+//!   localfs, S3, OSS and registry configurations.
 //! - [`object`]: the S3 and OSS backends (HEAD and ranged GETs, signed; [`http`]: shared
 //!   blocking clients, retries, a proxy with fallback); [`upload`]: files put into a bucket,
 //!   multipart above the part size, parallel, aborted on failure.
@@ -28,6 +31,7 @@ pub mod local;
 pub mod object;
 pub mod open;
 pub mod reader;
+pub mod registry;
 pub mod sign;
 pub mod source;
 pub mod store;
@@ -37,28 +41,49 @@ pub use config::BackendConfig;
 pub use local::Localfs;
 pub use open::{open_image, Image};
 pub use reader::{ChunkReader, ReaderOptions};
+pub use registry::RegistryBackend;
 pub use source::FileSource;
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use config::{LocalBlobs, RegistryConfig};
 use local::Backend;
+use nydus_host_registry::{Credentials, RegistryOptions};
 use object::{ObjectBackend, ObjectClient};
 
-/// How a registry configuration is opened as a backend: the registry client lives in a crate
-/// that depends on this one, so it registers itself here ([`set_registry_opener`]).
-pub type RegistryOpener = fn(&RegistryConfig) -> anyhow::Result<Arc<dyn Backend>>;
-
-static REGISTRY_OPENER: OnceLock<RegistryOpener> = OnceLock::new();
-
-/// Registers how `registry` backends are opened (the first registration wins).
-pub fn set_registry_opener(f: RegistryOpener) {
-    let _ = REGISTRY_OPENER.set(f);
+/// The registry client's options for a registry backend configuration. Keys the client cannot
+/// honour yet are refused, naming them, rather than ignored.
+pub fn registry_options(r: &RegistryConfig) -> anyhow::Result<RegistryOptions> {
+    let refuse = |key: &str| {
+        anyhow::anyhow!("registry backend: {key:?} is not supported by this program yet")
+    };
+    if r.registry_token.is_some() {
+        return Err(refuse("registry_token"));
+    }
+    if r.blob_redirected_host.is_some() {
+        return Err(refuse("blob_redirected_host"));
+    }
+    if r.http.proxy.is_some() {
+        return Err(refuse("proxy"));
+    }
+    if r.ca_cert_files.len() > 1 {
+        anyhow::bail!("registry backend: \"ca_cert_files\" takes one certificate file here");
+    }
+    Ok(RegistryOptions {
+        plain_http: r.scheme == sign::Scheme::Http,
+        insecure: r.http.skip_verify,
+        ca_cert: r.ca_cert_files.first().cloned(),
+        credentials: r.auth.as_ref().map(|(user, pass)| Credentials {
+            username: user.clone(),
+            password: pass.expose().to_string(),
+        }),
+        retries: r.http.retry_limit,
+        ..Default::default()
+    })
 }
 
 /// Opens a backend configuration for reading blobs: localfs directories (which must exist),
-/// an S3 or OSS bucket, or (once registered with [`set_registry_opener`]) a registry
-/// repository. Nothing is sent yet: blobs are looked up when opened, and their bytes read by
+/// an S3 or OSS bucket, or a registry repository ([`RegistryBackend`], by digest). Nothing is sent yet: blobs are looked up when opened, and their bytes read by
 /// range as the chunk reader asks. A `proxy` in the configuration is used for reads, with
 /// fallback to the backend itself when the proxy is down (if `fallback`).
 pub fn open_backend(c: &BackendConfig) -> anyhow::Result<Arc<dyn Backend>> {
@@ -76,12 +101,11 @@ pub fn open_backend(c: &BackendConfig) -> anyhow::Result<Arc<dyn Backend>> {
         BackendConfig::Oss(o) => Arc::new(ObjectBackend {
             client: Arc::new(ObjectClient::oss(o).map_err(anyhow::Error::msg)?),
         }),
-        BackendConfig::Registry(r) => match REGISTRY_OPENER.get() {
-            Some(open) => open(r)?,
-            None => anyhow::bail!(
-                "the registry backend cannot be read by this program (no registry client is linked)"
-            ),
-        },
+        BackendConfig::Registry(r) => Arc::new(RegistryBackend::new(
+            &r.host,
+            &r.repo,
+            registry_options(r)?,
+        )?),
     })
 }
 
