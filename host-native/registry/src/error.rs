@@ -158,13 +158,18 @@ impl std::error::Error for RegistryError {
     }
 }
 
-/// An error and its causes, `: `-separated (for log lines).
-pub(crate) fn chain(e: &dyn std::error::Error) -> String {
+/// An error and its causes, `: `-separated (for log lines and for callers that show a
+/// [`RegistryError`] as text). A cause whose text the message already holds (an error
+/// reworded with [`RegistryError::context`]) is not repeated.
+pub fn chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut src = e.source();
     while let Some(c) = src {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
+        let c_s = c.to_string();
+        if !s.contains(&c_s) {
+            s.push_str(": ");
+            s.push_str(&c_s);
+        }
         src = c.source();
     }
     s

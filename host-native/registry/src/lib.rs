@@ -17,7 +17,7 @@ mod upload;
 
 pub use auth::Credentials;
 pub use client::{Registry, RegistryOptions};
-pub use error::{ErrorKind, RegistryError, Result};
+pub use error::{chain as error_chain, ErrorKind, RegistryError, Result};
 
 use nydus_core::oci::media;
 

@@ -14,7 +14,9 @@ use std::future::Future;
 use std::sync::{Arc, OnceLock};
 
 use nydus_core::read::exec::BlobLayout;
-use nydus_host_registry::{ErrorKind, Registry, RegistryError, RegistryOptions};
+use nydus_host_registry::{
+    error_chain as chain, ErrorKind, Registry, RegistryError, RegistryOptions,
+};
 
 use crate::local::{Backend, OpenBlob};
 use crate::store::{BlobStore, StoreError, StoreErrorKind};
@@ -221,21 +223,6 @@ fn store_kind(k: ErrorKind) -> StoreErrorKind {
         ErrorKind::OutOfRange => StoreErrorKind::Short,
         _ => StoreErrorKind::Failed,
     }
-}
-
-/// An error with its causes (the client's errors never hold credentials).
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(c) = src {
-        let c_s = c.to_string();
-        if !s.contains(&c_s) {
-            s.push_str(": ");
-            s.push_str(&c_s);
-        }
-        src = c.source();
-    }
-    s
 }
 
 #[cfg(test)]
