@@ -11,7 +11,7 @@ use std::sync::Arc;
 use anyhow::{anyhow, bail, Context, Result};
 use nydus_core::oci::bootstrap_layer::extract_bootstrap;
 use nydus_core::oci::check::{check_bootstrap_blobs, check_manifest, compare_configs, is_nydus};
-use nydus_core::oci::manifest::{parse_document, Document, Manifest, Platform};
+use nydus_core::oci::manifest::{parse_document, Document, Platform};
 use nydus_core::oci::reference::Reference;
 use nydus_core::rafs::Rafs;
 use nydus_core::read::Filesystem;
@@ -86,47 +86,22 @@ pub fn check(o: &CheckOptions) -> Result<Report> {
 async fn check_with(reg: &Arc<Registry>, o: &CheckOptions) -> Result<Report> {
     let (target, want) = (&o.target.reference, &o.platform);
     let repo = &target.repository;
-    let (mt, bytes, _) = reg.get_manifest(repo, target.target()).await?;
-    let manifest: Manifest =
-        match parse_document(Some(&mt), &bytes).map_err(|e| anyhow!("{}: {e}", o.target.shown))? {
-            Document::Manifest(m) => *m,
-            Document::Index(index) => {
-                let nydus: Vec<_> = index
-                    .manifests
-                    .iter()
-                    .filter(|d| is_nydus_entry(d))
-                    .collect();
-                if o.multi_platform && (nydus.is_empty() || nydus.len() == index.manifests.len()) {
-                    bail!(
-                        "{}: --multi-platform needs an index with both OCI and Nydus manifests",
-                        o.target.shown
-                    );
-                }
-                let pick = index
-                    .manifests
-                    .iter()
-                    .filter(|d| d.platform.as_ref().is_some_and(|p| p.matches(want)))
-                    .max_by_key(|d| is_nydus_entry(d))
-                    .with_context(|| {
-                        format!(
-                            "{}: the index has no manifest for {}/{}",
-                            o.target.shown, want.os, want.architecture
-                        )
-                    })?;
-                let (mt, bytes, _) = reg.get_manifest(repo, &pick.digest).await?;
-                match parse_document(Some(&mt), &bytes)
-                    .map_err(|e| anyhow!("{}: {e}", o.target.shown))?
-                {
-                    Document::Manifest(m) => *m,
-                    Document::Index(_) => bail!("{}: an index inside an index", o.target.shown),
-                }
-            }
+    let (manifest, index) =
+        crate::resolve::manifest_for(reg, repo, target.target(), want, &o.target.shown).await?;
+    if o.multi_platform {
+        let Some(index) = &index else {
+            bail!(
+                "{}: --multi-platform needs an index, the target is a single manifest",
+                o.target.shown
+            );
         };
-    if o.multi_platform && !matches!(parse_document(Some(&mt), &bytes), Ok(Document::Index(_))) {
-        bail!(
-            "{}: --multi-platform needs an index, the target is a single manifest",
-            o.target.shown
-        );
+        let nydus = index.manifests.iter().filter(|d| is_nydus_entry(d)).count();
+        if nydus == 0 || nydus == index.manifests.len() {
+            bail!(
+                "{}: --multi-platform needs an index with both OCI and Nydus manifests",
+                o.target.shown
+            );
+        }
     }
     let out = |name: &str, data: &[u8]| write_file(&o.work_dir.join(name), data);
     out(

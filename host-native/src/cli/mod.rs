@@ -2,4 +2,5 @@
 //! plans and options, and all printing and exit codes.
 
 pub mod image;
+pub mod nydusd;
 pub mod nydusify;

@@ -1,11 +1,12 @@
 //! The `nydusify` command line: the argument surface (upstream's names and aliases), each
 //! subcommand's options turned into the library's typed options, and the results printed or
-//! logged. `convert`, `copy`, `build` (`pack`) and `check` are built; the other subcommands
+//! logged. `convert`, `copy`, `build` (`pack`), `check` and `mount` are built; the other subcommands
 //! are not built yet and say so.
 
 pub mod check;
 pub mod convert;
 pub mod copy;
+pub mod mount;
 pub mod pack;
 pub mod parse;
 
@@ -95,9 +96,9 @@ pub enum Command {
     Build(pack::PackArgs),
     /// Copy images between registries.
     Copy(copy::CopyArgs),
-    /// Mount a Nydus image with FUSE (not built yet).
+    /// Mount a Nydus image with FUSE, its data fetched lazily from its backend.
     #[command(alias = "view")]
-    Mount(Unbuilt),
+    Mount(mount::MountArgs),
     /// Commit a container's changes (not built yet).
     Commit(Unbuilt),
     /// Optimize an image with a prefetch list (not built yet).
@@ -121,7 +122,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Convert(a) => convert::run(*a),
         Command::Build(a) => pack::run(a),
         Command::Copy(a) => copy::run(a),
-        Command::Mount(_) => not_built("mount"),
+        Command::Mount(a) => mount::run(a),
         Command::Commit(_) => not_built("commit"),
         Command::Optimize(_) => not_built("optimize"),
     }
