@@ -90,8 +90,9 @@ pub fn mount<F: Filesystem + Send + Sync + 'static>(
         reader = reader.with_cache(cache);
     }
     let reader = Arc::new(reader);
-    let image = ImageFs::new(fs.clone(), reader.clone())
+    let mut image = ImageFs::new(fs.clone(), reader.clone())
         .with_context(|| "the bootstrap's root directory cannot be read".to_string())?;
+    image.widen_across_files();
     let (busy, stats) = (image.busy(), image.stats());
     let mut cfg = Config::default();
     cfg.mount_options = vec![

@@ -122,6 +122,7 @@ pub struct ImageFs<F> {
     widen: u64,
     stats: Arc<FsStats>,
     total_bytes: u64,
+    neighbors: crate::neighbors::Lazy,
 }
 
 impl<F: Rafs + Send + Sync + 'static> ImageFs<F> {
@@ -140,7 +141,17 @@ impl<F: Rafs + Send + Sync + 'static> ImageFs<F> {
             widen,
             stats: Arc::new(FsStats::default()),
             total_bytes,
+            neighbors: crate::neighbors::Lazy::default(),
         })
+    }
+
+    /// Widens small reads to the chunks stored after them in their blob once the index of
+    /// every chunk is built (on a background thread, from now on). Only with a cache that
+    /// keeps the extra chunks.
+    pub fn widen_across_files(&mut self) {
+        if self.reader.cache().is_some() {
+            self.neighbors = crate::neighbors::Lazy::start(self.fs.clone());
+        }
     }
 
     /// The count of user reads in progress, shared with the prefetcher.
@@ -246,6 +257,7 @@ impl<F: Rafs + Send + Sync + 'static> ImageFs<F> {
         // in the caches for the next reads.
         let span = want.max(self.widen);
         let p = plan(&*self.fs, inode, offset, span).map_err(FsError::Decode)?;
+        self.fetch_following(&p);
         let segments = self.reader.segments(&p).map_err(FsError::Read)?;
         let n = want.min(p.len) as usize;
         let mut out = Vec::with_capacity(n);
@@ -257,6 +269,33 @@ impl<F: Rafs + Send + Sync + 'static> ImageFs<F> {
             out.extend_from_slice(&s[..s.len().min(room)]);
         }
         Ok(out)
+    }
+
+    /// Fetches, with the chunks of `p`, the uncached chunks stored after its last one, up to
+    /// the batch size: they land in the caches for the reads that follow.
+    fn fetch_following(&self, p: &nydus_core::read::ReadPlan) {
+        let (Some(n), Some(cache)) = (self.neighbors.get(), self.reader.cache()) else {
+            return;
+        };
+        let mut want: Vec<_> = p.chunks().copied().collect();
+        let Some(last) = want.last().copied() else {
+            return;
+        };
+        let used: u64 = want
+            .iter()
+            .map(|e| u64::from(e.chunk.compressed_size))
+            .sum();
+        let batch = self.reader.options().batch_size;
+        if used >= batch || want.iter().all(|e| cache.has(&e.chunk)) {
+            return;
+        }
+        let more = n.after(&last, batch - used, batch / 128, |e| !cache.has(&e.chunk));
+        if more.is_empty() {
+            return;
+        }
+        want.extend(more);
+        // Errors surface on the wanted chunks themselves, read again below.
+        let _ = self.reader.fetch(&want);
     }
 
     fn xattr_value(&self, ino: INodeNo, name: &[u8]) -> Result<Option<Vec<u8>>, FsError> {

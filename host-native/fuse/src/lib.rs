@@ -4,6 +4,7 @@
 //!
 //! - [`fs`]: the FUSE filesystem ([`fs::ImageFs`]) and the one errno mapping.
 //! - [`inodes`]: FUSE inode numbers for image inodes (hard links share one).
+//! - [`neighbors`]: every chunk by blob order, to widen small reads to the chunks after them.
 //! - [`prefetch`]: the prefetch table, then optionally everything, in the background, user
 //!   reads first, with a bandwidth limit.
 //! - [`daemon`]: mounting, stale mount points, waiting for a signal, unmounting.
@@ -15,6 +16,7 @@ pub mod config;
 pub mod daemon;
 pub mod fs;
 pub mod inodes;
+pub mod neighbors;
 pub mod prefetch;
 
 pub use daemon::{mount, Daemon, DaemonOptions, Stopped};

@@ -243,6 +243,11 @@ impl BlobCache {
         .as_ref()
     }
 
+    /// Whether chunk `c` is marked present (without reading it).
+    pub fn has(&self, c: &ChunkRef) -> bool {
+        self.blob(c.blob_index).is_some_and(|b| b.has(c))
+    }
+
     /// The cached bytes of chunk `c`, if any.
     pub fn get(&self, c: &ChunkRef) -> Lookup {
         let Some(b) = self.blob(c.blob_index) else {
