@@ -219,6 +219,74 @@ fn convert_and_check(store: &Store) {
         String::from_utf8_lossy(&o.stdout),
         stderr(&o)
     );
+    // `copy --source-backend-*`: the blobs come from the bucket into the target repository
+    // as blob layers before the bootstrap layer; the copy is checked without a backend, its
+    // data compared with the source.
+    let copied = format!("{}/copied/golden:{}", reg.addr, kind);
+    let copy = |to: &str, w: &str, cfg: &str| {
+        nydusify(&[
+            "copy",
+            "--source",
+            &dst,
+            "--target",
+            to,
+            "--plain-http",
+            "--work-dir",
+            &s(&t.path().join(w)),
+            "--source-backend-type",
+            kind,
+            "--source-backend-config",
+            cfg,
+        ])
+    };
+    let o = copy(&copied, "k1", &cfg);
+    assert!(o.status.success(), "copy: {}", stderr(&o));
+    let raw = skopeo_raw(&copied);
+    let layers = raw["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 4, "{raw}");
+    for l in &layers[..3] {
+        assert_eq!(
+            l["mediaType"], "application/vnd.oci.image.layer.nydus.blob.v1",
+            "{raw}"
+        );
+        assert_eq!(
+            l["annotations"]["containerd.io/snapshot/nydus-blob"], "true",
+            "{raw}"
+        );
+        let id = l["digest"].as_str().unwrap().trim_start_matches("sha256:");
+        assert!(
+            blobs.iter().any(|b| b.to_string_lossy().ends_with(id)),
+            "{id} {blobs:?}"
+        );
+    }
+    assert_eq!(
+        layers[3]["annotations"]["containerd.io/snapshot/nydus-bootstrap"],
+        "true"
+    );
+    let o = nydusify(&[
+        "check",
+        "--source",
+        &src,
+        "--target",
+        &copied,
+        "--plain-http",
+        "--work-dir",
+        &s(&t.path().join("k2")),
+    ]);
+    assert!(
+        o.status.success(),
+        "check of the copy: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        stderr(&o)
+    );
+    // The blobs are not under that prefix: the copy fails naming a blob, and pushes no tag.
+    let nowhere = store.config_via(store.port(), TEST_SK, json!({"object_prefix": "nowhere/"}));
+    let lost = format!("{}/copied/lost:{}", reg.addr, kind);
+    let o = copy(&lost, "k3", &nowhere);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("nowhere/"), "{}", stderr(&o));
+    assert!(!stderr(&o).contains(TEST_SK), "{}", stderr(&o));
+    assert!(!tag_exists(&lost), "a tag was pushed after a failed copy");
     // A blob damaged in the bucket: check names the file it breaks.
     let victim = blobs
         .iter()
