@@ -7,7 +7,8 @@ usage: object_proxy.py UPSTREAM_HOST:PORT [RULE...]
 Prints the port it listens on (127.0.0.1) on stdout, then serves until killed. Requests are
 forwarded as they came (method, path, query, headers including Host, body), so signatures
 stay valid; requests in absolute form (`GET http://host/path`, as sent to a forward proxy) are
-forwarded the same way, which makes it usable as the `proxy.url` of a backend. Each request is
+forwarded to the host they name, which makes it usable as the `proxy.url` of a backend (the
+registry's token service is then reached through it too). Each request is
 logged on stderr as `METHOD PATH -> STATUS|drop`.
 
 A RULE is `METHOD:SUBSTRING:WHICH:ACTION`: the requests of METHOD whose path (with query)
@@ -63,9 +64,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def handle_any(self):
         path = self.path
+        upstream = UPSTREAM
         if path.startswith("http://") or path.startswith("https://"):
             u = urllib.parse.urlsplit(path)
             path = u.path + ("?" + u.query if u.query else "")
+            upstream = u.netloc
         action = fault(self.command, path)
         if action == "drop":
             n = int(self.headers.get("Content-Length", 0))
@@ -83,7 +86,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(msg)
             return
-        conn = http.client.HTTPConnection(UPSTREAM, timeout=120)
+        conn = http.client.HTTPConnection(upstream, timeout=120)
         headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP}
         headers["Content-Length"] = str(len(data))
         conn.putrequest(self.command, path, skip_host=True, skip_accept_encoding=True)

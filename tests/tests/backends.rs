@@ -219,6 +219,74 @@ fn convert_and_check(store: &Store) {
         String::from_utf8_lossy(&o.stdout),
         stderr(&o)
     );
+    // `copy --source-backend-*`: the blobs come from the bucket into the target repository
+    // as blob layers before the bootstrap layer; the copy is checked without a backend, its
+    // data compared with the source.
+    let copied = format!("{}/copied/golden:{}", reg.addr, kind);
+    let copy = |to: &str, w: &str, cfg: &str| {
+        nydusify(&[
+            "copy",
+            "--source",
+            &dst,
+            "--target",
+            to,
+            "--plain-http",
+            "--work-dir",
+            &s(&t.path().join(w)),
+            "--source-backend-type",
+            kind,
+            "--source-backend-config",
+            cfg,
+        ])
+    };
+    let o = copy(&copied, "k1", &cfg);
+    assert!(o.status.success(), "copy: {}", stderr(&o));
+    let raw = skopeo_raw(&copied);
+    let layers = raw["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 4, "{raw}");
+    for l in &layers[..3] {
+        assert_eq!(
+            l["mediaType"], "application/vnd.oci.image.layer.nydus.blob.v1",
+            "{raw}"
+        );
+        assert_eq!(
+            l["annotations"]["containerd.io/snapshot/nydus-blob"], "true",
+            "{raw}"
+        );
+        let id = l["digest"].as_str().unwrap().trim_start_matches("sha256:");
+        assert!(
+            blobs.iter().any(|b| b.to_string_lossy().ends_with(id)),
+            "{id} {blobs:?}"
+        );
+    }
+    assert_eq!(
+        layers[3]["annotations"]["containerd.io/snapshot/nydus-bootstrap"],
+        "true"
+    );
+    let o = nydusify(&[
+        "check",
+        "--source",
+        &src,
+        "--target",
+        &copied,
+        "--plain-http",
+        "--work-dir",
+        &s(&t.path().join("k2")),
+    ]);
+    assert!(
+        o.status.success(),
+        "check of the copy: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        stderr(&o)
+    );
+    // The blobs are not under that prefix: the copy fails naming a blob, and pushes no tag.
+    let nowhere = store.config_via(store.port(), TEST_SK, json!({"object_prefix": "nowhere/"}));
+    let lost = format!("{}/copied/lost:{}", reg.addr, kind);
+    let o = copy(&lost, "k3", &nowhere);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("nowhere/"), "{}", stderr(&o));
+    assert!(!stderr(&o).contains(TEST_SK), "{}", stderr(&o));
+    assert!(!tag_exists(&lost), "a tag was pushed after a failed copy");
     // A blob damaged in the bucket: check names the file it breaks.
     let victim = blobs
         .iter()
@@ -695,4 +763,123 @@ fn registry_create_check_unpack() {
     assert!(!o.status.success());
     assert!(!stderr(&o).contains("WRONG-pass-Zq9"), "{}", stderr(&o));
     assert!(!boot2.exists());
+}
+
+/// A bearer token for `scope` from the token service of `reg` (found from the registry's
+/// challenge), asked as `user:password` (Python's urllib: the tests crate has no HTTP client).
+fn token_for(reg: &TestRegistry, scope: &str, user: &str, password: &str) -> String {
+    let script = r#"
+import base64, json, re, sys, urllib.error, urllib.parse, urllib.request
+addr, scope, user, pw = sys.argv[1:]
+try:
+    urllib.request.urlopen(f"http://{addr}/v2/")
+except urllib.error.HTTPError as e:
+    h = e.headers["WWW-Authenticate"]
+realm = re.search(r'realm="([^"]+)"', h).group(1)
+service = re.search(r'service="([^"]+)"', h).group(1)
+q = urllib.parse.urlencode({"service": service, "scope": scope})
+req = urllib.request.Request(f"{realm}?{q}")
+req.add_header("Authorization", "Basic " + base64.b64encode(f"{user}:{pw}".encode()).decode())
+print(json.load(urllib.request.urlopen(req))["token"])
+"#;
+    let o = std::process::Command::new("python3")
+        .args(["-c", script, &reg.addr, scope, user, password])
+        .output()
+        .expect("python3");
+    assert!(o.status.success(), "token: {}", stderr(&o));
+    String::from_utf8(o.stdout).unwrap().trim().to_string()
+}
+
+/// The registry backend's `registry_token` (a bearer token sent as is: reads work with no
+/// `auth` and no new token is issued; a bogus one fails without being shown) and `proxy`
+/// (requests go through it: a proxy failing blob reads fails them; a working one serves
+/// them; one that is down is bypassed with `fallback` and fails the reads without).
+#[test]
+fn registry_token_and_proxy() {
+    let (user, pass) = ("nydus", "tok-pass-31");
+    let reg = TestRegistry::start_token((user, pass));
+    let t = tempfile::tempdir().unwrap();
+    let tree = t.path().join("tree");
+    make_tree(
+        &tree,
+        TreeSpec {
+            big_dir_entries: 5,
+            socket: false,
+        },
+    );
+    let repo = "nydus/tok";
+    let with_auth = json!({"scheme": "http", "host": reg.addr, "repo": repo,
+                           "auth": base64(format!("{user}:{pass}").as_bytes())});
+    let boot = t.path().join("image.boot");
+    nydus_image_ok(&[
+        "create",
+        "-B",
+        &s(&boot),
+        "--backend-type",
+        "registry",
+        "--backend-config",
+        &with_auth.to_string(),
+        &s(&tree),
+    ]);
+    let check_with = |cfg: &Value| {
+        nydus_image(&[
+            "check",
+            "-B",
+            &s(&boot),
+            "--backend-type",
+            "registry",
+            "--backend-config",
+            &cfg.to_string(),
+        ])
+    };
+    // The token given, no credentials: every read is authorized by it.
+    let token = token_for(&reg, &format!("repository:{repo}:pull"), user, pass);
+    let issued = reg.token_log().len();
+    let cfg = json!({"scheme": "http", "host": reg.addr, "repo": repo, "registry_token": token});
+    let o = check_with(&cfg);
+    assert!(
+        o.status.success(),
+        "check with registry_token: {}",
+        stderr(&o)
+    );
+    assert_eq!(reg.token_log().len(), issued, "{:?}", reg.token_log());
+    // A bogus token: refused, then the challenge needs credentials there are none of.
+    let bogus = "bogus-token-Xq7Zr";
+    let o = check_with(&json!({"scheme": "http", "host": reg.addr, "repo": repo,
+                               "registry_token": bogus, "retry_limit": 0}));
+    assert!(!o.status.success());
+    assert!(!stderr(&o).contains(bogus), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+
+    // Through a proxy that answers every blob GET with 500: the reads went there and fail.
+    let port: u16 = reg.addr.rsplit(':').next().unwrap().parse().unwrap();
+    let via = |proxy: u16, fallback: bool| {
+        let mut c = with_auth.clone();
+        c["retry_limit"] = json!(0);
+        c["proxy"] = json!({"url": format!("http://127.0.0.1:{proxy}"), "fallback": fallback});
+        c
+    };
+    let (p, _k) = object_proxy(port, &["GET:/blobs/:*:500"]);
+    let o = check_with(&via(p, false));
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("500"), "{}", stderr(&o));
+    // A working proxy serves them.
+    let (p2, _k2) = object_proxy(port, &[]);
+    let o = check_with(&via(p2, false));
+    assert!(
+        o.status.success(),
+        "check through the proxy: {}",
+        stderr(&o)
+    );
+    // A proxy that is down: straight to the registry with fallback, a failure without.
+    let down = free_port();
+    let o = check_with(&via(down, true));
+    assert!(o.status.success(), "check with fallback: {}", stderr(&o));
+    assert!(
+        stderr(&o).contains("proxy cannot be reached"),
+        "{}",
+        stderr(&o)
+    );
+    let o = check_with(&via(down, false));
+    assert!(!o.status.success());
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{anyhow, Context, Result};
 use nydus_core::oci::manifest::{parse_document, Descriptor, Document, Platform};
 use nydus_core::oci::reference::Reference;
+use nydus_host_storage::BackendConfig;
 
 use crate::store::{ArchiveIn, LayoutOut, Store};
 use crate::transfer::Copier;
@@ -43,6 +44,9 @@ pub struct CopyOptions {
     pub push_chunk_size: u64,
     /// Scratch space (a fresh directory inside it is used and removed).
     pub work_dir: PathBuf,
+    /// Where the blobs of a Nydus source are when its manifests list only the bootstrap
+    /// layer (`--source-backend-*`): copied into the target as blob layers.
+    pub source_backend: Option<BackendConfig>,
 }
 
 /// Copies per `o`; returns the digest of what the target now holds under the tag.
@@ -91,6 +95,13 @@ pub fn copy(o: &CopyOptions) -> Result<String> {
             (Store::registry(reg, &r.repository), r.target().to_string())
         }
     };
+    let backend = match &o.source_backend {
+        Some(c) => Some(
+            nydus_host_storage::open_backend(c)
+                .with_context(|| format!("opening the source backend ({})", c.kind()))?,
+        ),
+        None => None,
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -100,15 +111,27 @@ pub fn copy(o: &CopyOptions) -> Result<String> {
             src: &src,
             dst: &dst,
             scratch: scratch.path(),
+            backend: backend.as_ref(),
         };
         let (mt, bytes, digest) = src.get_manifest(&src_ref).await?;
         match parse_document(Some(&mt), &bytes).map_err(|e| anyhow!("{}: {e}", o.source_shown))? {
             Document::Manifest(_) => c.copy_manifest(&digest, Some(&tag)).await,
             Document::Index(index) if o.all_platforms => {
+                let mut changed = Vec::new();
                 for d in &index.manifests {
-                    c.copy_manifest(&d.digest, None).await?;
+                    let (digest, size) = c.copy_manifest_sized(&d.digest, None).await?;
+                    if digest != d.digest {
+                        changed.push((d.digest.clone(), digest, size));
+                    }
                 }
-                dst.put_manifest(&tag, &mt, &bytes).await
+                if changed.is_empty() {
+                    dst.put_manifest(&tag, &mt, &bytes).await
+                } else {
+                    // Manifests that gained blob layers have new digests: the index names them.
+                    let bytes = renamed_index(&bytes, &changed)
+                        .with_context(|| format!("{}: rewriting the index", o.source_shown))?;
+                    dst.put_manifest(&tag, &mt, &bytes).await
+                }
             }
             Document::Index(index) => {
                 let pick: &Descriptor = index
@@ -128,4 +151,24 @@ pub fn copy(o: &CopyOptions) -> Result<String> {
     })?;
     dst.finish()?;
     Ok(digest)
+}
+
+/// The index `bytes` with the manifests `(old digest, new digest, new size)` renamed; every
+/// other field kept as it was.
+fn renamed_index(bytes: &[u8], changed: &[(String, String, u64)]) -> Result<Vec<u8>> {
+    let mut v: serde_json::Value = serde_json::from_slice(bytes).context("not JSON")?;
+    let entries = v
+        .get_mut("manifests")
+        .and_then(serde_json::Value::as_array_mut)
+        .context("no manifests array")?;
+    for e in entries {
+        let Some(d) = e.get("digest").and_then(|d| d.as_str()) else {
+            continue;
+        };
+        if let Some((_, new, size)) = changed.iter().find(|(old, _, _)| old == d) {
+            e["digest"] = serde_json::json!(new);
+            e["size"] = serde_json::json!(size);
+        }
+    }
+    serde_json::to_vec(&v).context("encoding the index")
 }

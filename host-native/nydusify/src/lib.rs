@@ -3,7 +3,8 @@
 //! options are typed structs (the command line lives in the CLI crate).
 //!
 //! [`convert`] turns an OCI image into a Nydus image ([`cache`] is its build cache),
-//! [`copy`] copies images blob by blob, [`mount`] serves an image with FUSE, [`check`] (with [`fscheck`]) checks a Nydus image
+//! [`copy`] copies images blob by blob (with [`external`], blobs from a storage backend become
+//! layers), [`mount`] serves an image with FUSE, [`check`] (with [`fscheck`]) checks a Nydus image
 //! against its rules and its source, [`pack`] builds a directory into a bootstrap and blob.
 //! Under them: [`store`] is where images live (a registry repository, a layout tar read in
 //! place, a layout being written), [`transfer`] moves blobs and manifests between stores,
@@ -14,6 +15,7 @@ pub mod cache;
 pub mod check;
 pub mod convert;
 pub mod copy;
+pub mod external;
 pub mod fscheck;
 pub mod mount;
 pub mod pack;

@@ -3,9 +3,12 @@
 //! through a scratch file (bounded memory, digest verified on the way in).
 
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context, Result};
+use nydus_core::oci::check::is_nydus;
 use nydus_core::oci::manifest::{parse_document, Document};
+use nydus_host_storage::local::Backend;
 
 use crate::store::Store;
 
@@ -44,12 +47,25 @@ pub struct Copier<'a> {
     pub src: &'a Store,
     pub dst: &'a Store,
     pub scratch: &'a Path,
+    /// Where the blobs of Nydus images are when their manifests do not list them (a storage
+    /// backend): fetched and added as layers ([`crate::external`]).
+    pub backend: Option<&'a Arc<dyn Backend>>,
 }
 
 impl Copier<'_> {
     /// Copies the manifest `digest` with its config and layers; stores it under `tag` (or its
     /// digest). Returns its digest.
     pub async fn copy_manifest(&self, digest: &str, tag: Option<&str>) -> Result<String> {
+        Ok(self.copy_manifest_sized(digest, tag).await?.0)
+    }
+
+    /// [`Copier::copy_manifest`], returning the digest and size of the manifest stored (which
+    /// differs from the source's when blobs came from the backend).
+    pub async fn copy_manifest_sized(
+        &self,
+        digest: &str,
+        tag: Option<&str>,
+    ) -> Result<(String, u64)> {
         let (mt, bytes, digest) = self.src.get_manifest(digest).await?;
         let m = match parse_document(Some(&mt), &bytes).map_err(|e| anyhow!("{digest}: {e}"))? {
             Document::Manifest(m) => m,
@@ -58,11 +74,31 @@ impl Copier<'_> {
                 self.src.describe()
             ),
         };
-        for b in std::iter::once(&m.config).chain(m.layers.iter()) {
+        let rewritten = match self.backend {
+            Some(b) if is_nydus(&m) => {
+                crate::external::attach_backend_blobs(self.src, self.dst, b, &m, self.scratch)
+                    .await
+                    .with_context(|| format!("{}: {digest}", self.src.describe()))?
+            }
+            _ => None,
+        };
+        // The source's config is not needed when a new one replaces it.
+        let config = Some(&m.config).filter(|_| rewritten.is_none());
+        for b in config.into_iter().chain(m.layers.iter()) {
             copy_blob(self.src, self.dst, &b.digest, self.scratch).await?;
         }
-        self.dst
+        let (bytes, digest) = match rewritten {
+            Some(m) => {
+                let b = serde_json::to_vec(&m).context("encoding the manifest")?;
+                let d = format!("sha256:{}", nydus_core::digest::sha256(&b).to_hex());
+                (b, d)
+            }
+            None => (bytes, digest),
+        };
+        let d = self
+            .dst
             .put_manifest(tag.unwrap_or(&digest), &mt, &bytes)
-            .await
+            .await?;
+        Ok((d, bytes.len() as u64))
     }
 }

@@ -98,6 +98,17 @@ impl Credentials {
     }
 }
 
+/// A bearer token given as is (a backend's `registry_token`), sent before any challenge.
+/// `Debug` redacts it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct BearerToken(pub String);
+
+impl std::fmt::Debug for BearerToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BearerToken(<redacted>)")
+    }
+}
+
 /// What `WWW-Authenticate` asks for.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Challenge {
@@ -161,7 +172,7 @@ impl Registry {
         if let Some(c) = &self.opts.credentials {
             req = req.basic_auth(&c.username, Some(&c.password));
         }
-        let resp = req.send().await.map_err(|e| {
+        let resp = self.execute(req).await.map_err(|e| {
             let kind = classify(&e);
             let msg = format!("{host}: token request failed: {}", describe(e));
             RegistryError::new(kind, host, action.clone(), msg)

@@ -6,16 +6,16 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::StreamExt;
 use nydus_core::digest::Sha256Stream;
 use reqwest::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, LOCATION, RANGE};
-use reqwest::{RequestBuilder, Response, StatusCode};
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
-use crate::auth::{credentials_hint, parse_challenge, Challenge, Credentials};
+use crate::auth::{credentials_hint, parse_challenge, BearerToken, Challenge, Credentials};
 use crate::error::{classify, ErrorKind, RegistryError, Result};
 
 /// How to reach one registry.
@@ -33,7 +33,27 @@ pub struct RegistryOptions {
     pub retry_delay: Duration,
     /// Upload blobs larger than this in chunks of this size (0: one PUT).
     pub chunk_size: u64,
+    /// A bearer token sent as is until the registry refuses it (then the usual challenge).
+    pub token: Option<BearerToken>,
+    /// An HTTP proxy every request goes through.
+    pub proxy: Option<ProxyOptions>,
+    /// `host[:port]` that blob reads the registry redirects go to instead of the host the
+    /// redirect names (same scheme, path and query).
+    pub blob_redirected_host: Option<String>,
 }
+
+/// An HTTP proxy in front of the registry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyOptions {
+    /// `http://host:port`.
+    pub url: String,
+    /// Go straight to the registry when the proxy cannot be reached (and keep doing so for
+    /// [`PROXY_RETRY_AFTER`] before trying it again).
+    pub fallback: bool,
+}
+
+/// How long a proxy that could not be reached is bypassed (with fallback).
+pub const PROXY_RETRY_AFTER: Duration = Duration::from_secs(10);
 
 impl Default for RegistryOptions {
     fn default() -> Self {
@@ -45,6 +65,9 @@ impl Default for RegistryOptions {
             retries: 3,
             retry_delay: Duration::from_millis(500),
             chunk_size: 0,
+            token: None,
+            proxy: None,
+            blob_redirected_host: None,
         }
     }
 }
@@ -58,6 +81,10 @@ pub struct Registry {
     pub(crate) opts: RegistryOptions,
     /// Bearer tokens by scope.
     tokens: Mutex<HashMap<String, String>>,
+    /// The proxy's client and whether to fall back to `http` when it is down.
+    proxied: Option<(reqwest::Client, bool)>,
+    /// Until when the proxy is bypassed after it could not be reached.
+    proxy_down: Mutex<Option<Instant>>,
 }
 
 const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, \
@@ -74,23 +101,47 @@ pub(crate) struct Op<'a> {
 
 impl Registry {
     pub fn new(host: &str, opts: RegistryOptions) -> Result<Registry> {
-        let mut b = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .danger_accept_invalid_certs(opts.insecure);
+        let mut cert = None;
         if let Some(ca) = &opts.ca_cert {
             let pem = std::fs::read(ca)
                 .map_err(|e| RegistryError::io(host, format!("reading {}", ca.display()), e))?;
-            let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| {
+            cert = Some(reqwest::Certificate::from_pem(&pem).map_err(|e| {
                 let msg = format!("{}: not a PEM certificate", ca.display());
                 RegistryError::new(ErrorKind::Protocol, host, "reading the CA certificate", msg)
                     .caused_by(e)
-            })?;
-            b = b.add_root_certificate(cert);
+            })?);
         }
-        let http = b.build().map_err(|e| {
-            let msg = "setting up the HTTP client";
-            RegistryError::new(ErrorKind::Protocol, host, msg, msg).caused_by(e)
-        })?;
+        let client = |proxy: Option<&str>| -> Result<reqwest::Client> {
+            let mut b = reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(10))
+                .danger_accept_invalid_certs(opts.insecure);
+            if let Some(c) = &cert {
+                b = b.add_root_certificate(c.clone());
+            }
+            if opts.blob_redirected_host.is_some() {
+                // Redirects are followed by the client code, to the host given.
+                b = b.redirect(reqwest::redirect::Policy::none());
+            }
+            if let Some(p) = proxy {
+                let p = reqwest::Proxy::all(p).map_err(|e| {
+                    let msg = "proxy.url is not a proxy URL";
+                    RegistryError::new(ErrorKind::Protocol, host, "setting up the proxy", msg)
+                        .caused_by(e)
+                })?;
+                b = b.proxy(p);
+            } else {
+                b = b.no_proxy();
+            }
+            b.build().map_err(|e| {
+                let msg = "setting up the HTTP client";
+                RegistryError::new(ErrorKind::Protocol, host, msg, msg).caused_by(e)
+            })
+        };
+        let http = client(None)?;
+        let proxied = match &opts.proxy {
+            Some(p) => Some((client(Some(&p.url))?, p.fallback)),
+            None => None,
+        };
         let scheme = if opts.plain_http { "http" } else { "https" };
         Ok(Registry {
             http,
@@ -98,7 +149,55 @@ impl Registry {
             host: host.to_string(),
             opts,
             tokens: Mutex::new(HashMap::new()),
+            proxied,
+            proxy_down: Mutex::new(None),
         })
+    }
+
+    /// Sends a request, through the proxy when there is one. With fallback, a proxy that
+    /// cannot be reached (refused, timed out) is bypassed: this request goes straight to the
+    /// registry when its body can be sent again, and so do the next ones for
+    /// [`PROXY_RETRY_AFTER`].
+    pub(crate) async fn execute(&self, req: RequestBuilder) -> reqwest::Result<Response> {
+        let Some((proxy, fallback)) = &self.proxied else {
+            return req.send().await;
+        };
+        let (_, built) = req.build_split();
+        let built = built?;
+        let bypass = {
+            let mut down = self.proxy_down.lock().expect("proxy lock");
+            match *down {
+                Some(t) if t > Instant::now() => *fallback,
+                Some(_) => {
+                    *down = None;
+                    false
+                }
+                None => false,
+            }
+        };
+        if bypass {
+            return self.http.execute(built).await;
+        }
+        let again = built.try_clone();
+        match proxy.execute(built).await {
+            Err(e) if *fallback && (e.is_connect() || e.is_timeout()) => {
+                *self.proxy_down.lock().expect("proxy lock") =
+                    Some(Instant::now() + PROXY_RETRY_AFTER);
+                match again {
+                    Some(r) => {
+                        log::warn!(
+                            "{}: the proxy cannot be reached ({}); going to the registry directly",
+                            self.host,
+                            describe(e)
+                        );
+                        self.http.execute(r).await
+                    }
+                    // A streamed body cannot be sent twice: the caller's retry goes direct.
+                    None => Err(e),
+                }
+            }
+            r => r,
+        }
     }
 
     pub fn host(&self) -> &str {
@@ -140,16 +239,21 @@ impl Registry {
         // Whether this call fetched a token already: a 401 to a cached token means it expired
         // (or lost its scope) and a new one is fetched once; a 401 to a fresh one is final.
         let mut fetched_token = false;
+        // A token given as is goes first, until the registry refuses it.
+        let mut given_token = self.opts.token.is_some();
         loop {
             let mut req = make();
-            if let Some(t) = self.tokens.lock().expect("token lock").get(scope) {
+            let cached = self.tokens.lock().expect("token lock").get(scope).cloned();
+            if let Some(t) = cached {
                 req = req.bearer_auth(t);
+            } else if let (true, Some(t)) = (given_token, &self.opts.token) {
+                req = req.bearer_auth(&t.0);
             } else if authed_basic {
                 if let Some(c) = &self.opts.credentials {
                     req = req.basic_auth(&c.username, Some(&c.password));
                 }
             }
-            let resp = match req.send().await {
+            let resp = match self.execute(req).await {
                 Ok(r) => r,
                 Err(e) => {
                     let kind = classify(&e);
@@ -165,6 +269,13 @@ impl Registry {
                 }
             };
             if resp.status() == StatusCode::UNAUTHORIZED {
+                if given_token && !self.tokens.lock().expect("token lock").contains_key(scope) {
+                    given_token = false;
+                    log::warn!(
+                        "{}: the registry_token given was refused for {scope}",
+                        self.host
+                    );
+                }
                 let challenge = resp
                     .headers()
                     .get("www-authenticate")
@@ -249,6 +360,67 @@ impl Registry {
             .status(status)
     }
 
+    /// With `blob_redirected_host`, the client follows no redirects itself: a blob request
+    /// the registry redirects is sent here to that host instead of the one the redirect
+    /// names (same scheme, path and query; no registry credentials), and further redirects
+    /// are followed as they come. Other answers are returned as they are.
+    async fn follow_blob_redirect(
+        &self,
+        op: Op<'_>,
+        mut resp: Response,
+        method: Method,
+        range: Option<&str>,
+    ) -> Result<Response> {
+        let Some(host) = &self.opts.blob_redirected_host else {
+            return Ok(resp);
+        };
+        let bad = |msg: String| {
+            RegistryError::new(ErrorKind::Protocol, &self.host, op.action, msg).repo(op.repo)
+        };
+        for hop in 0..10 {
+            if !resp.status().is_redirection() {
+                return Ok(resp);
+            }
+            let Some(loc) = location(&resp) else {
+                return Ok(resp);
+            };
+            let mut url = resp.url().join(&loc).map_err(|e| {
+                bad(format!(
+                    "{}: {}: a redirect to an invalid location: {e}",
+                    self.host, op.action
+                ))
+            })?;
+            if hop == 0 {
+                let (name, port) = match host.rsplit_once(':') {
+                    Some((n, p)) if !n.is_empty() && p.parse::<u16>().is_ok() => {
+                        (n, p.parse::<u16>().ok())
+                    }
+                    _ => (host.as_str(), None),
+                };
+                let set = url.set_host(Some(name)).is_ok() && url.set_port(port).is_ok();
+                if !set {
+                    return Err(bad(format!(
+                        "{}: blob_redirected_host {host:?} cannot be the host of a URL",
+                        self.host
+                    )));
+                }
+                log::debug!("{}: {}: redirected, read from {host}", self.host, op.action);
+            }
+            let mut req = self.http.request(method.clone(), url);
+            if let Some(r) = range {
+                req = req.header(RANGE, r);
+            }
+            resp = self
+                .execute(req)
+                .await
+                .map_err(|e| self.transport(op, "following a blob redirect", e))?;
+        }
+        Err(bad(format!(
+            "{}: {}: more than 10 redirects",
+            self.host, op.action
+        )))
+    }
+
     /// A manifest or index: its media type, bytes and digest (verified when `reference` is a
     /// digest).
     pub async fn get_manifest(
@@ -306,6 +478,9 @@ impl Registry {
         let scope = format!("repository:{repo}:pull");
         let resp = self
             .send(op, &scope, true, &|| self.http.head(&url))
+            .await?;
+        let resp = self
+            .follow_blob_redirect(op, resp, Method::HEAD, None)
             .await?;
         match resp.status() {
             s if s.is_success() => Ok(resp
@@ -383,6 +558,9 @@ impl Registry {
         let url = self.url(&format!("/v2/{}/blobs/{digest}", op.repo));
         let scope = format!("repository:{}:pull", op.repo);
         let resp = self.send(op, &scope, true, &|| self.http.get(&url)).await?;
+        let resp = self
+            .follow_blob_redirect(op, resp, Method::GET, None)
+            .await?;
         if !resp.status().is_success() {
             return Err(self.error_of(op, resp).await);
         }
@@ -418,6 +596,19 @@ impl Registry {
                     self.http.get(&url).header(RANGE, &range)
                 })
                 .await?;
+            let resp = match self
+                .follow_blob_redirect(op, resp, Method::GET, Some(&range))
+                .await
+            {
+                Ok(r) => r,
+                Err(e) if e.is_transient() && attempt < self.opts.retries => {
+                    attempt += 1;
+                    log::warn!("{e} (retry {attempt})");
+                    tokio::time::sleep(self.opts.retry_delay * attempt).await;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             let status = resp.status();
             let skip = match status {
                 StatusCode::PARTIAL_CONTENT => 0,

@@ -2,8 +2,9 @@
 //! streaming and verified by digest, pushed monolithically or in chunks (resuming a failed
 //! chunk from the registry's upload status), skipped when present, mounted across
 //! repositories. Authentication: anonymous, basic, and the bearer-token flow, with
-//! credentials given or read from a Docker `config.json`. TLS with a custom CA, or
-//! verification off (`--*-insecure`), or plain HTTP.
+//! credentials given or read from a Docker `config.json`, or a bearer token given as is. TLS
+//! with a custom CA, or verification off (`--*-insecure`), or plain HTTP; an HTTP proxy (with
+//! fallback to the registry when it is down); blob redirects sent to another host.
 //!
 //! Every failure is a [`RegistryError`] whose [`ErrorKind`] decides retries: transient ones
 //! (5xx, dropped connections) are retried with backoff, authentication, not-found and
@@ -15,8 +16,8 @@ mod client;
 mod error;
 mod upload;
 
-pub use auth::Credentials;
-pub use client::{Registry, RegistryOptions};
+pub use auth::{BearerToken, Credentials};
+pub use client::{ProxyOptions, Registry, RegistryOptions};
 pub use error::{chain as error_chain, ErrorKind, RegistryError, Result};
 
 use nydus_core::oci::media;

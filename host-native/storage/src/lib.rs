@@ -48,24 +48,14 @@ use std::sync::Arc;
 
 use config::{LocalBlobs, RegistryConfig};
 use local::Backend;
-use nydus_host_registry::{Credentials, RegistryOptions};
+use nydus_host_registry::{BearerToken, Credentials, ProxyOptions, RegistryOptions};
 use object::{ObjectBackend, ObjectClient};
 
-/// The registry client's options for a registry backend configuration. Keys the client cannot
-/// honour yet are refused, naming them, rather than ignored.
+/// The registry client's options for a registry backend configuration: `auth`,
+/// `registry_token` (a bearer token sent as is), `proxy` (every request through it, straight
+/// to the registry when it is down and `fallback`), `blob_redirected_host`, TLS options and
+/// retries.
 pub fn registry_options(r: &RegistryConfig) -> anyhow::Result<RegistryOptions> {
-    let refuse = |key: &str| {
-        anyhow::anyhow!("registry backend: {key:?} is not supported by this program yet")
-    };
-    if r.registry_token.is_some() {
-        return Err(refuse("registry_token"));
-    }
-    if r.blob_redirected_host.is_some() {
-        return Err(refuse("blob_redirected_host"));
-    }
-    if r.http.proxy.is_some() {
-        return Err(refuse("proxy"));
-    }
     if r.ca_cert_files.len() > 1 {
         anyhow::bail!("registry backend: \"ca_cert_files\" takes one certificate file here");
     }
@@ -78,6 +68,15 @@ pub fn registry_options(r: &RegistryConfig) -> anyhow::Result<RegistryOptions> {
             password: pass.expose().to_string(),
         }),
         retries: r.http.retry_limit,
+        token: r
+            .registry_token
+            .as_ref()
+            .map(|t| BearerToken(t.expose().to_string())),
+        proxy: r.http.proxy.as_ref().map(|p| ProxyOptions {
+            url: p.url.clone(),
+            fallback: p.fallback,
+        }),
+        blob_redirected_host: r.blob_redirected_host.clone(),
         ..Default::default()
     })
 }

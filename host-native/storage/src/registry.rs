@@ -347,6 +347,73 @@ mod tests {
         assert!(backend(&gone).open("../x", 0, 1).is_err());
     }
 
+    /// A registry that redirects every blob request to `http://blobs.invalid:1<path>?sig=1`
+    /// (a host that resolves nowhere); the requests it saw.
+    fn redirector() -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let s = seen.clone();
+        std::thread::spawn(move || {
+            for c in l.incoming() {
+                let Ok(mut c) = c else { return };
+                let mut r = BufReader::new(c.try_clone().unwrap());
+                let mut line = String::new();
+                if r.read_line(&mut line).is_err() {
+                    continue;
+                }
+                loop {
+                    let mut hl = String::new();
+                    if r.read_line(&mut hl).unwrap_or(0) == 0 || hl == "\r\n" {
+                        break;
+                    }
+                }
+                let path = line.split(' ').nth(1).unwrap_or("/").to_string();
+                s.lock().unwrap().push(line.trim().to_string());
+                let _ = c.write_all(
+                    format!(
+                        "HTTP/1.1 307 Temporary Redirect\r\nlocation: http://blobs.invalid:1{path}?sig=1\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                    )
+                    .as_bytes(),
+                );
+            }
+        });
+        (addr, seen)
+    }
+
+    #[test]
+    fn redirected_blob_reads_go_to_blob_redirected_host() {
+        let blob: Vec<u8> = (0..5000u32).map(|i| (i * 13) as u8).collect();
+        let (cdn, hits) = server(blob.clone(), 0, 0);
+        let (reg, seen) = redirector();
+        let opts = |host: Option<String>| RegistryOptions {
+            plain_http: true,
+            retries: 0,
+            blob_redirected_host: host,
+            ..Default::default()
+        };
+        let b = RegistryBackend::new(&reg, "lib/img", opts(Some(cdn.clone())))
+            .unwrap()
+            .open(ID, 0, 1)
+            .unwrap();
+        let mut buf = vec![0u8; 100];
+        b.store.read_at(1000, &mut buf).unwrap();
+        assert_eq!(buf, blob[1000..1100]);
+        assert_eq!(b.store.size().unwrap(), 5000);
+        // Each read asked the registry first, then the host given (HEAD and GET).
+        assert_eq!(hits.load(Ordering::SeqCst), 2);
+        assert_eq!(seen.lock().unwrap().len(), 2, "{:?}", seen.lock().unwrap());
+        // Without it, the redirect's own host (which does not resolve) fails the read.
+        let b = RegistryBackend::new(&reg, "lib/img", opts(None))
+            .unwrap()
+            .open(ID, 0, 1)
+            .unwrap();
+        let e = b.store.read_at(0, &mut buf).unwrap_err();
+        assert_ne!(e.kind, StoreErrorKind::NotFound, "{e}");
+        assert!(!e.message.contains("sig=1"), "{e}");
+        assert_eq!(hits.load(Ordering::SeqCst), 2);
+    }
+
     #[test]
     fn dropped_inside_a_runtime_without_panicking() {
         let (addr, _) = server(vec![1; 10], 0, 0);

@@ -33,6 +33,26 @@ use crate::store::{StoreError, StoreErrorKind};
 /// Parts in flight at once.
 pub const PARALLEL_PARTS: usize = 4;
 
+/// The smallest part S3 accepts (but the last); parts are never made smaller than this when
+/// they are evened out.
+const MIN_PART: u64 = 5 << 20;
+
+/// The length of the parts of a multipart upload of `size` bytes with parts of at most
+/// `part_size`: the part count rounded up to a multiple of [`PARALLEL_PARTS`] and the bytes
+/// spread evenly (in whole MiB), so every sender is busy until the end instead of the last
+/// part going alone (1 GB in 200 MiB parts on 4 senders: two rounds, the second with one
+/// part; in 8 parts of 120 MiB: two full rounds). Parts below [`MIN_PART`] are not made.
+pub fn part_len(size: u64, part_size: u64) -> u64 {
+    let count = size.div_ceil(part_size.max(1));
+    let even = count.div_ceil(PARALLEL_PARTS as u64) * PARALLEL_PARTS as u64;
+    let len = size.div_ceil(even).div_ceil(1 << 20) << 20;
+    if count <= 1 || len < MIN_PART || len > part_size {
+        part_size
+    } else {
+        len
+    }
+}
+
 /// What an upload did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Uploaded {
@@ -271,7 +291,7 @@ impl ObjectClient {
         size: u64,
         upload_id: &str,
     ) -> Result<usize, StoreError> {
-        let part = self.part_size;
+        let part = part_len(size, self.part_size);
         let count = size.div_ceil(part) as usize;
         let done: Mutex<Vec<Option<SentPart>>> = Mutex::new(vec![None; count]);
         let next = AtomicU64::new(0);
@@ -470,5 +490,31 @@ impl ObjectClient {
             },
             &err,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parts_are_evened_out_for_the_senders() {
+        const MIB: u64 = 1 << 20;
+        // 1 GB with 200 MiB parts: 8 parts of 120 MiB (the last shorter), not 5.
+        assert_eq!(part_len(1_000_000_000, 200 * MIB), 120 * MIB);
+        assert_eq!(1_000_000_000u64.div_ceil(120 * MIB), 8);
+        // Already a multiple of the senders: unchanged.
+        assert_eq!(part_len(800 * MIB, 200 * MIB), 200 * MIB);
+        // Evened-out parts would be below 5 MiB: the part size stays.
+        assert_eq!(part_len((20 << 20) + 123, 5 * MIB), 5 * MIB);
+        // One part only (a single PUT anyway) and tiny part sizes.
+        assert_eq!(part_len(100, 200 * MIB), 200 * MIB);
+        assert_eq!(part_len(100, 1), 1);
+        // Never above the part size asked for.
+        for size in [6 * MIB, 41 * MIB + 7, 999 * MIB, 5_000 * MIB] {
+            for ps in [5 * MIB, 8 * MIB, 64 * MIB, 200 * MIB] {
+                assert!(part_len(size, ps) <= ps, "{size} {ps}");
+            }
+        }
     }
 }

@@ -316,6 +316,7 @@ impl Job {
             src: &self.src,
             dst: &self.dst,
             scratch: &self.scratch,
+            backend: None,
         };
         c.copy_manifest(&d.digest, None).await.map(|_| ())
     }

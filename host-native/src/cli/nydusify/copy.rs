@@ -44,8 +44,17 @@ pub struct CopyArgs {
     /// Accepted for compatibility.
     #[arg(long = "nydus-image")]
     pub nydus_image: Option<PathBuf>,
-    #[arg(long = "source-backend-type")]
+    /// Where the Nydus source's blobs are when its manifest lists only the bootstrap layer
+    /// (`localfs`, `s3`, `oss`): they are copied to the target as blob layers.
+    #[arg(long = "source-backend-type", alias = "source_backend_type")]
     pub source_backend_type: Option<String>,
+    #[arg(long = "source-backend-config", alias = "source_backend_config")]
+    pub source_backend_config: Option<String>,
+    #[arg(
+        long = "source-backend-config-file",
+        alias = "source_backend_config_file"
+    )]
+    pub source_backend_config_file: Option<PathBuf>,
 }
 
 fn location(arg: &str, flag: &str) -> Result<Location> {
@@ -57,8 +66,16 @@ fn location(arg: &str, flag: &str) -> Result<Location> {
 
 /// The copy `copy`'s options describe.
 pub fn options(a: &CopyArgs) -> Result<CopyOptions> {
-    if a.source_backend_type.is_some() {
-        bail!("nydusify copy --source-backend-type is not supported by this nydusify yet");
+    let source_backend = super::backend_config(
+        a.source_backend_type.as_deref(),
+        a.source_backend_config.as_deref(),
+        a.source_backend_config_file.as_deref(),
+        "--source-backend",
+    )?;
+    if source_backend.is_none()
+        && (a.source_backend_config.is_some() || a.source_backend_config_file.is_some())
+    {
+        bail!("--source-backend-config needs --source-backend-type (localfs, s3 or oss)");
     }
     let platform = super::platform_arg(a.platform.as_deref())?;
     let delay = parse_duration(&a.push_retry_delay)
@@ -78,6 +95,7 @@ pub fn options(a: &CopyArgs) -> Result<CopyOptions> {
         retry_delay: delay,
         push_chunk_size: chunk,
         work_dir: a.work_dir.clone(),
+        source_backend,
     })
 }
 
