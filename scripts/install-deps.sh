@@ -1,13 +1,47 @@
 #!/usr/bin/env bash
-# Installs everything the build, the tests and the benchmark need on a bare Debian machine
-# with a rustup toolchain. Idempotent: already-present tools are skipped.
+# Installs what a bare Debian machine with a rustup toolchain lacks. Idempotent: already-present
+# tools are skipped.
+#
+# usage: scripts/install-deps.sh               everything the build, the tests and the
+#                                              benchmarks need (scripts/test.sh)
+#        scripts/install-deps.sh --quickstart  only what scripts/quickstart.sh's journey needs:
+#                                              a C compiler for the build, docker-registry,
+#                                              umoci and skopeo (the FUSE mount is pure Rust:
+#                                              no libfuse, no fusermount3)
 set -euo pipefail
+
+case "${1:-}" in
+    "") quickstart=0 ;;
+    --quickstart) quickstart=1 ;;
+    *) echo "usage: $0 [--quickstart]" >&2; exit 2 ;;
+esac
 
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
 need_apt=()
 have() { command -v "$1" >/dev/null 2>&1; }
+apt_install() {
+    if [ "${#need_apt[@]}" -gt 0 ]; then
+        echo "install-deps: apt-get install ${need_apt[*]}"
+        $SUDO apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+    fi
+}
+
+# The quickstart's journey: the loopback registry, and the image built and pushed into it.
+have umoci || need_apt+=(umoci)
+have skopeo || need_apt+=(skopeo)
+have docker-registry || need_apt+=(docker-registry)
+if [ "$quickstart" = 1 ]; then
+    # rustc links with cc; zstd-sys and ring compile their C with it (the full set below
+    # takes the toolchain's cc as given).
+    have cc || need_apt+=(gcc)
+    apt_install
+    exit 0
+fi
+
+# Only the tests and the benchmarks need the rest.
 have fsck.erofs || need_apt+=(erofs-utils)
 have fusermount3 || need_apt+=(fuse3)
 have setfattr || need_apt+=(attr)
@@ -21,17 +55,10 @@ have debootstrap || need_apt+=(debootstrap)
 have mkfs.erofs || need_apt+=(erofs-utils)
 have perl || need_apt+=(perl)
 have bc || need_apt+=(bc)
-have umoci || need_apt+=(umoci)
-have skopeo || need_apt+=(skopeo)
 have chromium || need_apt+=(chromium)
-have docker-registry || need_apt+=(docker-registry)
 have htpasswd || need_apt+=(apache2-utils)
 have npm || need_apt+=(npm)
-if [ "${#need_apt[@]}" -gt 0 ]; then
-    echo "install-deps: apt-get install ${need_apt[*]}"
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
-fi
+apt_install
 
 if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
     echo "install-deps: rustup target add wasm32-unknown-unknown"
