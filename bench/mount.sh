@@ -14,7 +14,8 @@
 #   RSS     the daemon's peak RSS after all of the above
 #
 # usage: bench/mount.sh [TREE]     (needs root, docker-registry, umoci, skopeo)
-#        ONLY="ours erofs" picks servers (in that order); LOG_LEVEL=info SHOW_LOG=1 shows our daemon's log.
+#        ONLY="ours erofs" picks servers (in that order); PROFILE=1 prints a perf profile
+#        of each daemon during the warm read; LOG_LEVEL=info SHOW_LOG=1 shows our daemon's log.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/nydus-target}"
@@ -127,7 +128,17 @@ run() { # kind, label
     t0=$(now); find "$r" -ls >/dev/null; find=$(since "$t0")
     t0=$(now); tar -C "$r" -cf - . | cat >/dev/null; cold=$(since "$t0")
     drop
+    local perf=""
+    if [ -n "${PROFILE:-}" ] && [ -n "$DPID" ]; then
+        perf record -F 999 -g -p "$DPID" -o "$W/perf.data" >/dev/null 2>&1 & perf=$!
+        sleep 0.5
+    fi
     t0=$(now); tar -C "$r" -cf - . | cat >/dev/null; warm=$(since "$t0")
+    if [ -n "$perf" ]; then
+        kill -INT "$perf"; wait "$perf" || true
+        perf report -i "$W/perf.data" --no-children --stdio --sort symbol 2>/dev/null \
+            | grep -v '^#' | grep '%' | head -25 >&2
+    fi
     rssv=$(rss)
     stop "$kind"
     drop

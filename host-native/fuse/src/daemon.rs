@@ -93,6 +93,7 @@ pub fn mount<F: Filesystem + Send + Sync + 'static>(
     let mut image = ImageFs::new(fs.clone(), reader.clone())
         .with_context(|| "the bootstrap's root directory cannot be read".to_string())?;
     image.widen_across_files();
+    image.read_ahead(2);
     let (busy, stats) = (image.busy(), image.stats());
     let mut cfg = Config::default();
     cfg.mount_options = vec![

@@ -123,6 +123,7 @@ pub struct ImageFs<F> {
     stats: Arc<FsStats>,
     total_bytes: u64,
     neighbors: crate::neighbors::Lazy,
+    ahead: Option<crate::ahead::ReadAhead>,
 }
 
 impl<F: Rafs + Send + Sync + 'static> ImageFs<F> {
@@ -142,6 +143,7 @@ impl<F: Rafs + Send + Sync + 'static> ImageFs<F> {
             stats: Arc::new(FsStats::default()),
             total_bytes,
             neighbors: crate::neighbors::Lazy::default(),
+            ahead: None,
         })
     }
 
@@ -151,6 +153,13 @@ impl<F: Rafs + Send + Sync + 'static> ImageFs<F> {
     pub fn widen_across_files(&mut self) {
         if self.reader.cache().is_some() {
             self.neighbors = crate::neighbors::Lazy::start(self.fs.clone());
+        }
+    }
+
+    /// Reads ahead in big files on `threads` background threads (with a cache only).
+    pub fn read_ahead(&mut self, threads: usize) {
+        if self.reader.cache().is_some() {
+            self.ahead = Some(crate::ahead::ReadAhead::start(self.reader.clone(), threads));
         }
     }
 
@@ -259,6 +268,7 @@ impl<F: Rafs + Send + Sync + 'static> ImageFs<F> {
         let p = plan(&*self.fs, inode, offset, span).map_err(FsError::Decode)?;
         self.fetch_following(&p);
         let segments = self.reader.segments(&p).map_err(FsError::Read)?;
+        self.queue_ahead(inode, offset + span, want);
         let n = want.min(p.len) as usize;
         let mut out = Vec::with_capacity(n);
         for s in slices(&segments) {
@@ -269,6 +279,29 @@ impl<F: Rafs + Send + Sync + 'static> ImageFs<F> {
             out.extend_from_slice(&s[..s.len().min(room)]);
         }
         Ok(out)
+    }
+
+    /// Queues the uncached chunks of the next stretch of a big file (from `from` on, two
+    /// batches) after a read of `want` bytes that looks sequential (a large read, or the
+    /// first bytes of the file).
+    fn queue_ahead(&self, inode: &Inode, from: u64, want: u64) {
+        let (Some(ahead), Some(cache)) = (&self.ahead, self.reader.cache()) else {
+            return;
+        };
+        if from >= inode.size || (want < 64 << 10 && from > self.widen.max(want)) {
+            return;
+        }
+        let Ok(next) = plan(&*self.fs, inode, from, 2 * self.widen) else {
+            return;
+        };
+        let job: Vec<_> = next
+            .chunks()
+            .filter(|e| !cache.has(&e.chunk))
+            .copied()
+            .collect();
+        if !job.is_empty() {
+            ahead.submit(job);
+        }
     }
 
     /// Fetches, with the chunks of `p`, the uncached chunks stored after its last one, up to

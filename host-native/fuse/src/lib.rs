@@ -4,6 +4,7 @@
 //!
 //! - [`fs`]: the FUSE filesystem ([`fs::ImageFs`]) and the one errno mapping.
 //! - [`inodes`]: FUSE inode numbers for image inodes (hard links share one).
+//! - [`ahead`]: read-ahead of big files on background threads.
 //! - [`neighbors`]: every chunk by blob order, to widen small reads to the chunks after them.
 //! - [`prefetch`]: the prefetch table, then optionally everything, in the background, user
 //!   reads first, with a bandwidth limit.
@@ -11,6 +12,7 @@
 //! - [`config`]: upstream nydusd's v1 and v2 JSON configurations.
 //! - [`api`]: the API socket (`GET /api/v1/daemon`).
 
+pub mod ahead;
 pub mod api;
 pub mod config;
 pub mod daemon;
