@@ -124,6 +124,8 @@ pub struct ImageFs<F> {
     total_bytes: u64,
     neighbors: crate::neighbors::Lazy,
     ahead: Option<crate::ahead::ReadAhead>,
+    /// The kernel opens files without asking (FUSE_NO_OPEN_SUPPORT was agreed).
+    no_open: bool,
 }
 
 impl<F: Rafs + Send + Sync + 'static> ImageFs<F> {
@@ -144,6 +146,7 @@ impl<F: Rafs + Send + Sync + 'static> ImageFs<F> {
             total_bytes,
             neighbors: crate::neighbors::Lazy::default(),
             ahead: None,
+            no_open: false,
         })
     }
 
@@ -374,6 +377,18 @@ impl<F: Rafs + Send + Sync + 'static> Filesystem for ImageFs<F> {
             | InitFlags::FUSE_READDIRPLUS_AUTO
             | InitFlags::FUSE_PARALLEL_DIROPS;
         let _ = config.add_capabilities(want & config.capabilities());
+        // No OPEN/RELEASE round trip per file: the first open answers ENOSYS and the kernel
+        // opens files itself from then on, keeping their page cache (its default then). The
+        // mount is read-only, so the kernel refuses write opens before they reach us.
+        if config
+            .capabilities()
+            .contains(InitFlags::FUSE_NO_OPEN_SUPPORT)
+            && config
+                .add_capabilities(InitFlags::FUSE_NO_OPEN_SUPPORT)
+                .is_ok()
+        {
+            self.no_open = true;
+        }
         let _ = config.set_max_readahead(1 << 20);
         Ok(())
     }
@@ -423,6 +438,7 @@ impl<F: Rafs + Send + Sync + 'static> Filesystem for ImageFs<F> {
             Ok(())
         });
         match r {
+            Ok(()) if self.no_open => reply.error(Errno::ENOSYS),
             Ok(()) => reply.opened(FileHandle(0), FopenFlags::FOPEN_KEEP_CACHE),
             Err(e) => reply.error(errno(&e)),
         }

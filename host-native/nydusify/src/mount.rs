@@ -39,7 +39,8 @@ pub struct MountOptions {
     pub backend: Option<BackendConfig>,
     pub mount_path: PathBuf,
     pub work_dir: PathBuf,
-    /// Fetch every chunk in the background after mounting.
+    /// Fetch the prefetch table's files, then every chunk, in the background after mounting
+    /// (without it nothing is fetched before it is read).
     pub prefetch_all: bool,
     /// Prefetch bandwidth limit, bytes per second (0: none).
     pub prefetch_bandwidth: u64,
@@ -128,8 +129,10 @@ pub fn mount(o: &MountOptions) -> Result<Daemon> {
             batch_size: o.batch_size,
             ..Default::default()
         },
-        prefetch: Some(PrefetchOptions {
-            all: o.prefetch_all,
+        // As upstream: nothing is fetched ahead without --prefetch; with it, the prefetch
+        // table first, then everything.
+        prefetch: o.prefetch_all.then(|| PrefetchOptions {
+            all: true,
             bandwidth: o.prefetch_bandwidth,
             ..Default::default()
         }),

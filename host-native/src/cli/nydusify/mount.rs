@@ -30,7 +30,7 @@ pub struct MountArgs {
     /// The backend configuration from a JSON file.
     #[arg(long = "backend-config-file", alias = "backend_config_file")]
     pub backend_config_file: Option<PathBuf>,
-    /// Fetch every chunk in the background after mounting (the prefetch table always first).
+    /// Fetch every chunk in the background after mounting (the prefetch table's files first).
     #[arg(long = "prefetch")]
     pub prefetch: bool,
     /// Prefetch bandwidth limit in bytes per second (0: none).
