@@ -655,3 +655,50 @@ fn bad_mount_options_are_clear_errors() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("/nonexistent.json"));
 }
+
+/// The golden layer stack (whiteouts, an opaque directory, a directory replaced by a file,
+/// hard links; three gzip layers, so three blobs merged in one bootstrap) mounts equal to
+/// umoci's unpack of the OCI image (the layers applied as a runtime applies them).
+#[test]
+fn a_merged_multi_layer_image_equals_the_unpacked_oci_image() {
+    require_root();
+    let reg = TestRegistry::start(None);
+    let t = tempfile::tempdir().unwrap();
+    golden_layers(t.path());
+    let tars: Vec<PathBuf> = (1..=3)
+        .map(|i| t.path().join(format!("layer{i}.tar")))
+        .collect();
+    let layout = t.path().join("layout");
+    umoci_image(&layout, "t", &tars, "amd64");
+    let src = format!("{}/src/golden:t", reg.addr);
+    skopeo_push(&layout, "t", &src, false);
+    let bundle = t.path().join("bundle");
+    let o = run(Command::new("umoci")
+        .args(["unpack", "--image"])
+        .arg(format!("{}:t", layout.display()))
+        .arg(&bundle));
+    assert!(
+        o.status.success(),
+        "umoci unpack: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let dst = format!("{}/dst/golden:nydus", reg.addr);
+    convert(&t.path().join("cw"), &src, &dst, &[]);
+    let raw = skopeo_raw(&dst);
+    assert_eq!(
+        raw["layers"].as_array().unwrap().len(),
+        4,
+        "three blobs and the bootstrap"
+    );
+    let (mp, work) = (t.path().join("mnt"), t.path().join("w"));
+    let d = Served::start(
+        mount_cmd(&dst, &mp, &work, &[]),
+        &mp,
+        &t.path().join("d.log"),
+    );
+    assert_same_tree(
+        &list_tree(&bundle.join("rootfs"), ListOptions::default()),
+        &list_tree(&mp, ListOptions::default()),
+    );
+    d.stop();
+}

@@ -167,7 +167,7 @@ fn check_passes_a_good_image_and_names_problems() {
     assert!(err.contains("not a Nydus image"), "{err}");
 
     // Subcommands not built yet say so.
-    let o = nydusify(&["mount", "--target", "b"]);
+    let o = nydusify(&["commit", "--target", "b"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("not supported by this nydusify yet"));
 }
