@@ -8,8 +8,9 @@
 use std::collections::HashSet;
 use std::sync::{Arc, OnceLock};
 
-use nydus_core::model::FileType;
-use nydus_core::read::{walk, ChunkExtent, Filesystem, ReadPlan};
+use nydus_core::read::{ChunkExtent, Filesystem, ReadPlan};
+
+use crate::prefetch::every_chunk;
 
 /// Largest chunk count indexed (about 80 bytes each).
 pub const MAX_CHUNKS: usize = 1 << 20;
@@ -24,33 +25,13 @@ impl Neighbors {
     /// Indexes the chunks of `fs`; `None` when the image has more than [`MAX_CHUNKS`] or its
     /// bootstrap cannot be read.
     pub fn build<F: Filesystem + ?Sized>(fs: &F) -> Option<Neighbors> {
-        let mut seen = HashSet::new();
-        let mut all = Vec::new();
-        let r = walk(fs, &mut |_, i| {
-            if i.file_type == FileType::Regular && i.size > 0 {
-                for c in fs.all_chunks(i.nid)? {
-                    if seen.insert((c.chunk.blob_index, c.chunk.index, c.chunk.digest)) {
-                        all.push(c.chunk);
-                    }
-                }
-            }
-            if all.len() > MAX_CHUNKS {
-                return Err(nydus_core::error::DecodeError::Cycle { nid: u64::MAX });
-            }
-            Ok(())
-        });
-        if r.is_err() {
-            return None;
-        }
+        let all = every_chunk(fs, &mut HashSet::new(), MAX_CHUNKS).ok()??;
         let plan = ReadPlan::whole_chunks(&all, fs.blobs()).ok()?;
         let mut by_blob: Vec<Vec<ChunkExtent>> = vec![Vec::new(); fs.blobs().len()];
         for e in plan.chunks() {
             if let Some(v) = by_blob.get_mut(e.chunk.blob_index as usize) {
                 v.push(*e);
             }
-        }
-        for v in &mut by_blob {
-            v.sort_by_key(|e| (e.chunk.compressed_offset, e.chunk.uncompressed_offset));
         }
         Some(Neighbors { by_blob })
     }

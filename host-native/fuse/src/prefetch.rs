@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use nydus_core::error::DecodeError;
 use nydus_core::model::{ChunkRef, FileType};
 use nydus_core::read::{prefetch, walk, ChunkExtent, Filesystem, ReadPlan};
+use nydus_host_storage::reader::batch_runs;
 use nydus_host_storage::ChunkReader;
 
 /// What to prefetch, and how.
@@ -68,7 +69,7 @@ impl Prefetch {
 pub fn chunks<F: Filesystem + ?Sized>(fs: &F, all: bool) -> Result<Vec<ChunkRef>, DecodeError> {
     let mut seen = HashSet::new();
     let mut out = Vec::new();
-    let mut add = |out: &mut Vec<ChunkRef>, nid: u64| -> Result<(), DecodeError> {
+    let mut add = |seen: &mut HashSet<ChunkKey>, nid: u64| -> Result<(), DecodeError> {
         for c in fs.all_chunks(nid)? {
             if seen.insert((c.chunk.blob_index, c.chunk.index, c.chunk.digest)) {
                 out.push(c.chunk);
@@ -83,7 +84,7 @@ pub fn chunks<F: Filesystem + ?Sized>(fs: &F, all: bool) -> Result<Vec<ChunkRef>
         while let Some(n) = stack.pop() {
             let i = fs.inode(n)?;
             match i.file_type {
-                FileType::Regular => add(&mut out, n)?,
+                FileType::Regular => add(&mut seen, n)?,
                 FileType::Directory if dirs.insert(n) => {
                     stack.extend(fs.read_dir(n)?.into_iter().rev().map(|e| e.nid))
                 }
@@ -92,17 +93,42 @@ pub fn chunks<F: Filesystem + ?Sized>(fs: &F, all: bool) -> Result<Vec<ChunkRef>
         }
     }
     if all {
-        let mut rest = Vec::new();
-        walk(fs, &mut |_, i| {
-            if i.file_type == FileType::Regular {
-                add(&mut rest, i.nid)?;
-            }
-            Ok(())
-        })?;
-        rest.sort_by_key(|c| (c.blob_index, c.compressed_offset, c.uncompressed_offset));
-        out.extend(rest);
+        if let Some(rest) = every_chunk(fs, &mut seen, usize::MAX)? {
+            out.extend(rest);
+        }
     }
     Ok(out)
+}
+
+/// Identifies a chunk of an image (two files sharing a chunk share it).
+type ChunkKey = (u32, u32, nydus_core::digest::Digest);
+
+/// Every chunk of the image's regular files not in `seen` (added to it), each once, sorted by
+/// blob and stored offset; `None` once there are more than `limit`.
+pub fn every_chunk<F: Filesystem + ?Sized>(
+    fs: &F,
+    seen: &mut HashSet<ChunkKey>,
+    limit: usize,
+) -> Result<Option<Vec<ChunkRef>>, DecodeError> {
+    let mut out = Vec::new();
+    let mut over = false;
+    walk(fs, &mut |_, i| {
+        if over || i.file_type != FileType::Regular || i.size == 0 {
+            return Ok(());
+        }
+        for c in fs.all_chunks(i.nid)? {
+            if seen.insert((c.chunk.blob_index, c.chunk.index, c.chunk.digest)) {
+                out.push(c.chunk);
+            }
+        }
+        over = out.len() > limit;
+        Ok(())
+    })?;
+    if over {
+        return Ok(None);
+    }
+    out.sort_by_key(|c| (c.blob_index, c.compressed_offset, c.uncompressed_offset));
+    Ok(Some(out))
 }
 
 /// Spaces requests to at most `rate` bytes a second.
@@ -173,20 +199,7 @@ fn run<F: Filesystem + Sync>(
         .planned_chunks
         .store(list.len() as u64, Ordering::Relaxed);
     // Runs of about one batch of one blob, taken by the threads in order.
-    let batch = reader.options().batch_size;
-    let mut runs: Vec<&[ChunkExtent]> = Vec::new();
-    let (mut start, mut bytes) = (0, 0u64);
-    for (k, e) in list.iter().enumerate() {
-        if k > start && (list[k - 1].chunk.blob_index != e.chunk.blob_index || bytes >= batch) {
-            runs.push(&list[start..k]);
-            start = k;
-            bytes = 0;
-        }
-        bytes += u64::from(e.chunk.compressed_size);
-    }
-    if start < list.len() {
-        runs.push(&list[start..]);
-    }
+    let runs = batch_runs(&list, reader.options().batch_size, |e| &e.chunk);
     let throttle = Throttle {
         rate: o.bandwidth,
         start: Instant::now(),

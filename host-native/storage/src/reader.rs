@@ -298,6 +298,31 @@ fn span(e: &ChunkExtent, layout: BlobLayout) -> (u64, u64) {
     }
 }
 
+/// `items` cut, in their order, into runs of one blob each holding about `batch` bytes as
+/// stored (a run ends once it reaches `batch`, or where the blob changes): what one request
+/// of merged adjacent chunks can fetch. `chunk` gives an item's chunk.
+pub fn batch_runs<'a, T>(
+    items: &'a [T],
+    batch: u64,
+    chunk: impl Fn(&'a T) -> &'a nydus_core::model::ChunkRef,
+) -> Vec<&'a [T]> {
+    let mut runs = Vec::new();
+    let (mut start, mut bytes) = (0, 0u64);
+    for k in 0..items.len() {
+        let c = chunk(&items[k]);
+        if k > start && (chunk(&items[k - 1]).blob_index != c.blob_index || bytes >= batch) {
+            runs.push(&items[start..k]);
+            start = k;
+            bytes = 0;
+        }
+        bytes += u64::from(c.compressed_size);
+    }
+    if start < items.len() {
+        runs.push(&items[start..]);
+    }
+    runs
+}
+
 impl ChunkReader {
     /// A reader of the blobs of `blobs` (a bootstrap's blob table, ids resolved) through
     /// `backend`.
@@ -598,22 +623,7 @@ impl ChunkReader {
             (c.blob_index, c.compressed_offset, c.uncompressed_offset)
         });
         // Runs of about one batch, in blob order, taken by the threads one at a time.
-        let mut runs: Vec<&[usize]> = Vec::new();
-        let mut start = 0;
-        let mut bytes = 0u64;
-        for (k, &i) in order.iter().enumerate() {
-            let c = &chunks[i].chunk;
-            let same = k > start && chunks[order[k - 1]].chunk.blob_index == c.blob_index;
-            if k > start && (!same || bytes >= self.opts.batch_size) {
-                runs.push(&order[start..k]);
-                start = k;
-                bytes = 0;
-            }
-            bytes += u64::from(c.compressed_size);
-        }
-        if start < order.len() {
-            runs.push(&order[start..]);
-        }
+        let runs = batch_runs(&order, self.opts.batch_size, |&i| &chunks[i].chunk);
         let next = std::sync::atomic::AtomicUsize::new(0);
         std::thread::scope(|s| {
             for _ in 0..threads.max(1) {
