@@ -9,7 +9,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context, Result};
-use nydus_core::oci::bootstrap_layer::extract_bootstrap;
 use nydus_core::oci::check::{check_bootstrap_blobs, check_manifest, compare_configs, is_nydus};
 use nydus_core::oci::manifest::{parse_document, Document, Platform};
 use nydus_core::oci::reference::Reference;
@@ -20,9 +19,6 @@ use nydus_host_registry::Registry;
 use nydus_host_storage::atomic::write_file;
 
 use crate::{is_nydus_entry, registry_for};
-
-/// Largest bootstrap layer fetched into memory.
-const MAX_BOOTSTRAP_LAYER: usize = 1 << 30;
 
 /// An image reference and how the user wrote it (for messages).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,11 +119,7 @@ async fn check_with(reg: &Arc<Registry>, o: &CheckOptions) -> Result<Report> {
         return Ok(report);
     }
     // Rule 2: the bootstrap.
-    let layer = manifest.layers.last().expect("is_nydus");
-    let mut gz = Vec::new();
-    reg.pull_blob(repo, &layer.digest, &mut gz).await?;
-    let boot = extract_bootstrap(&gz, MAX_BOOTSTRAP_LAYER)
-        .map_err(|e| anyhow!("{}: bootstrap layer {}: {e}", o.target.shown, layer.digest))?;
+    let boot = crate::resolve::bootstrap_of(reg, repo, &manifest, &o.target.shown).await?;
     out("nydus_bootstrap", &boot)?;
     let rafs = match Rafs::open(boot.clone()) {
         Ok(r) => r,

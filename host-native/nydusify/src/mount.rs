@@ -8,8 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context, Result};
-use nydus_core::oci::bootstrap_layer::extract_bootstrap;
+use anyhow::{bail, Context, Result};
 use nydus_core::oci::check::is_nydus;
 use nydus_core::oci::manifest::Platform;
 use nydus_core::oci::reference::Reference;
@@ -22,9 +21,6 @@ use nydus_host_storage::open::resolved_blobs;
 use nydus_host_storage::{open_backend, open_image, ReaderOptions, RegistryBackend};
 
 use crate::registry_for;
-
-/// Largest bootstrap layer pulled.
-const MAX_BOOTSTRAP_LAYER: usize = 1 << 30;
 
 /// What to mount, from where, and how.
 #[derive(Debug, Clone)]
@@ -80,11 +76,7 @@ pub fn pull_bootstrap(o: &MountOptions) -> Result<PathBuf> {
                 o.shown
             );
         }
-        let layer = m.layers.last().expect("is_nydus");
-        let mut gz = Vec::new();
-        reg.pull_blob(&t.repository, &layer.digest, &mut gz).await?;
-        extract_bootstrap(&gz, MAX_BOOTSTRAP_LAYER)
-            .map_err(|e| anyhow!("{}: bootstrap layer {}: {e}", o.shown, layer.digest))
+        crate::resolve::bootstrap_of(&reg, &t.repository, &m, &o.shown).await
     })?;
     std::fs::create_dir_all(&o.work_dir)
         .with_context(|| format!("creating the work directory {}", o.work_dir.display()))?;

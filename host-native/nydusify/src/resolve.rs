@@ -1,7 +1,9 @@
 //! An image reference resolved to one manifest: a manifest as is, an index by platform
-//! (preferring its Nydus entry when both an OCI and a Nydus manifest match).
+//! (preferring its Nydus entry when both an OCI and a Nydus manifest match), and a Nydus
+//! manifest's bootstrap.
 
 use anyhow::{anyhow, bail, Context, Result};
+use nydus_core::oci::bootstrap_layer::extract_bootstrap;
 use nydus_core::oci::manifest::{parse_document, Document, Index, Manifest, Platform};
 use nydus_host_registry::Registry;
 
@@ -38,4 +40,25 @@ pub async fn manifest_for(
             }
         }
     }
+}
+
+/// Largest bootstrap layer pulled into memory.
+const MAX_BOOTSTRAP_LAYER: usize = 1 << 30;
+
+/// The bootstrap (`image/image.boot`) of Nydus manifest `m` in `repo`: its last layer, pulled
+/// (verified by digest) and extracted.
+pub async fn bootstrap_of(
+    reg: &Registry,
+    repo: &str,
+    m: &Manifest,
+    shown: &str,
+) -> Result<Vec<u8>> {
+    let layer = m
+        .layers
+        .last()
+        .with_context(|| format!("{shown}: the manifest has no layers"))?;
+    let mut gz = Vec::new();
+    reg.pull_blob(repo, &layer.digest, &mut gz).await?;
+    extract_bootstrap(&gz, MAX_BOOTSTRAP_LAYER)
+        .map_err(|e| anyhow!("{shown}: bootstrap layer {}: {e}", layer.digest))
 }
