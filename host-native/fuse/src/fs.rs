@@ -266,10 +266,24 @@ impl<F: Rafs + Send + Sync + 'static> ImageFs<F> {
     fn read_inode(&self, inode: &Inode, offset: u64, size: u32) -> Result<Vec<u8>, FsError> {
         let want = u64::from(size);
         // The wanted range and, widened, the chunks after it: fetched in one request, kept
-        // in the caches for the next reads.
+        // in the caches for the next reads. Once the wanted chunks are cached, only they are
+        // read (a warm read touches no other chunk).
         let span = want.max(self.widen);
-        let p = plan(&*self.fs, inode, offset, span).map_err(FsError::Decode)?;
-        self.fetch_following(&p);
+        let wide = || plan(&*self.fs, inode, offset, span).map_err(FsError::Decode);
+        let p = match self.reader.cache() {
+            Some(cache) if span > want => {
+                let p = plan(&*self.fs, inode, offset, want).map_err(FsError::Decode)?;
+                if !p.chunks().all(|e| cache.has(&e.chunk)) {
+                    self.fetch_following(&wide()?);
+                }
+                p
+            }
+            _ => {
+                let p = wide()?;
+                self.fetch_following(&p);
+                p
+            }
+        };
         let segments = self.reader.segments(&p).map_err(FsError::Read)?;
         self.queue_ahead(inode, offset + span, want);
         let n = want.min(p.len) as usize;
