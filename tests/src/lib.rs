@@ -10,6 +10,11 @@ use std::os::unix::fs::{symlink, FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+pub mod overlay;
+pub mod served;
+pub use overlay::*;
+pub use served::*;
+
 use nydus_core::digest::Sha256Stream;
 use nydus_core::model::split_dev_t;
 

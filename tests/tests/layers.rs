@@ -6,7 +6,8 @@
 //! from overlayfs-format directories. The merged v6 image is also mounted by the kernel's EROFS
 //! driver with one `device=` per blob. Real layers come from `umoci` over a debootstrap rootfs;
 //! that image also goes through a registry: `nydusify convert` and `check --source`, and the
-//! pulled bootstrap and blobs must equal the overlayfs view.
+//! pulled bootstrap and blobs, and the image mounted by `nydusify mount`, must equal the
+//! overlayfs view.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -171,20 +172,6 @@ fn tar_of(dir: &Path, out: &Path) {
         .args(["-cf"])
         .arg(out)
         .arg("."));
-}
-
-/// The kernel's overlayfs view of the layers (lowest first).
-fn overlay_view(layers: &[PathBuf], mnt: &Path) -> Vec<String> {
-    fs::create_dir_all(mnt).unwrap();
-    let lower: Vec<String> = layers.iter().rev().map(|p| s(p)).collect();
-    let _g = mount(
-        Path::new("overlay"),
-        mnt,
-        "overlay",
-        &format!("lowerdir={}", lower.join(":")),
-    )
-    .unwrap_or_else(|e| panic!("the kernel's overlayfs is needed as the oracle: {e}"));
-    list_tree(mnt, ListOptions::default())
 }
 
 /// Unpacks an image through `nydus-image unpack` and GNU tar, and lists it.
@@ -510,37 +497,7 @@ fn umoci_layers_of_a_debootstrap_rootfs() {
     let layers = umoci_layers(&layout);
     assert_eq!(layers.len(), 2, "base + upper layer");
     // The oracle: each layer extracted in overlayfs form, mounted as an overlay.
-    let mut ovl = Vec::new();
-    for (i, l) in layers.iter().enumerate() {
-        let d = dir(t.path(), &format!("ovl{i}"));
-        let o = run(Command::new("tar")
-            .args([
-                "--xattrs",
-                "--xattrs-include=*",
-                "--numeric-owner",
-                "--delay-directory-restore",
-                "-xzpf",
-            ])
-            .arg(l)
-            .arg("-C")
-            .arg(&d));
-        // umoci also writes `man/.wh.<child>` after replacing directory `man` by a file;
-        // those whiteouts hide nothing and tar cannot create them: the only errors allowed.
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert!(
-            o.status.success()
-                || err
-                    .lines()
-                    .all(|l| (l.contains("/.wh.") && l.contains("Not a directory"))
-                        || l.contains("Exiting with failure status")),
-            "extracting {}: {err}",
-            l.display()
-        );
-        oci_to_overlay(&d);
-        inherit_implicit_dirs(l, &d, &ovl);
-        ovl.push(d);
-    }
-    let want = overlay_view(&ovl, &t.path().join("overlay"));
+    let want = overlay_view_of_oci_layers(&layers, t.path());
     assert!(want.iter().any(|l| l.starts_with("var/cache/fresh/f ")));
     assert!(!want
         .iter()
@@ -631,6 +588,16 @@ fn umoci_layers_of_a_debootstrap_rootfs() {
     let boot = chk.join("nydus_bootstrap");
     nydus_image_ok(&["check", "-B", &s(&boot), "-D", &s(&pulled)]);
     assert_same_tree(&want, &unpack_view(&boot, &pulled, t.path()));
+
+    // And mounted lazily by `nydusify mount` from the registry: the same view.
+    let mp = t.path().join("mnt");
+    let d = Served::start(
+        mount_cmd(&dst, &mp, &t.path().join("mw"), &[]),
+        &mp,
+        &t.path().join("mount.log"),
+    );
+    assert_same_tree(&want, &list_tree(&mp, ListOptions::default()));
+    d.stop();
 }
 
 /// The layer blobs of the single image in an OCI layout, lowest first.
@@ -652,72 +619,6 @@ fn umoci_layers(layout: &Path) -> Vec<PathBuf> {
         .iter()
         .map(|l| blob(l["digest"].as_str().unwrap()))
         .collect()
-}
-
-/// Turns an extracted OCI layer into overlayfs form, keeping directory times.
-fn oci_to_overlay(d: &Path) {
-    use std::os::unix::fs::MetadataExt;
-    let m = fs::symlink_metadata(d).unwrap();
-    let mut entries: Vec<PathBuf> = fs::read_dir(d)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    entries.sort();
-    for p in entries {
-        let name = p.file_name().unwrap().to_str().unwrap_or("").to_string();
-        if name == ".wh..wh..opq" {
-            fs::remove_file(&p).unwrap();
-            xattr::set(d, "trusted.overlay.opaque", b"y").unwrap();
-        } else if let Some(target) = name.strip_prefix(".wh.") {
-            fs::remove_file(&p).unwrap();
-            mknod(&d.join(target), libc::S_IFCHR, 0, 0);
-        } else if fs::symlink_metadata(&p).unwrap().is_dir() {
-            oci_to_overlay(&p);
-        }
-    }
-    set_mtime(d, m.mtime(), m.mtime_nsec());
-}
-
-/// Directories tar created only as parents of a layer's entries stand for the lower layers'
-/// directories (a runtime applies the layer on top of them): give them those attributes.
-fn inherit_implicit_dirs(layer_tar: &Path, layer: &Path, lowers: &[PathBuf]) {
-    use std::os::unix::fs::MetadataExt;
-    let o = run(Command::new("tar").arg("-tzf").arg(layer_tar));
-    assert!(o.status.success());
-    let explicit: std::collections::HashSet<String> = String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .map(|l| l.trim_start_matches("./").trim_end_matches('/').to_string())
-        .collect();
-    let mut stack = vec![PathBuf::new()];
-    let mut fix = Vec::new();
-    while let Some(rel) = stack.pop() {
-        for e in fs::read_dir(layer.join(&rel)).unwrap() {
-            let e = e.unwrap();
-            if !e.file_type().unwrap().is_dir() {
-                continue;
-            }
-            let r = rel.join(e.file_name());
-            if !explicit.contains(r.to_str().unwrap()) {
-                if let Some(m) = lowers
-                    .iter()
-                    .rev()
-                    .filter_map(|l| fs::symlink_metadata(l.join(&r)).ok())
-                    .find(|m| m.is_dir())
-                {
-                    fix.push((r.clone(), m));
-                }
-            }
-            stack.push(r);
-        }
-    }
-    // Deepest first, so fixing a child does not touch a fixed parent's time.
-    fix.sort_by_key(|(r, _)| std::cmp::Reverse(r.components().count()));
-    for (r, m) in fix {
-        let p = layer.join(&r);
-        lchown(&p, m.uid(), m.gid());
-        fs::set_permissions(&p, fs::Permissions::from_mode(m.mode() & 0o7777)).unwrap();
-        set_mtime(&p, m.mtime(), m.mtime_nsec());
-    }
 }
 
 /// A parent given as a blob with its bootstrap inlined (what nydusify pushes per layer): the

@@ -7,7 +7,7 @@
 use std::io::{BufRead, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use nydus_tests::*;
@@ -15,110 +15,6 @@ use serde_json::{json, Value};
 
 fn s(p: &Path) -> String {
     p.to_str().unwrap().to_string()
-}
-
-/// Whether a FUSE file system is mounted at `mp`.
-fn fuse_mounted(mp: &Path) -> bool {
-    let want = s(mp);
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap()
-        .lines()
-        .any(|l| {
-            let f: Vec<&str> = l.split(' ').collect();
-            let sep = f.iter().position(|x| *x == "-").unwrap();
-            f[4] == want && f[sep + 1].starts_with("fuse")
-        })
-}
-
-/// A daemon process serving a mount; SIGTERM and a check that it unmounted on drop.
-struct Served {
-    child: Option<Child>,
-    mp: PathBuf,
-    log: PathBuf,
-}
-
-impl Served {
-    /// Starts `cmd` (stderr to `log`) and waits until `mp` is mounted and the daemon says so
-    /// (a stale mount there is in the mount table before the daemon replaces it).
-    fn start(mut cmd: Command, mp: &Path, log: &Path) -> Served {
-        let f = std::fs::File::create(log).unwrap();
-        let child = cmd
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(f))
-            .spawn()
-            .expect("starting the daemon");
-        let mut me = Served {
-            child: Some(child),
-            mp: mp.to_path_buf(),
-            log: log.to_path_buf(),
-        };
-        let t0 = Instant::now();
-        while !(fuse_mounted(mp) && me.log_text().contains("mounted at")) {
-            if let Some(st) = me.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!(
-                    "the daemon exited with {st} before mounting:\n{}",
-                    me.log_text()
-                );
-            }
-            assert!(
-                t0.elapsed() < Duration::from_secs(60),
-                "not mounted within 60 s:\n{}",
-                me.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        me
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn pid(&self) -> i32 {
-        self.child.as_ref().unwrap().id() as i32
-    }
-
-    /// SIGTERM; the daemon must unmount and exit 0.
-    fn stop(mut self) -> String {
-        let mut c = self.child.take().unwrap();
-        assert_eq!(unsafe_kill(c.id() as i32, libc::SIGTERM), 0);
-        let st = c.wait().unwrap();
-        let log = self.log_text();
-        assert!(
-            st.success(),
-            "the daemon exited with {st} after SIGTERM:\n{log}"
-        );
-        assert!(
-            !fuse_mounted(&self.mp),
-            "still mounted after SIGTERM:\n{log}"
-        );
-        log
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-            let _ = Command::new("umount").arg("-l").arg(&self.mp).status();
-        }
-    }
-}
-
-#[allow(unsafe_code)]
-fn unsafe_kill(pid: i32, sig: i32) -> i32 {
-    unsafe { libc::kill(pid, sig) }
-}
-
-fn mount_cmd(target: &str, mp: &Path, work: &Path, extra: &[&str]) -> Command {
-    let mut c = Command::new(bin("nydusify"));
-    c.args(["mount", "--target", target, "--plain-http", "--mount-path"])
-        .arg(mp)
-        .arg("--work-dir")
-        .arg(work)
-        .args(extra);
-    c
 }
 
 fn convert(work: &Path, src: &str, dst: &str, extra: &[&str]) {
@@ -418,9 +314,7 @@ fn corrupt_chunks_are_eio_and_stale_mounts_are_cleaned() {
         &list_tree(&mp, ListOptions::default()),
     );
     // Killed: the next mount at the same place cleans the stale mount point.
-    assert_eq!(unsafe_kill(d.pid(), libc::SIGKILL), 0);
-    let mut d = d;
-    d.child.take().unwrap().wait().unwrap();
+    d.kill_leaving_the_mount();
     let work2 = t.path().join("w2");
     let d2 = Served::start(
         mount_cmd(&dst, &mp, &work2, &[]),
@@ -583,13 +477,10 @@ fn nydusd_entry_serves_upstream_configs_v5_and_v6() {
 
 /// Blobs in S3 (`s3s-fs`): `convert --backend-type s3`, then `mount` with the same backend
 /// configuration reads them from the bucket.
-#[test]
-fn an_image_with_blobs_in_s3_mounts_from_the_bucket() {
-    require_root();
-    let reg = TestRegistry::start(None);
-    let s3 = S3Server::start();
-    let t = tempfile::tempdir().unwrap();
-    let tree = t.path().join("tree");
+/// A small tree with every file type, pushed as `<reg>/src/<name>:t` and converted to
+/// `<reg>/dst/<name>:nydus` with `extra` convert flags; the tree and the target.
+fn converted_tree(reg: &TestRegistry, t: &Path, name: &str, extra: &[&str]) -> (PathBuf, String) {
+    let tree = t.join(format!("{name}-tree"));
     make_tree(
         &tree,
         TreeSpec {
@@ -597,36 +488,138 @@ fn an_image_with_blobs_in_s3_mounts_from_the_bucket() {
             socket: false,
         },
     );
-    let src = format!("{}/src/s3tree:t", reg.addr);
-    push_dir(&tree, t.path(), "tree", &src);
-    let dst = format!("{}/dst/s3tree:nydus", reg.addr);
-    let cfg = json!({"endpoint": format!("127.0.0.1:{}", s3.port), "scheme": "http",
-        "region": "us-east-1", "access_key_id": TEST_AK, "access_key_secret": TEST_SK,
-        "bucket_name": "nydus", "object_prefix": "blobs/"})
-    .to_string();
-    convert(
-        &t.path().join("cw"),
-        &src,
-        &dst,
-        &["--backend-type", "s3", "--backend-config", &cfg],
-    );
-    let (mp, work) = (t.path().join("mnt"), t.path().join("w"));
-    let d = Served::start(
-        mount_cmd(
-            &dst,
-            &mp,
-            &work,
-            &["--backend-type", "s3", "--backend-config", &cfg],
+    let src = format!("{}/src/{name}:t", reg.addr);
+    push_dir(&tree, t, name, &src);
+    let dst = format!("{}/dst/{name}:nydus", reg.addr);
+    convert(&t.join(format!("{name}-cw")), &src, &dst, extra);
+    (tree, dst)
+}
+
+/// Images whose blobs live in S3 (`s3s-fs`, SigV4) and in OSS (the test server, V4 and V1
+/// signatures) mount from the bucket, equal to their source, and the secret is not logged.
+#[test]
+fn images_with_blobs_in_s3_or_oss_mount_from_the_bucket() {
+    require_root();
+    let reg = TestRegistry::start(None);
+    let s3 = S3Server::start();
+    let oss = OssServer::start("cn-test", 5 << 20);
+    let t = tempfile::tempdir().unwrap();
+    let stores = [
+        (
+            "s3",
+            json!({"endpoint": format!("127.0.0.1:{}", s3.port), "scheme": "http",
+                "region": "us-east-1", "access_key_id": TEST_AK, "access_key_secret": TEST_SK,
+                "bucket_name": "nydus", "object_prefix": "blobs/"}),
         ),
-        &mp,
-        &t.path().join("d.log"),
-    );
-    assert_same_tree(
-        &list_tree(&tree, ListOptions::default()),
-        &list_tree(&mp, ListOptions::default()),
-    );
-    let log = d.stop();
-    assert!(!log.contains(TEST_SK), "the secret is in the log:\n{log}");
+        (
+            "oss",
+            json!({"endpoint": format!("localhost:{}", oss.port), "scheme": "http",
+                "region": "cn-test", "access_key_id": TEST_AK, "access_key_secret": TEST_SK,
+                "bucket_name": "nydus", "object_prefix": "blobs/"}),
+        ),
+        (
+            "oss",
+            json!({"endpoint": format!("localhost:{}", oss.port), "scheme": "http",
+                "access_key_id": TEST_AK, "access_key_secret": TEST_SK,
+                "bucket_name": "nydus", "object_prefix": "v1/", "signature_version": "v1"}),
+        ),
+    ];
+    for (i, (kind, cfg)) in stores.iter().enumerate() {
+        let cfg = cfg.to_string();
+        let (tree, dst) = converted_tree(
+            &reg,
+            t.path(),
+            &format!("{kind}{i}"),
+            &["--backend-type", kind, "--backend-config", &cfg],
+        );
+        let raw = skopeo_raw(&dst);
+        assert_eq!(
+            raw["layers"].as_array().unwrap().len(),
+            1,
+            "{kind}: only the bootstrap layer in the registry: {raw}"
+        );
+        let (mp, work) = (
+            t.path().join(format!("mnt{i}")),
+            t.path().join(format!("w{i}")),
+        );
+        let d = Served::start(
+            mount_cmd(
+                &dst,
+                &mp,
+                &work,
+                &["--backend-type", kind, "--backend-config", &cfg],
+            ),
+            &mp,
+            &t.path().join(format!("d{i}.log")),
+        );
+        assert_same_tree(
+            &list_tree(&tree, ListOptions::default()),
+            &list_tree(&mp, ListOptions::default()),
+        );
+        let log = d.stop();
+        assert!(
+            !log.contains(TEST_SK),
+            "{kind}: the secret is in the log:\n{log}"
+        );
+    }
+}
+
+/// The registry backend's `proxy`: reads go through the proxy (the counting proxy sees the
+/// blob reads); with `fallback` they go straight to the registry when the proxy is down;
+/// without it, a read then fails with EIO.
+#[test]
+fn reads_go_through_the_backend_proxy_or_around_it_when_it_is_down() {
+    require_root();
+    let reg = TestRegistry::start(None);
+    let t = tempfile::tempdir().unwrap();
+    let (tree, dst) = converted_tree(&reg, t.path(), "ptree", &[]);
+    let want = list_tree(&tree, ListOptions::default());
+    let proxy = Proxy::start(&reg.addr, t.path());
+    let via = |url: String, fallback: bool| {
+        json!({"scheme": "http", "host": reg.addr, "repo": "dst/ptree", "retry_limit": 0,
+               "proxy": {"url": url, "fallback": fallback}})
+        .to_string()
+    };
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    let cases = [
+        (
+            via(format!("http://{}", proxy.addr), false),
+            "through the proxy",
+        ),
+        (via(dead.clone(), true), "around a dead proxy"),
+        (via(dead, false), "a dead proxy, no fallback"),
+    ];
+    for (i, (cfg, what)) in cases.iter().enumerate() {
+        let (mp, work) = (
+            t.path().join(format!("mnt{i}")),
+            t.path().join(format!("w{i}")),
+        );
+        let d = Served::start(
+            mount_cmd(
+                &dst,
+                &mp,
+                &work,
+                &["--backend-type", "registry", "--backend-config", cfg],
+            ),
+            &mp,
+            &t.path().join(format!("d{i}.log")),
+        );
+        if i < 2 {
+            assert_same_tree(&want, &list_tree(&mp, ListOptions::default()));
+        } else {
+            let e = std::fs::read(mp.join("tiny.txt")).expect_err(what);
+            assert_eq!(e.raw_os_error(), Some(libc::EIO), "{what}: {e}");
+        }
+        let reads = proxy.take_blob_reads().0;
+        let log = d.stop();
+        match i {
+            0 => assert!(reads > 0, "{what}: the proxy saw no blob read:\n{log}"),
+            _ => assert_eq!(reads, 0, "{what}"),
+        }
+        if i == 1 {
+            assert!(log.contains("proxy cannot be reached"), "{what}:\n{log}");
+        }
+    }
 }
 
 /// Bad mount options fail before anything is mounted, naming the problem.
@@ -665,10 +658,12 @@ fn bad_mount_options_are_clear_errors() {
 }
 
 /// The golden layer stack (whiteouts, an opaque directory, a directory replaced by a file,
-/// hard links; three gzip layers, so three blobs merged in one bootstrap) mounts equal to
-/// umoci's unpack of the OCI image (the layers applied as a runtime applies them).
+/// hard links; three gzip layers, so three blobs merged in one bootstrap) mounts equal to the
+/// kernel's overlayfs view of its OCI layers; so does the same image converted with a chunk
+/// dictionary (the image of its two lower layers), whose chunks then live in the dictionary's
+/// blobs.
 #[test]
-fn a_merged_multi_layer_image_equals_the_unpacked_oci_image() {
+fn a_merged_multi_layer_image_equals_overlayfs_also_with_a_chunk_dict() {
     require_root();
     let reg = TestRegistry::start(None);
     let t = tempfile::tempdir().unwrap();
@@ -676,37 +671,49 @@ fn a_merged_multi_layer_image_equals_the_unpacked_oci_image() {
     let tars: Vec<PathBuf> = (1..=3)
         .map(|i| t.path().join(format!("layer{i}.tar")))
         .collect();
+    let want = overlay_view_of_oci_layers(&tars, &t.path().join("oracle"));
     let layout = t.path().join("layout");
     umoci_image(&layout, "t", &tars, "amd64");
+    umoci_image(&layout, "two", &tars[..2], "amd64");
     let src = format!("{}/src/golden:t", reg.addr);
     skopeo_push(&layout, "t", &src, false);
-    let bundle = t.path().join("bundle");
-    let o = run(Command::new("umoci")
-        .args(["unpack", "--image"])
-        .arg(format!("{}:t", layout.display()))
-        .arg(&bundle));
-    assert!(
-        o.status.success(),
-        "umoci unpack: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let lower = format!("{}/src/golden:two", reg.addr);
+    skopeo_push(&layout, "two", &lower, false);
+    let cw = t.path().join("cw");
     let dst = format!("{}/dst/golden:nydus", reg.addr);
-    convert(&t.path().join("cw"), &src, &dst, &[]);
+    convert(&cw, &src, &dst, &[]);
     let raw = skopeo_raw(&dst);
     assert_eq!(
         raw["layers"].as_array().unwrap().len(),
         4,
         "three blobs and the bootstrap"
     );
-    let (mp, work) = (t.path().join("mnt"), t.path().join("w"));
-    let d = Served::start(
-        mount_cmd(&dst, &mp, &work, &[]),
-        &mp,
-        &t.path().join("d.log"),
+    let dict = format!("{}/dst/golden:dict", reg.addr);
+    convert(&cw, &lower, &dict, &[]);
+    let with_dict = format!("{}/dst/golden:with-dict", reg.addr);
+    convert(
+        &cw,
+        &src,
+        &with_dict,
+        &["--chunk-dict", &format!("bootstrap:registry:{dict}")],
     );
-    assert_same_tree(
-        &list_tree(&bundle.join("rootfs"), ListOptions::default()),
-        &list_tree(&mp, ListOptions::default()),
+    let raw = skopeo_raw(&with_dict);
+    assert_eq!(
+        raw["layers"].as_array().unwrap().len(),
+        6,
+        "three layer blobs, the dictionary's two, the bootstrap: {raw}"
     );
-    d.stop();
+    for (i, image) in [&dst, &with_dict].into_iter().enumerate() {
+        let (mp, work) = (
+            t.path().join(format!("mnt{i}")),
+            t.path().join(format!("w{i}")),
+        );
+        let d = Served::start(
+            mount_cmd(image, &mp, &work, &[]),
+            &mp,
+            &t.path().join(format!("d{i}.log")),
+        );
+        assert_same_tree(&want, &list_tree(&mp, ListOptions::default()));
+        d.stop();
+    }
 }
