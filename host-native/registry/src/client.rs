@@ -40,6 +40,12 @@ pub struct RegistryOptions {
     /// `host[:port]` that blob reads the registry redirects go to instead of the host the
     /// redirect names (same scheme, path and query).
     pub blob_redirected_host: Option<String>,
+    /// Time allowed to open a connection.
+    pub connect_timeout: Duration,
+    /// Time allowed for one blob read by range ([`Registry::blob_range`], plus a second per
+    /// MiB asked) and one size lookup ([`Registry::blob_size`]), answer and body; `None`:
+    /// unbounded. Whole-blob pulls, uploads and manifests are not bounded by it.
+    pub read_timeout: Option<Duration>,
 }
 
 /// An HTTP proxy in front of the registry.
@@ -68,6 +74,8 @@ impl Default for RegistryOptions {
             token: None,
             proxy: None,
             blob_redirected_host: None,
+            connect_timeout: Duration::from_secs(10),
+            read_timeout: None,
         }
     }
 }
@@ -113,7 +121,7 @@ impl Registry {
         }
         let client = |proxy: Option<&str>| -> Result<reqwest::Client> {
             let mut b = reqwest::Client::builder()
-                .connect_timeout(Duration::from_secs(10))
+                .connect_timeout(opts.connect_timeout)
                 .danger_accept_invalid_certs(opts.insecure);
             if let Some(c) = &cert {
                 b = b.add_root_certificate(c.clone());
@@ -363,13 +371,15 @@ impl Registry {
     /// With `blob_redirected_host`, the client follows no redirects itself: a blob request
     /// the registry redirects is sent here to that host instead of the one the redirect
     /// names (same scheme, path and query; no registry credentials), and further redirects
-    /// are followed as they come. Other answers are returned as they are.
+    /// are followed as they come, each bounded by `timeout` when given. Other answers are
+    /// returned as they are.
     async fn follow_blob_redirect(
         &self,
         op: Op<'_>,
         mut resp: Response,
         method: Method,
         range: Option<&str>,
+        timeout: Option<Duration>,
     ) -> Result<Response> {
         let Some(host) = &self.opts.blob_redirected_host else {
             return Ok(resp);
@@ -409,6 +419,9 @@ impl Registry {
             let mut req = self.http.request(method.clone(), url);
             if let Some(r) = range {
                 req = req.header(RANGE, r);
+            }
+            if let Some(t) = timeout {
+                req = req.timeout(t);
             }
             resp = self
                 .execute(req)
@@ -476,11 +489,12 @@ impl Registry {
         };
         let url = self.url(&format!("/v2/{repo}/blobs/{digest}"));
         let scope = format!("repository:{repo}:pull");
+        let timeout = self.opts.read_timeout;
         let resp = self
-            .send(op, &scope, true, &|| self.http.head(&url))
+            .send(op, &scope, true, &|| timed(self.http.head(&url), timeout))
             .await?;
         let resp = self
-            .follow_blob_redirect(op, resp, Method::HEAD, None)
+            .follow_blob_redirect(op, resp, Method::HEAD, None, timeout)
             .await?;
         match resp.status() {
             s if s.is_success() => Ok(resp
@@ -559,7 +573,7 @@ impl Registry {
         let scope = format!("repository:{}:pull", op.repo);
         let resp = self.send(op, &scope, true, &|| self.http.get(&url)).await?;
         let resp = self
-            .follow_blob_redirect(op, resp, Method::GET, None)
+            .follow_blob_redirect(op, resp, Method::GET, None, None)
             .await?;
         if !resp.status().is_success() {
             return Err(self.error_of(op, resp).await);
@@ -589,15 +603,19 @@ impl Registry {
         let url = self.url(&format!("/v2/{repo}/blobs/{digest}"));
         let scope = format!("repository:{repo}:pull");
         let range = format!("bytes={offset}-{}", offset + len - 1);
+        let timeout = self
+            .opts
+            .read_timeout
+            .map(|t| t + Duration::from_secs(len >> 20));
         let mut attempt = 0u32;
         loop {
             let resp = self
                 .send(op, &scope, true, &|| {
-                    self.http.get(&url).header(RANGE, &range)
+                    timed(self.http.get(&url).header(RANGE, &range), timeout)
                 })
                 .await?;
             let resp = match self
-                .follow_blob_redirect(op, resp, Method::GET, Some(&range))
+                .follow_blob_redirect(op, resp, Method::GET, Some(&range), timeout)
                 .await
             {
                 Ok(r) => r,
@@ -778,10 +796,23 @@ impl Registry {
     }
 }
 
+/// `req` bounded by `timeout` (answer and body), if given.
+fn timed(req: RequestBuilder, timeout: Option<Duration>) -> RequestBuilder {
+    match timeout {
+        Some(t) => req.timeout(t),
+        None => req,
+    }
+}
+
 /// A transport error with its causes (TLS, connection), never the URL's credentials.
 pub(crate) fn describe(e: reqwest::Error) -> String {
     let e = e.without_url();
-    let mut s = e.to_string();
+    let mut s = if e.is_timeout() {
+        "timed out: ".to_string()
+    } else {
+        String::new()
+    };
+    s.push_str(&e.to_string());
     let mut src = std::error::Error::source(&e);
     while let Some(c) = src {
         s.push_str(": ");

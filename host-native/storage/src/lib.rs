@@ -53,8 +53,9 @@ use object::{ObjectBackend, ObjectClient};
 
 /// The registry client's options for a registry backend configuration: `auth`,
 /// `registry_token` (a bearer token sent as is), `proxy` (every request through it, straight
-/// to the registry when it is down and `fallback`), `blob_redirected_host`, TLS options and
-/// retries.
+/// to the registry when it is down and `fallback`), `blob_redirected_host`, TLS options,
+/// retries, `connect_timeout` and `timeout` (each blob read by range and size lookup; plus a
+/// second per MiB read, as the object stores' reads).
 pub fn registry_options(r: &RegistryConfig) -> anyhow::Result<RegistryOptions> {
     if r.ca_cert_files.len() > 1 {
         anyhow::bail!("registry backend: \"ca_cert_files\" takes one certificate file here");
@@ -77,6 +78,8 @@ pub fn registry_options(r: &RegistryConfig) -> anyhow::Result<RegistryOptions> {
             fallback: p.fallback,
         }),
         blob_redirected_host: r.blob_redirected_host.clone(),
+        connect_timeout: r.http.connect_timeout,
+        read_timeout: Some(r.http.timeout),
         ..Default::default()
     })
 }
@@ -174,6 +177,40 @@ pub(crate) mod testimg {
             blobs,
             files,
             blob_path,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn options(config: &str) -> RegistryOptions {
+        let v = serde_json::from_str(config).unwrap();
+        let BackendConfig::Registry(r) = config::parse_value("registry", &v, None).unwrap() else {
+            panic!("not a registry configuration")
+        };
+        registry_options(&r).unwrap()
+    }
+
+    #[test]
+    fn registry_timeouts_reach_the_client() {
+        let o = options(
+            r#"{"host":"r:5000","repo":"a/b","timeout":7,"connect_timeout":3,"retry_limit":1}"#,
+        );
+        assert_eq!(o.connect_timeout, Duration::from_secs(3));
+        assert_eq!(o.read_timeout, Some(Duration::from_secs(7)));
+        assert_eq!(o.retries, 1);
+        // Left out (or 0): 5 seconds each.
+        for c in [
+            r#"{"host":"r:5000","repo":"a/b"}"#,
+            r#"{"host":"r:5000","repo":"a/b","timeout":0,"connect_timeout":0}"#,
+        ] {
+            let o = options(c);
+            assert_eq!(o.connect_timeout, Duration::from_secs(5), "{c}");
+            assert_eq!(o.read_timeout, Some(Duration::from_secs(5)), "{c}");
         }
     }
 }

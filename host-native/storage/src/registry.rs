@@ -415,6 +415,41 @@ mod tests {
     }
 
     #[test]
+    fn reads_of_a_registry_that_never_answers_time_out() {
+        // Connections are accepted (by the kernel) and never read from or answered.
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        let opts = RegistryOptions {
+            plain_http: true,
+            retries: 0,
+            read_timeout: Some(std::time::Duration::from_secs(1)),
+            ..Default::default()
+        };
+        let b = RegistryBackend::new(&addr, "lib/img", opts)
+            .unwrap()
+            .open(ID, 0, 1)
+            .unwrap();
+        let started = std::time::Instant::now();
+        let e = b.store.read_at(0, &mut [0u8; 16]).unwrap_err();
+        let took = started.elapsed();
+        assert!(
+            (1..5).contains(&took.as_secs()),
+            "a read of 16 bytes with a 1 s timeout took {took:?}: {e}"
+        );
+        assert_eq!(e.kind, StoreErrorKind::Transient, "{e}");
+        assert!(
+            e.message.contains("timed out") && e.message.contains(&addr),
+            "{e}"
+        );
+        // The size lookup (HEAD) too.
+        let started = std::time::Instant::now();
+        let e = b.store.size().unwrap_err();
+        assert!(started.elapsed().as_secs() < 5, "{e}");
+        assert!(e.message.contains("timed out"), "{e}");
+        drop(l);
+    }
+
+    #[test]
     fn dropped_inside_a_runtime_without_panicking() {
         let (addr, _) = server(vec![1; 10], 0, 0);
         let rt = tokio::runtime::Builder::new_current_thread()
