@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::bin;
+use crate::{assert_same_tree, bin, list_tree, ListOptions};
 
 /// Whether a FUSE file system is mounted at `mp`.
 pub fn fuse_mounted(mp: &Path) -> bool {
@@ -117,4 +117,24 @@ pub fn mount_cmd(target: &str, mp: &Path, work: &Path, extra: &[&str]) -> Comman
         .arg(work)
         .args(extra);
     c
+}
+
+/// `nydusify mount` of `target` at `<dir>/mnt-<tag>` (work dir `<dir>/work-<tag>`, log
+/// `<dir>/<tag>.log`, `extra` flags): the mounted tree must list as `want`; then SIGTERM.
+/// Returns the daemon's log.
+pub fn mount_equals(
+    target: &str,
+    dir: &Path,
+    tag: &str,
+    extra: &[&str],
+    want: &[String],
+) -> String {
+    let mp = dir.join(format!("mnt-{tag}"));
+    let d = Served::start(
+        mount_cmd(target, &mp, &dir.join(format!("work-{tag}")), extra),
+        &mp,
+        &dir.join(format!("{tag}.log")),
+    );
+    assert_same_tree(want, &list_tree(&mp, ListOptions::default()));
+    d.stop()
 }

@@ -590,14 +590,7 @@ fn umoci_layers_of_a_debootstrap_rootfs() {
     assert_same_tree(&want, &unpack_view(&boot, &pulled, t.path()));
 
     // And mounted lazily by `nydusify mount` from the registry: the same view.
-    let mp = t.path().join("mnt");
-    let d = Served::start(
-        mount_cmd(&dst, &mp, &t.path().join("mw"), &[]),
-        &mp,
-        &t.path().join("mount.log"),
-    );
-    assert_same_tree(&want, &list_tree(&mp, ListOptions::default()));
-    d.stop();
+    mount_equals(&dst, t.path(), "nydusify", &[], &want);
 }
 
 /// The layer blobs of the single image in an OCI layout, lowest first.

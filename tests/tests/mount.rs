@@ -538,25 +538,13 @@ fn images_with_blobs_in_s3_or_oss_mount_from_the_bucket() {
             1,
             "{kind}: only the bootstrap layer in the registry: {raw}"
         );
-        let (mp, work) = (
-            t.path().join(format!("mnt{i}")),
-            t.path().join(format!("w{i}")),
-        );
-        let d = Served::start(
-            mount_cmd(
-                &dst,
-                &mp,
-                &work,
-                &["--backend-type", kind, "--backend-config", &cfg],
-            ),
-            &mp,
-            &t.path().join(format!("d{i}.log")),
-        );
-        assert_same_tree(
+        let log = mount_equals(
+            &dst,
+            t.path(),
+            &i.to_string(),
+            &["--backend-type", kind, "--backend-config", &cfg],
             &list_tree(&tree, ListOptions::default()),
-            &list_tree(&mp, ListOptions::default()),
         );
-        let log = d.stop();
         assert!(
             !log.contains(TEST_SK),
             "{kind}: the secret is in the log:\n{log}"
@@ -704,16 +692,6 @@ fn a_merged_multi_layer_image_equals_overlayfs_also_with_a_chunk_dict() {
         "three layer blobs, the dictionary's two, the bootstrap: {raw}"
     );
     for (i, image) in [&dst, &with_dict].into_iter().enumerate() {
-        let (mp, work) = (
-            t.path().join(format!("mnt{i}")),
-            t.path().join(format!("w{i}")),
-        );
-        let d = Served::start(
-            mount_cmd(image, &mp, &work, &[]),
-            &mp,
-            &t.path().join(format!("d{i}.log")),
-        );
-        assert_same_tree(&want, &list_tree(&mp, ListOptions::default()));
-        d.stop();
+        mount_equals(image, t.path(), &i.to_string(), &[], &want);
     }
 }
