@@ -4,6 +4,7 @@
 //! directories, reading files on all cores, writing outputs atomically, and the command line.
 
 pub mod cli;
+pub mod interrupt;
 pub mod log;
 
 pub use nydus_host_image as image;

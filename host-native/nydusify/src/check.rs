@@ -36,8 +36,10 @@ pub struct CheckOptions {
     pub source: Option<ImageRef>,
     pub source_insecure: bool,
     pub target_insecure: bool,
-    /// Speak plain HTTP to the registries.
-    pub plain_http: bool,
+    /// Speak plain HTTP to the source registry.
+    pub source_plain_http: bool,
+    /// Speak plain HTTP to the target registry.
+    pub target_plain_http: bool,
     /// The manifest to check in an index.
     pub platform: Platform,
     /// Require an index holding both OCI and Nydus manifests.
@@ -64,7 +66,7 @@ pub fn check(o: &CheckOptions) -> Result<Report> {
     let reg = registry_for(
         &target.host,
         o.target_insecure,
-        o.plain_http,
+        o.target_plain_http,
         3,
         std::time::Duration::from_millis(500),
         0,
@@ -226,7 +228,7 @@ async fn compare_with_source(
     let src = Arc::new(registry_for(
         &sref.host,
         o.source_insecure,
-        o.plain_http,
+        o.source_plain_http,
         3,
         std::time::Duration::from_millis(500),
         0,
@@ -272,10 +274,7 @@ async fn compare_with_source(
         return Ok(());
     }
     let view = super::fscheck::oci_view(src, &sref.repository, &manifest).await?;
-    let scratch = tempfile::Builder::new()
-        .prefix("nydus-blobs-")
-        .tempdir_in(&o.work_dir)
-        .with_context(|| format!("creating a directory in {}", o.work_dir.display()))?;
+    let scratch = nydus_host_storage::atomic::Scratch::new_in(&o.work_dir, "nydus-blobs-")?;
     let blobs = match backend {
         Some(CheckBackend::Dir(d)) => super::fscheck::BlobsFrom::Dir(d),
         Some(CheckBackend::Remote(b)) => super::fscheck::BlobsFrom::Backend(b.clone()),

@@ -32,8 +32,10 @@ pub struct CopyOptions {
     pub source_shown: String,
     pub source_insecure: bool,
     pub target_insecure: bool,
-    /// Speak plain HTTP to the registries.
-    pub plain_http: bool,
+    /// Speak plain HTTP to the source registry.
+    pub source_plain_http: bool,
+    /// Speak plain HTTP to the target registry.
+    pub target_plain_http: bool,
     /// The platform to copy out of an index.
     pub platform: Platform,
     /// Copy the whole index with every platform.
@@ -51,12 +53,7 @@ pub struct CopyOptions {
 
 /// Copies per `o`; returns the digest of what the target now holds under the tag.
 pub fn copy(o: &CopyOptions) -> Result<String> {
-    std::fs::create_dir_all(&o.work_dir)
-        .with_context(|| format!("creating the work directory {}", o.work_dir.display()))?;
-    let scratch = tempfile::Builder::new()
-        .prefix("nydusify-copy-")
-        .tempdir_in(&o.work_dir)
-        .with_context(|| format!("creating a directory in {}", o.work_dir.display()))?;
+    let scratch = nydus_host_storage::atomic::Scratch::new_in(&o.work_dir, "nydusify-copy-")?;
     let (src, src_ref) = match &o.source {
         Location::Archive(p) => (
             Store::Archive(Arc::new(ArchiveIn::open(p)?)),
@@ -66,7 +63,7 @@ pub fn copy(o: &CopyOptions) -> Result<String> {
             let reg = registry_for(
                 &r.host,
                 o.source_insecure,
-                o.plain_http,
+                o.source_plain_http,
                 o.retries,
                 o.retry_delay,
                 0,
@@ -87,7 +84,7 @@ pub fn copy(o: &CopyOptions) -> Result<String> {
             let reg = registry_for(
                 &r.host,
                 o.target_insecure,
-                o.plain_http,
+                o.target_plain_http,
                 o.retries,
                 o.retry_delay,
                 o.push_chunk_size,

@@ -4,7 +4,8 @@
 //! mounts, manifest pushes.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -23,10 +24,15 @@ use crate::error::{classify, ErrorKind, RegistryError, Result};
 pub struct RegistryOptions {
     /// Speak HTTP instead of HTTPS.
     pub plain_http: bool,
-    /// Do not verify the TLS certificate.
+    /// Do not verify the TLS certificate, and fall back to plain HTTP when the registry does
+    /// not speak TLS (as Docker and upstream nydusify do for an insecure registry).
     pub insecure: bool,
-    /// Extra CA certificate (PEM) to trust.
+    /// Extra CA certificate (PEM) to trust, besides the system's trust store (or
+    /// `SSL_CERT_FILE` / `SSL_CERT_DIR` when set) and the `certs.d` directories.
     pub ca_cert: Option<PathBuf>,
+    /// Docker-style `certs.d` directories: every `<dir>/<host[:port]>/*.crt` is a CA
+    /// certificate trusted for this registry. Default: [`docker_certs_dirs`].
+    pub certs_d: Vec<PathBuf>,
     pub credentials: Option<Credentials>,
     /// Attempts after the first for a failed request or upload chunk.
     pub retries: u32,
@@ -67,6 +73,7 @@ impl Default for RegistryOptions {
             plain_http: false,
             insecure: false,
             ca_cert: None,
+            certs_d: docker_certs_dirs(),
             credentials: None,
             retries: 3,
             retry_delay: Duration::from_millis(500),
@@ -80,11 +87,69 @@ impl Default for RegistryOptions {
     }
 }
 
+/// Where Docker looks for per-registry CA certificates: `/etc/docker/certs.d` and the
+/// rootless daemon's `$XDG_CONFIG_HOME/docker/certs.d` (`~/.config/docker/certs.d`).
+pub fn docker_certs_dirs() -> Vec<PathBuf> {
+    let mut dirs = vec![PathBuf::from("/etc/docker/certs.d")];
+    let config = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".config")));
+    if let Some(c) = config {
+        dirs.push(c.join("docker/certs.d"));
+    }
+    dirs
+}
+
+/// The CA certificates of `host` in the `certs.d` directories (`*.crt` files, each a PEM
+/// bundle), with the file each came from.
+fn certs_d_roots(host: &str, dirs: &[PathBuf]) -> Result<Vec<reqwest::Certificate>> {
+    let mut roots = Vec::new();
+    for d in dirs {
+        let dir = d.join(host);
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "crt"))
+            .collect();
+        files.sort();
+        for f in files {
+            roots.extend(read_pem_bundle(host, &f)?);
+            log::debug!("{host}: trusting the CA certificates of {}", f.display());
+        }
+    }
+    Ok(roots)
+}
+
+fn read_pem_bundle(host: &str, f: &Path) -> Result<Vec<reqwest::Certificate>> {
+    let pem = std::fs::read(f)
+        .map_err(|e| RegistryError::io(host, format!("reading {}", f.display()), e))?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+        let msg = format!("{}: not a PEM certificate", f.display());
+        RegistryError::new(ErrorKind::Protocol, host, "reading a CA certificate", msg).caused_by(e)
+    })?;
+    if certs.is_empty() {
+        let msg = format!("{}: no PEM certificate in it", f.display());
+        return Err(RegistryError::new(
+            ErrorKind::Protocol,
+            host,
+            "reading a CA certificate",
+            msg,
+        ));
+    }
+    Ok(certs)
+}
+
 /// A client of one registry host.
 #[derive(Debug)]
 pub struct Registry {
     pub(crate) http: reqwest::Client,
-    base: String,
+    /// Speaking plain HTTP: asked for, or fallen back to (insecure, no TLS there).
+    plain: AtomicBool,
+    /// Whether the registry answered once: a refused connection before that is final.
+    answered: AtomicBool,
     host: String,
     pub(crate) opts: RegistryOptions,
     /// Bearer tokens by scope.
@@ -109,21 +174,15 @@ pub(crate) struct Op<'a> {
 
 impl Registry {
     pub fn new(host: &str, opts: RegistryOptions) -> Result<Registry> {
-        let mut cert = None;
+        let mut roots = certs_d_roots(host, &opts.certs_d)?;
         if let Some(ca) = &opts.ca_cert {
-            let pem = std::fs::read(ca)
-                .map_err(|e| RegistryError::io(host, format!("reading {}", ca.display()), e))?;
-            cert = Some(reqwest::Certificate::from_pem(&pem).map_err(|e| {
-                let msg = format!("{}: not a PEM certificate", ca.display());
-                RegistryError::new(ErrorKind::Protocol, host, "reading the CA certificate", msg)
-                    .caused_by(e)
-            })?);
+            roots.extend(read_pem_bundle(host, ca)?);
         }
         let client = |proxy: Option<&str>| -> Result<reqwest::Client> {
             let mut b = reqwest::Client::builder()
                 .connect_timeout(opts.connect_timeout)
                 .danger_accept_invalid_certs(opts.insecure);
-            if let Some(c) = &cert {
+            for c in &roots {
                 b = b.add_root_certificate(c.clone());
             }
             if opts.blob_redirected_host.is_some() {
@@ -150,10 +209,10 @@ impl Registry {
             Some(p) => Some((client(Some(&p.url))?, p.fallback)),
             None => None,
         };
-        let scheme = if opts.plain_http { "http" } else { "https" };
         Ok(Registry {
             http,
-            base: format!("{scheme}://{host}"),
+            plain: AtomicBool::new(opts.plain_http),
+            answered: AtomicBool::new(false),
             host: host.to_string(),
             opts,
             tokens: Mutex::new(HashMap::new()),
@@ -212,6 +271,16 @@ impl Registry {
         &self.host
     }
 
+    /// Whether `u` is this registry (host and port).
+    fn is_our_host(&self, u: &reqwest::Url) -> bool {
+        let hp = match (u.host_str(), u.port()) {
+            (Some(h), Some(p)) => format!("{h}:{p}"),
+            (Some(h), None) => h.to_string(),
+            _ => return false,
+        };
+        hp == self.host
+    }
+
     /// Attempts after the first for failed requests.
     pub fn retries(&self) -> u32 {
         self.opts.retries
@@ -221,8 +290,18 @@ impl Registry {
         if path.starts_with("http://") || path.starts_with("https://") {
             path.to_string()
         } else {
-            format!("{}{path}", self.base)
+            let scheme = if self.plain.load(Ordering::Relaxed) {
+                "http"
+            } else {
+                "https"
+            };
+            format!("{scheme}://{}{path}", self.host)
         }
+    }
+
+    /// Whether requests go over plain HTTP (asked for, or fallen back to).
+    pub fn plain_http(&self) -> bool {
+        self.plain.load(Ordering::Relaxed)
     }
 
     /// A transport failure of `op` (`what` says which step, e.g. `request failed`).
@@ -262,10 +341,40 @@ impl Registry {
                 }
             }
             let resp = match self.execute(req).await {
-                Ok(r) => r,
+                Ok(r) => {
+                    self.answered.store(true, Ordering::Relaxed);
+                    r
+                }
                 Err(e) => {
                     let kind = classify(&e);
+                    let to_us = e
+                        .url()
+                        .is_some_and(|u| u.scheme() == "https" && self.is_our_host(u));
+                    if kind == ErrorKind::Protocol
+                        && to_us
+                        && self.opts.insecure
+                        && !self.answered.load(Ordering::Relaxed)
+                        && !self.plain.swap(true, Ordering::Relaxed)
+                    {
+                        log::warn!(
+                            "{}: no TLS there ({}); insecure: using plain HTTP",
+                            self.host,
+                            describe(e)
+                        );
+                        continue;
+                    }
+                    let refused = kind == ErrorKind::Transient
+                        && e.is_connect()
+                        && !self.answered.load(Ordering::Relaxed);
                     let why = describe(e);
+                    if refused {
+                        // Nothing listens there (or never did in this run): retrying for
+                        // half a minute would only hide a wrong address.
+                        let msg = format!("{}: cannot connect: {why}", self.host);
+                        return Err(
+                            RegistryError::new(kind, &self.host, op.action, msg).repo(op.repo)
+                        );
+                    }
                     if retry && attempt < self.opts.retries && kind == ErrorKind::Transient {
                         attempt += 1;
                         log::warn!("{}: {why} (retry {attempt})", self.host);

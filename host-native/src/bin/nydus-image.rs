@@ -6,8 +6,12 @@ use nydus_host_native::log;
 fn main() {
     let cli = nydus_host_native::cli::image::args::Cli::parse();
     let result = log::init(&cli.log_level, cli.log_file.as_deref())
+        .and_then(|()| nydus_host_native::interrupt::clean_up_on_signals("nydus-image"))
         .and_then(|()| nydus_host_native::cli::image::run(cli));
     if let Err(e) = result {
+        if nydus_host_native::cli::is_broken_pipe(&e) {
+            nydus_host_native::cli::exit_on_broken_pipe();
+        }
         log::record(log::Level::Error, &format!("{e:#}"));
         eprintln!("nydus-image: error: {e:#}");
         let inconsistent = e

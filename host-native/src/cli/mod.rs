@@ -4,3 +4,41 @@
 pub mod image;
 pub mod nydusd;
 pub mod nydusify;
+
+use std::io::Write;
+
+/// Whether `e` (anywhere in its chain) is a write to a pipe whose reader has gone.
+pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// Ends the process as a shell expects when the reader of stdout has gone (`| head`):
+/// quietly, status 141 (128 + SIGPIPE), temporaries removed.
+pub fn exit_on_broken_pipe() -> ! {
+    nydus_host_storage::atomic::remove_pending();
+    std::process::exit(141)
+}
+
+/// A line to stdout, as `println!`, but a reader that has gone ends the process quietly
+/// ([`exit_on_broken_pipe`]) instead of a panic.
+pub fn print_line(args: std::fmt::Arguments<'_>) {
+    let mut o = std::io::stdout().lock();
+    if let Err(e) = o.write_fmt(args).and_then(|()| o.write_all(b"\n")) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            exit_on_broken_pipe();
+        }
+        eprintln!("error: writing to stdout: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// `println!` for command output: see [`print_line`].
+macro_rules! out {
+    ($($t:tt)*) => {
+        $crate::cli::print_line(format_args!($($t)*))
+    };
+}
+pub(crate) use out;

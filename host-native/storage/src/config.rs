@@ -218,7 +218,8 @@ pub fn parse(
         bail!("invalid {p}-type {kind:?}: expected localfs, registry, oss or s3");
     }
     let (text, shown) = match (config, config_file) {
-        (Some(c), _) => (c.to_string(), format!("{p}-config")),
+        (Some(_), Some(_)) => bail!("give {p}-config or {p}-config-file, not both"),
+        (Some(c), None) => (c.to_string(), format!("{p}-config")),
         (None, Some(f)) => (
             std::fs::read_to_string(f)
                 .with_context(|| format!("reading {p}-config-file {}", f.display()))?,

@@ -22,7 +22,7 @@ use nydus_core::oci::bootstrap_layer;
 use nydus_core::oci::manifest::{parse_document, Descriptor, Document, Manifest, Platform};
 use nydus_core::oci::media;
 use nydus_core::oci::reference::Reference;
-use nydus_host_storage::atomic::write_file;
+use nydus_host_storage::atomic::{write_file, Scratch};
 use serde_json::{json, Value};
 
 use crate::cache::BuildCache;
@@ -38,8 +38,11 @@ pub struct ConvertOptions {
     pub target: Reference,
     pub source_insecure: bool,
     pub target_insecure: bool,
-    /// Speak plain HTTP to the registries.
-    pub plain_http: bool,
+    /// Speak plain HTTP to the source registry.
+    pub source_plain_http: bool,
+    /// Speak plain HTTP to the target registry (and those of the chunk dictionary and the
+    /// build cache).
+    pub target_plain_http: bool,
     /// RAFS version of the target image (5 or 6).
     pub fs_version: u32,
     pub compressor: Compressor,
@@ -113,6 +116,19 @@ pub struct ConvertOutcome {
     pub metrics: Value,
     /// From the first manifest read to the last push.
     pub elapsed: Duration,
+    /// Where that time went, as upstream reports it.
+    pub phases: Phases,
+}
+
+/// The phases of a conversion, summed over the platforms converted. Layers stream from the
+/// source through the builder, so pulling layer data is part of `convert`; `pull` is the
+/// manifests and configs read before, `push` what publishing adds after the last layer is
+/// built (the bootstrap layer, the config, the blob uploads still under way, the manifests).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Phases {
+    pub pull: Duration,
+    pub convert: Duration,
+    pub push: Duration,
 }
 
 /// Validated settings of one conversion.
@@ -199,12 +215,7 @@ pub fn convert(o: &ConvertOptions) -> Result<ConvertOutcome> {
         },
         backend: o.backend.clone(),
     };
-    std::fs::create_dir_all(&o.work_dir)
-        .with_context(|| format!("creating the work directory {}", o.work_dir.display()))?;
-    let scratch = tempfile::Builder::new()
-        .prefix("nydusify-convert-")
-        .tempdir_in(&o.work_dir)
-        .with_context(|| format!("creating a directory in {}", o.work_dir.display()))?;
+    let scratch = Scratch::new_in(&o.work_dir, "nydusify-convert-")?;
     let (source, target) = (&o.source, &o.target);
     let src = match &o.source_archive {
         Some(p) => Store::Archive(Arc::new(ArchiveIn::open(p)?)),
@@ -212,7 +223,7 @@ pub fn convert(o: &ConvertOptions) -> Result<ConvertOutcome> {
             registry_for(
                 &source.host,
                 o.source_insecure,
-                o.plain_http,
+                o.source_plain_http,
                 o.retries,
                 o.retry_delay,
                 0,
@@ -226,7 +237,7 @@ pub fn convert(o: &ConvertOptions) -> Result<ConvertOutcome> {
             registry_for(
                 &target.host,
                 o.target_insecure,
-                o.plain_http,
+                o.target_plain_http,
                 o.retries,
                 o.retry_delay,
                 o.push_chunk_size,
@@ -244,7 +255,7 @@ pub fn convert(o: &ConvertOptions) -> Result<ConvertOutcome> {
             scratch.path(),
             &rt,
             o.chunk_dict_insecure,
-            o.plain_http,
+            o.target_plain_http,
         )?);
     }
     let cache = match &o.build_cache {
@@ -255,7 +266,7 @@ pub fn convert(o: &ConvertOptions) -> Result<ConvertOutcome> {
                     let reg = registry_for(
                         &r.host,
                         c.insecure,
-                        o.plain_http,
+                        o.target_plain_http,
                         o.retries,
                         o.retry_delay,
                         o.push_chunk_size,
@@ -283,17 +294,22 @@ pub fn convert(o: &ConvertOptions) -> Result<ConvertOutcome> {
         target_tag: target.target().to_string(),
         settings,
         scratch: scratch.path().to_path_buf(),
+        phases: std::sync::Mutex::new(Phases::default()),
     };
     let t0 = Instant::now();
     let metrics = rt.block_on(job.run(&o.platforms, o.all_platforms))?;
+    let t_finish = Instant::now();
     job.dst.finish()?;
     if let Some(c) = &job.cache {
         let digest = rt.block_on(async { c.lock().await.export().await })?;
         log::info!("build cache pushed ({digest})");
     }
+    let mut phases = job.phases();
+    phases.push += t_finish.elapsed();
     Ok(ConvertOutcome {
         metrics,
         elapsed: t0.elapsed(),
+        phases,
     })
 }
 
@@ -307,6 +323,7 @@ struct Job {
     target_tag: String,
     settings: Settings,
     scratch: PathBuf,
+    phases: std::sync::Mutex<Phases>,
 }
 
 /// One converted platform manifest.
@@ -335,8 +352,18 @@ fn is_tar_layer(mt: &str) -> bool {
 }
 
 impl Job {
+    fn phases(&self) -> Phases {
+        *self.phases.lock().expect("phases lock")
+    }
+
+    fn add_phase(&self, f: impl FnOnce(&mut Phases) -> &mut Duration, since: Instant) {
+        *f(&mut self.phases.lock().expect("phases lock")) += since.elapsed();
+    }
+
     async fn run(&self, platforms: &[Platform], all: bool) -> Result<Value> {
+        let t = Instant::now();
         let (mt, bytes, digest) = self.src.get_manifest(&self.source_ref).await?;
+        self.add_phase(|p| &mut p.pull, t);
         let doc = parse_document(Some(&mt), &bytes)
             .map_err(|e| anyhow!("source {}: {e}", self.src.describe()))?;
         let (pushed, results) = match doc {
@@ -353,12 +380,17 @@ impl Job {
                         platform: c.platform.clone(),
                         ..Default::default()
                     };
-                    (self.push_index(&mt, vec![(source_desc, c)]).await?, metrics)
+                    let t = Instant::now();
+                    let d = self.push_index(&mt, vec![(source_desc, c)]).await?;
+                    self.add_phase(|p| &mut p.push, t);
+                    (d, metrics)
                 } else {
+                    let t = Instant::now();
                     let d = self
                         .dst
                         .put_manifest(&self.target_tag, &c.media_type, &c.manifest)
                         .await?;
+                    self.add_phase(|p| &mut p.push, t);
                     (d, metrics)
                 }
             }
@@ -390,7 +422,9 @@ impl Job {
                 }
                 let mut converted = Vec::new();
                 for d in picked {
+                    let t = Instant::now();
                     let (mmt, mbytes, mdigest) = self.src.get_manifest(&d.digest).await?;
+                    self.add_phase(|p| &mut p.pull, t);
                     let m = match parse_document(Some(&mmt), &mbytes)
                         .map_err(|e| anyhow!("source manifest {}: {e}", d.digest))?
                     {
@@ -405,7 +439,8 @@ impl Job {
                     converted.push((d.clone(), c));
                 }
                 let metrics = converted.iter().map(|(_, c)| c.metrics.clone()).collect();
-                if converted.len() == 1 && !self.settings.merge_platform {
+                let t = Instant::now();
+                let pushed = if converted.len() == 1 && !self.settings.merge_platform {
                     let c = &converted[0].1;
                     let d = self
                         .dst
@@ -421,7 +456,9 @@ impl Job {
                         .await?,
                         metrics,
                     )
-                }
+                };
+                self.add_phase(|p| &mut p.push, t);
+                pushed
             }
         };
         Ok(json!({"target_digest": pushed, "manifests": results}))
@@ -453,7 +490,9 @@ impl Job {
                 );
             }
         }
+        let t = Instant::now();
         let config_bytes = self.src.blob_bytes(&m.config.digest).await?;
+        self.add_phase(|p| &mut p.pull, t);
         let config: Value = serde_json::from_slice(&config_bytes)
             .with_context(|| format!("source config {} is not JSON", m.config.digest))?;
         let platform = platform.or_else(|| {
@@ -470,13 +509,19 @@ impl Job {
         let dir = self.scratch.join(digest.trim_start_matches("sha256:"));
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let chains = self.chain_ids(&config, m.layers.len());
+        let t = Instant::now();
         let results = self.convert_layers(&m.layers, chains, &dir).await?;
         let mut layers = publish::Layers::default();
         for ((i, l), r) in m.layers.iter().enumerate().zip(results) {
             self.take_layer(&mut layers, (i, m.layers.len()), l, r, &dir)
                 .await?;
         }
-        self.publish(layers, &m, mt, bytes, digest, platform, &config, &dir)
-            .await
+        self.add_phase(|p| &mut p.convert, t);
+        let t = Instant::now();
+        let published = self
+            .publish(layers, &m, mt, bytes, digest, platform, &config, &dir)
+            .await;
+        self.add_phase(|p| &mut p.push, t);
+        published
     }
 }

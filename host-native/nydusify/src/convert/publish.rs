@@ -243,6 +243,7 @@ impl Job {
                 "nydus_manifest": digest_out,
                 "platform": platform.as_ref().map(|p| format!("{}/{}", p.os, p.architecture)),
                 "bootstrap_layer": boot.digest,
+                "bootstrap_layer_size": boot.gz.len(),
                 "layers": layers.metrics,
             }),
             manifest,

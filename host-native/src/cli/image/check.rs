@@ -11,6 +11,7 @@ use nydus_host_storage::{open_image, ReaderOptions};
 use serde_json::json;
 
 use super::args::{bootstrap_arg, CheckArgs};
+use crate::cli::out;
 
 pub fn run(a: CheckArgs) -> Result<()> {
     let t0 = Instant::now();
@@ -20,7 +21,7 @@ pub fn run(a: CheckArgs) -> Result<()> {
     let reader = super::blobs::reader(&img, local, ReaderOptions::default())?;
     if a.verbose {
         let _ = img.boot.walk(&mut |p, ino| {
-            println!(
+            out!(
                 "{} nid {} ino {} mode {:o} uid {} gid {} size {} nlink {}",
                 String::from_utf8_lossy(p),
                 ino.nid,
@@ -44,9 +45,9 @@ pub fn run(a: CheckArgs) -> Result<()> {
         eprintln!("{}: {f}", path.display());
     }
     let blob_ids: Vec<&str> = blobs.iter().map(|b| b.blob_id.as_str()).collect();
-    println!("RAFS v{} filesystem {}", img.boot.version(), path.display());
+    out!("RAFS v{} filesystem {}", img.boot.version(), path.display());
     for (i, b) in blobs.iter().enumerate() {
-        println!(
+        out!(
             "  blob {i}: {} chunks {} compressed {} uncompressed {} compressor {}",
             b.blob_id,
             b.chunk_count,
@@ -55,7 +56,7 @@ pub fn run(a: CheckArgs) -> Result<()> {
             b.compressor.name()
         );
     }
-    println!(
+    out!(
         "  {} inodes, {} chunk references, {} chunks verified by digest, {} errors, {} warnings",
         report.inodes,
         report.chunks,

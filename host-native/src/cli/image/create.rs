@@ -7,7 +7,7 @@ use nydus_core::layer::WhiteoutSpec;
 use nydus_core::model::Compressor;
 use nydus_host_image::create::{build, BlobTarget, Plan};
 use nydus_host_image::tarsrc;
-use nydus_host_storage::atomic::write_file;
+use nydus_host_storage::atomic::{write_file, Scratch};
 use nydus_host_storage::config::{self, BackendConfig, LocalBlobs};
 use serde_json::json;
 
@@ -28,7 +28,7 @@ fn scratch_parent(a: &CreateArgs) -> std::path::PathBuf {
 }
 
 /// A backend the blob is uploaded to after the build, and the scratch directory it is built in.
-pub type Upload = Option<(BackendConfig, tempfile::TempDir)>;
+pub type Upload = Option<(BackendConfig, Scratch)>;
 
 /// The build plan of `create`'s options.
 pub fn plan(a: &CreateArgs) -> Result<Plan> {
@@ -134,9 +134,7 @@ pub fn plan_upload(a: &CreateArgs) -> Result<(Plan, Upload)> {
                         other.kind()
                     );
                 }
-                let scratch = tempfile::Builder::new()
-                    .prefix(".nydus-upload-")
-                    .tempdir_in(scratch_parent(a))
+                let scratch = Scratch::new_in(&scratch_parent(a), ".nydus-upload-")
                     .context("creating a scratch directory for the blob")?;
                 let dir = scratch.path().to_path_buf();
                 remote = Some((other, scratch));

@@ -4,6 +4,7 @@ use anyhow::{bail, Context, Result};
 use nydus_host_image::export::{export_block, ExportOptions};
 
 use super::args::ExportArgs;
+use crate::cli::out;
 
 pub fn run(a: ExportArgs) -> Result<()> {
     if !a.block {
@@ -27,7 +28,7 @@ pub fn run(a: ExportArgs) -> Result<()> {
         output: output.clone(),
         threads: a.threads,
     })?;
-    println!(
+    out!(
         "exported {} ({blocks} blocks) to {}",
         path.display(),
         output.display()

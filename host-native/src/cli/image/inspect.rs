@@ -9,10 +9,11 @@ use nydus_host_storage::open_image;
 use serde_json::Value;
 
 use super::args::{bootstrap_arg, InspectArgs};
+use crate::cli::out;
 
 fn print(v: &Value, text: bool) {
     if !text {
-        println!("{v}");
+        out!("{v}");
         return;
     }
     match v {
@@ -20,22 +21,22 @@ fn print(v: &Value, text: bool) {
             for (k, val) in m {
                 match val {
                     Value::Array(a) => {
-                        println!("{k}:");
+                        out!("{k}:");
                         for item in a {
-                            println!("  {item}");
+                            out!("  {item}");
                         }
                     }
-                    Value::String(s) => println!("{k}: {s}"),
-                    other => println!("{k}: {other}"),
+                    Value::String(s) => out!("{k}: {s}"),
+                    other => out!("{k}: {other}"),
                 }
             }
         }
         Value::Array(a) => {
             for item in a {
-                println!("{item}");
+                out!("{item}");
             }
         }
-        other => println!("{other}"),
+        other => out!("{other}"),
     }
 }
 

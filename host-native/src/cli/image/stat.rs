@@ -7,19 +7,20 @@ use nydus_host_storage::atomic::write_file;
 use nydus_host_storage::open_image;
 
 use super::args::StatArgs;
+use crate::cli::out;
 
 fn print_stat(s: &ImageStat) {
-    println!("{}", s.bootstrap);
-    println!(
+    out!("{}", s.bootstrap);
+    out!(
         "  inodes {}: files {} (empty {}), directories {}, symlinks {}, special {}, extra hard links {}",
         s.inodes, s.files, s.empty_files, s.directories, s.symlinks, s.special_files, s.hardlinks
     );
-    println!(
+    out!(
         "  file bytes {}, chunk references {}, unique chunks {} ({} bytes, {} compressed), dedup ratio {:.3}",
         s.file_bytes, s.chunk_references, s.unique_chunks, s.unique_bytes, s.unique_compressed_bytes, s.dedup_ratio
     );
     for (i, b) in s.blobs.iter().enumerate() {
-        println!(
+        out!(
             "  blob {i} {}: stores {} chunks ({} bytes compressed), serves {} bytes from {} chunks ({} bytes), dedup saved {} bytes, {} chunks unused",
             b.blob_id, b.stored_chunks, b.compressed_size, b.referenced_bytes, b.used_chunks, b.used_bytes, b.saved_bytes, b.unused_chunks
         );
@@ -52,7 +53,7 @@ pub fn run(a: StatArgs) -> Result<()> {
         print_stat(&total);
     }
     if let Some(t) = &target_stat {
-        println!("target after deduplication against the other images:");
+        out!("target after deduplication against the other images:");
         print_stat(t);
     }
     if let Some(j) = &a.output_json {

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use crate::cli::out;
 use anyhow::{anyhow, bail, Result};
 use clap::Args;
 use nydus_core::oci::reference::Reference;
@@ -16,15 +17,8 @@ pub struct CheckArgs {
     /// The source OCI image (enables the config and filesystem comparison).
     #[arg(long = "source")]
     pub source: Option<String>,
-    /// Skip TLS verification of the source registry.
-    #[arg(long = "source-insecure")]
-    pub source_insecure: bool,
-    /// Skip TLS verification of the target registry.
-    #[arg(long = "target-insecure")]
-    pub target_insecure: bool,
-    /// Speak plain HTTP to the target registry.
-    #[arg(long = "plain-http")]
-    pub plain_http: bool,
+    #[command(flatten)]
+    pub transport: super::TransportArgs,
     /// `os/arch` of the manifest to check in an index.
     #[arg(long = "platform")]
     pub platform: Option<String>,
@@ -87,9 +81,10 @@ pub fn options(a: &CheckArgs) -> Result<CheckOptions> {
             shown: a.target.clone(),
         },
         source,
-        source_insecure: a.source_insecure,
-        target_insecure: a.target_insecure,
-        plain_http: a.plain_http,
+        source_insecure: a.transport.source_insecure,
+        target_insecure: a.transport.target_insecure,
+        source_plain_http: a.transport.source_plain_http(),
+        target_plain_http: a.transport.target_plain_http(),
         platform,
         multi_platform: a.multi_platform,
         backend,
@@ -105,7 +100,7 @@ pub fn run(a: CheckArgs) -> Result<()> {
     if !report.is_ok() {
         bail!("{}: {} problem(s) found", a.target, report.errors());
     }
-    println!(
+    out!(
         "{}: the Nydus image passes the manifest, bootstrap{} checks",
         a.target,
         if a.source.is_some() {

@@ -9,7 +9,7 @@ use nydus_core::oci::manifest::Platform;
 use nydus_core::oci::reference::Reference;
 use nydus_host_nydusify::cache::CACHE_VERSION;
 use nydus_host_nydusify::convert::{
-    convert, BuildCacheOptions, CacheLocation, ChunkDict, ConvertOptions,
+    convert, BuildCacheOptions, CacheLocation, ChunkDict, ConvertOptions, Phases,
 };
 use nydus_host_storage::atomic::write_file;
 use serde_json::json;
@@ -25,18 +25,15 @@ pub struct ConvertArgs {
     /// Target Nydus image reference.
     #[arg(long = "target", env = "TARGET")]
     pub target: Option<String>,
-    /// Target = source reference + this suffix (when --target is not given).
-    #[arg(long = "target-suffix")]
+    /// Target = source reference + this suffix (instead of --target), e.g. `-nydus`.
+    #[arg(
+        long = "target-suffix",
+        allow_hyphen_values = true,
+        conflicts_with = "target"
+    )]
     pub target_suffix: Option<String>,
-    /// Skip TLS verification of the source registry.
-    #[arg(long = "source-insecure")]
-    pub source_insecure: bool,
-    /// Skip TLS verification of the target registry.
-    #[arg(long = "target-insecure")]
-    pub target_insecure: bool,
-    /// Speak plain HTTP to the registries.
-    #[arg(long = "plain-http")]
-    pub plain_http: bool,
+    #[command(flatten)]
+    pub transport: super::TransportArgs,
     /// RAFS version of the target image.
     #[arg(long = "fs-version", env = "FS_VERSION", default_value = "6")]
     pub fs_version: String,
@@ -274,9 +271,10 @@ pub fn options(a: &ConvertArgs) -> Result<ConvertOptions> {
     Ok(ConvertOptions {
         source,
         target,
-        source_insecure: a.source_insecure,
-        target_insecure: a.target_insecure,
-        plain_http: a.plain_http,
+        source_insecure: a.transport.source_insecure,
+        target_insecure: a.transport.target_insecure,
+        source_plain_http: a.transport.source_plain_http(),
+        target_plain_http: a.transport.target_plain_http(),
         fs_version,
         compressor,
         chunk_size,
@@ -300,7 +298,61 @@ pub fn options(a: &ConvertArgs) -> Result<ConvertOptions> {
     })
 }
 
+/// Fails unless a file can be written at `p` (checked before any work, so a typo does not
+/// cost a whole conversion).
+pub fn check_output_path(p: &std::path::Path, flag: &str) -> Result<()> {
+    if p.is_dir() {
+        bail!("{flag} {}: is a directory", p.display());
+    }
+    let parent = match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    tempfile::Builder::new()
+        .prefix(".nydusify-probe-")
+        .tempfile_in(parent)
+        .map(drop)
+        .with_context(|| {
+            format!(
+                "{flag} {}: cannot write in {}",
+                p.display(),
+                parent.display()
+            )
+        })
+}
+
+/// Upstream's conversion metrics (`SourceImageSize`, ..., durations in nanoseconds as Go's
+/// `time.Duration`), from ours.
+fn upstream_metrics(m: &serde_json::Value, phases: &Phases) -> serde_json::Value {
+    let manifests = m["manifests"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let layers = || {
+        manifests
+            .iter()
+            .flat_map(|x| x["layers"].as_array().into_iter().flatten())
+    };
+    let sum = |it: &mut dyn Iterator<Item = &serde_json::Value>| -> u64 {
+        it.filter_map(serde_json::Value::as_u64).sum()
+    };
+    let source = sum(&mut layers().map(|l| &l["source_size"]));
+    let target = sum(&mut layers().map(|l| &l["blob_size"]))
+        + sum(&mut manifests.iter().map(|x| &x["bootstrap_layer_size"]));
+    let ns = |d: std::time::Duration| d.as_nanos() as u64;
+    json!({
+        "SourceImageSize": source,
+        "TargetImageSize": target,
+        "SourcePullElapsed": ns(phases.pull),
+        "ConversionElapsed": ns(phases.convert),
+        "TargetPushElapsed": ns(phases.push),
+    })
+}
+
 pub fn run(a: ConvertArgs) -> Result<()> {
+    if let Some(j) = &a.output_json {
+        check_output_path(j, "--output-json")?;
+    }
     let o = options(&a)?;
     let done = convert(&o)?;
     let target = target_arg(&a)?;
@@ -314,6 +366,10 @@ pub fn run(a: ConvertArgs) -> Result<()> {
     );
     if let Some(j) = &a.output_json {
         let mut m = done.metrics;
+        let up = upstream_metrics(&m, &done.phases);
+        if let (Some(obj), serde_json::Value::Object(up)) = (m.as_object_mut(), up) {
+            obj.extend(up);
+        }
         m["source"] = json!(a.source);
         m["target"] = json!(target);
         m["total_seconds"] = json!(total.as_secs_f64());

@@ -18,13 +18,8 @@ pub struct CopyArgs {
     /// Target image reference.
     #[arg(long = "target", env = "TARGET")]
     pub target: String,
-    #[arg(long = "source-insecure")]
-    pub source_insecure: bool,
-    #[arg(long = "target-insecure")]
-    pub target_insecure: bool,
-    /// Speak plain HTTP to the registries.
-    #[arg(long = "plain-http")]
-    pub plain_http: bool,
+    #[command(flatten)]
+    pub transport: super::TransportArgs,
     /// Platform to copy out of an index (os/arch[/variant]; default linux/<host arch>).
     #[arg(long = "platform")]
     pub platform: Option<String>,
@@ -86,9 +81,10 @@ pub fn options(a: &CopyArgs) -> Result<CopyOptions> {
         source: location(&a.source, "--source")?,
         target: location(&a.target, "--target")?,
         source_shown: a.source.clone(),
-        source_insecure: a.source_insecure,
-        target_insecure: a.target_insecure,
-        plain_http: a.plain_http,
+        source_insecure: a.transport.source_insecure,
+        target_insecure: a.transport.target_insecure,
+        source_plain_http: a.transport.source_plain_http(),
+        target_plain_http: a.transport.target_plain_http(),
         platform,
         all_platforms: a.all_platforms,
         retries: a.push_retry_count,

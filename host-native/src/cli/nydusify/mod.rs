@@ -18,6 +18,38 @@ use nydus_core::oci::manifest::Platform;
 use nydus_host_nydusify::backend::BlobDest;
 use nydus_host_storage::config::{self, BackendConfig, BackendFlags, LocalBlobs};
 
+/// How the source and target registries are reached: TLS verification, plain HTTP.
+#[derive(Debug, Args)]
+pub struct TransportArgs {
+    /// Skip TLS verification of the source registry, and speak plain HTTP to it when it does
+    /// not speak TLS.
+    #[arg(long = "source-insecure")]
+    pub source_insecure: bool,
+    /// Skip TLS verification of the target registry, and speak plain HTTP to it when it does
+    /// not speak TLS.
+    #[arg(long = "target-insecure")]
+    pub target_insecure: bool,
+    /// Speak plain HTTP to both registries.
+    #[arg(long = "plain-http")]
+    pub plain_http: bool,
+    /// Speak plain HTTP to the source registry.
+    #[arg(long = "source-plain-http")]
+    pub source_plain_http: bool,
+    /// Speak plain HTTP to the target registry.
+    #[arg(long = "target-plain-http")]
+    pub target_plain_http: bool,
+}
+
+impl TransportArgs {
+    pub fn source_plain_http(&self) -> bool {
+        self.plain_http || self.source_plain_http
+    }
+
+    pub fn target_plain_http(&self) -> bool {
+        self.plain_http || self.target_plain_http
+    }
+}
+
 /// The backend of `--backend-type` with `--backend-config[-file]`, parsed by the one
 /// backend parser; `None` without a backend type, or with `registry`: the image's own
 /// repository, where the blobs go anyway. `flag` names the options in errors.
@@ -28,6 +60,14 @@ pub fn backend_config(
     flag: &str,
 ) -> Result<Option<BackendConfig>> {
     let kind = match kind {
+        None | Some("") if config.is_some() || config_file.is_some() => {
+            let given = if config.is_some() {
+                "config"
+            } else {
+                "config-file"
+            };
+            bail!("{flag}-{given} is given without {flag}-type (localfs, oss or s3)")
+        }
         None | Some("registry") | Some("") => return Ok(None),
         Some(k) => k,
     };
@@ -78,11 +118,37 @@ pub fn platform_arg(p: Option<&str>) -> Result<Platform> {
     about = "Convert, check and copy Nydus images in registries"
 )]
 pub struct Cli {
-    /// trace | debug | info | warn | error
-    #[arg(long = "log-level", default_value = "info", global = true)]
+    /// Log level: trace, debug, info, warn, error (upstream's panic and fatal mean error).
+    #[arg(
+        short = 'l',
+        long = "log-level",
+        env = "LOG_LEVEL",
+        default_value = "info",
+        global = true
+    )]
     pub log_level: String,
+    /// Debug log level; overrides --log-level.
+    #[arg(short = 'D', long = "debug", env = "DEBUG_LOG_LEVEL", global = true)]
+    pub debug: bool,
+    /// Also append the log to this file.
+    #[arg(long = "log-file", global = true)]
+    pub log_file: Option<std::path::PathBuf>,
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// The log level the flags ask for, in the logger's names.
+    pub fn level(&self) -> &str {
+        if self.debug {
+            return "debug";
+        }
+        match self.log_level.as_str() {
+            "panic" | "fatal" => "error",
+            "warning" => "warn",
+            l => l,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -15,11 +15,12 @@ pub struct MountArgs {
     /// The Nydus image to mount (`host/repo:tag` or `@digest`).
     #[arg(long = "target")]
     pub target: String,
-    /// Skip TLS verification of the target registry.
+    /// Skip TLS verification of the target registry, and speak plain HTTP to it when it does
+    /// not speak TLS.
     #[arg(long = "target-insecure")]
     pub target_insecure: bool,
     /// Talk to the registry over plain HTTP.
-    #[arg(long = "plain-http")]
+    #[arg(long = "plain-http", alias = "target-plain-http")]
     pub plain_http: bool,
     /// Where the blobs are: localfs, registry, s3 or oss (default: the image's repository).
     #[arg(long = "backend-type", alias = "backend_type")]
