@@ -226,11 +226,18 @@ impl Registry {
     /// registry when its body can be sent again, and so do the next ones for
     /// [`PROXY_RETRY_AFTER`].
     pub(crate) async fn execute(&self, req: RequestBuilder) -> reqwest::Result<Response> {
+        let (client, built) = req.build_split();
+        let mut built = built?;
+        // Requests built before a fallback to plain HTTP, or from a URL kept by the caller.
+        if self.plain.load(Ordering::Relaxed)
+            && built.url().scheme() == "https"
+            && self.is_our_host(built.url())
+        {
+            let _ = built.url_mut().set_scheme("http");
+        }
         let Some((proxy, fallback)) = &self.proxied else {
-            return req.send().await;
+            return client.execute(built).await;
         };
-        let (_, built) = req.build_split();
-        let built = built?;
         let bypass = {
             let mut down = self.proxy_down.lock().expect("proxy lock");
             match *down {

@@ -1,0 +1,506 @@
+//! What an upstream user meets in the first hour, against Debian's docker-registry on
+//! loopback (plain HTTP and TLS with a test CA): the insecure flags reaching a plain-HTTP
+//! registry, plain HTTP per side, a private CA trusted through `SSL_CERT_FILE`,
+//! `SSL_CERT_DIR` and Docker's `certs.d`, a refused connection failing at once, upstream's
+//! global flags, flag rules, upstream's `--output-json` fields, SIGINT leaving nothing
+//! behind, and `| head` ending quietly.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use nydus_host_native::registry::{Registry, RegistryOptions};
+use nydus_tests::*;
+use serde_json::Value;
+
+fn s(p: &Path) -> String {
+    p.to_str().unwrap().to_string()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Our nydusify with extra environment variables.
+fn nydusify_env(args: &[&str], env: &[(&str, &Path)]) -> Output {
+    let mut c = Command::new(bin("nydusify"));
+    c.args(args);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    run(&mut c)
+}
+
+/// The golden three-layer image at `<addr>/src/golden:t`.
+fn seed_golden(reg: &TestRegistry, t: &Path) {
+    golden_layers(t);
+    let tars: Vec<PathBuf> = (1..=3).map(|i| t.join(format!("layer{i}.tar"))).collect();
+    let layout = t.join("layout");
+    umoci_image(&layout, "t", &tars, "amd64");
+    skopeo_push(&layout, "t", &format!("{}/src/golden:t", reg.addr), false);
+}
+
+/// Whether `repo:tag` exists in a plain-HTTP registry.
+fn has_tag(addr: &str, repo: &str, tag: &str) -> bool {
+    let reg = Registry::new(
+        addr,
+        RegistryOptions {
+            plain_http: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    match rt.block_on(reg.get_manifest(repo, tag)) {
+        Ok(_) => true,
+        Err(e) if e.kind() == nydus_host_native::registry::ErrorKind::NotFound => false,
+        Err(e) => panic!("reading {addr}/{repo}:{tag}: {e}"),
+    }
+}
+
+#[test]
+fn insecure_flags_reach_plain_http_and_private_cas_are_trusted_from_files() {
+    let reg = TestRegistry::start(None);
+    let tls = TestRegistry::start_with(None, true);
+    let t = tempfile::tempdir().unwrap();
+    seed_golden(&reg, t.path());
+    let work = s(&t.path().join("work"));
+    let src = format!("{}/src/golden:t", reg.addr);
+
+    // Only the insecure flags, as upstream users give them for a plain-HTTP registry.
+    let plain = format!("{}/src/golden:insecure", reg.addr);
+    let o = nydusify(&[
+        "convert",
+        "--source",
+        &src,
+        "--target",
+        &plain,
+        "--source-insecure",
+        "--target-insecure",
+        "--work-dir",
+        &work,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("plain HTTP"), "{}", stderr(&o));
+    let chk = s(&t.path().join("chk"));
+    let o = nydusify(&[
+        "check",
+        "--source",
+        &src,
+        "--target",
+        &plain,
+        "--source-insecure",
+        "--target-insecure",
+        "--work-dir",
+        &chk,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    // A plain-HTTP source and a TLS target: plain HTTP for the source only, the target's CA
+    // from SSL_CERT_FILE.
+    let secure = format!("{}/tls/golden:nydus", tls.addr);
+    let to_tls = |env: &[(&str, &Path)]| {
+        nydusify_env(
+            &[
+                "convert",
+                "--source",
+                &src,
+                "--target",
+                &secure,
+                "--source-plain-http",
+                "--work-dir",
+                &work,
+            ],
+            env,
+        )
+    };
+    let o = to_tls(&[]);
+    assert!(
+        !o.status.success(),
+        "a certificate of an unknown CA was accepted"
+    );
+    let e = stderr(&o);
+    assert!(e.to_lowercase().contains("certificate"), "{e}");
+    let ca = tls.cert();
+    let o = to_tls(&[("SSL_CERT_FILE", &ca)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    // SSL_CERT_DIR: a directory of CA files named by subject hash, as `openssl rehash` makes.
+    let dir = t.path().join("certs");
+    std::fs::create_dir(&dir).unwrap();
+    let hash = run(Command::new("openssl").args(["x509", "-hash", "-noout", "-in", &s(&ca)]));
+    assert!(hash.status.success(), "{}", stderr(&hash));
+    let name = format!("{}.0", String::from_utf8_lossy(&hash.stdout).trim());
+    std::fs::copy(&ca, dir.join(name)).unwrap();
+    let check_tls = |env: &[(&str, &Path)]| {
+        nydusify_env(&["check", "--target", &secure, "--work-dir", &chk], env)
+    };
+    let o = check_tls(&[("SSL_CERT_DIR", &dir)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    // Docker's certs.d (the rootless daemon's, under XDG_CONFIG_HOME): <host:port>/ca.crt.
+    let xdg = t.path().join("xdg");
+    let host_dir = xdg.join("docker/certs.d").join(&tls.addr);
+    std::fs::create_dir_all(&host_dir).unwrap();
+    std::fs::copy(&ca, host_dir.join("ca.crt")).unwrap();
+    let o = check_tls(&[("XDG_CONFIG_HOME", &xdg)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // A certs.d file that is not a certificate is named.
+    std::fs::write(host_dir.join("bad.crt"), "not a certificate\n").unwrap();
+    let o = check_tls(&[("XDG_CONFIG_HOME", &xdg)]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("bad.crt"), "{}", stderr(&o));
+}
+
+#[test]
+fn a_refused_connection_fails_at_once_naming_the_address() {
+    let port = free_port();
+    let t = tempfile::tempdir().unwrap();
+    let target = format!("127.0.0.1:{port}/x/y:z");
+    let started = Instant::now();
+    let o = nydusify(&[
+        "convert",
+        "--source",
+        &target,
+        "--target",
+        &format!("{target}-nydus"),
+        "--plain-http",
+        "--work-dir",
+        &s(&t.path().join("work")),
+    ]);
+    let took = started.elapsed();
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(e.contains(&format!("127.0.0.1:{port}")), "{e}");
+    assert!(e.to_lowercase().contains("refused"), "{e}");
+    assert!(took < Duration::from_secs(5), "took {took:?}: {e}");
+    // Nothing is left in the work directory made for the run, nor the directory itself.
+    assert!(!t.path().join("work").exists());
+}
+
+#[test]
+fn upstream_global_flags_and_flag_rules() {
+    let reg = TestRegistry::start(None);
+    let t = tempfile::tempdir().unwrap();
+    seed_golden(&reg, t.path());
+    let work = s(&t.path().join("work"));
+    let src = format!("{}/src/golden:t", reg.addr);
+    let info_lines = |o: &Output| stderr(o).lines().filter(|l| l.starts_with("info:")).count();
+
+    // `--target-suffix -nydus`: a value starting with `-`; `-l warn` shows no info lines, and
+    // `--log-file` gets what is shown.
+    let log = t.path().join("convert.log");
+    let o = nydusify(&[
+        "convert",
+        "--source",
+        &src,
+        "--target-suffix",
+        "-nydus",
+        "--plain-http",
+        "--log-file",
+        &s(&log),
+        "--work-dir",
+        &work,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(info_lines(&o) > 0, "{}", stderr(&o));
+    assert!(has_tag(&reg.addr, "src/golden", "t-nydus"));
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.contains("info: converted"), "{logged}");
+    // The default level shows them; LOG_LEVEL and --debug are upstream's too.
+    let convert = |extra: &[&str], env: &[(&str, &Path)]| {
+        let mut args = vec!["convert", "--source", &src, "--target-suffix", "-nydus"];
+        args.extend_from_slice(&["--plain-http", "--work-dir", &work]);
+        args.extend_from_slice(extra);
+        let o = nydusify_env(&args, env);
+        assert!(o.status.success(), "{}", stderr(&o));
+        o
+    };
+    assert!(info_lines(&convert(&[], &[])) > 0);
+    assert_eq!(info_lines(&convert(&["-l", "warn"], &[])), 0);
+    assert_eq!(
+        info_lines(&convert(&[], &[("LOG_LEVEL", Path::new("error"))])),
+        0
+    );
+    let debug = convert(&["--debug"], &[("LOG_LEVEL", Path::new("error"))]);
+    assert!(info_lines(&debug) > 0, "{}", stderr(&debug));
+    assert_eq!(info_lines(&convert(&["--log-level", "fatal"], &[])), 0);
+
+    // Rules: --target with --target-suffix, a backend config without a type, or given twice.
+    let fails = |args: &[&str], want: &str| {
+        let o = nydusify(args);
+        assert!(!o.status.success(), "{args:?} succeeded");
+        let e = stderr(&o);
+        assert!(e.contains(want), "{args:?}: want {want:?} in: {e}");
+        assert!(!e.contains("panicked"), "{e}");
+    };
+    fails(
+        &[
+            "convert",
+            "--source",
+            &src,
+            "--target",
+            "x/y:z",
+            "--target-suffix",
+            "-n",
+        ],
+        "cannot be used with",
+    );
+    let cfg_file = t.path().join("backend.json");
+    std::fs::write(&cfg_file, r#"{"dir":"/tmp"}"#).unwrap();
+    fails(
+        &[
+            "convert",
+            "--source",
+            &src,
+            "--target-suffix",
+            "-n",
+            "--backend-config",
+            "{}",
+        ],
+        "--backend-config is given without --backend-type",
+    );
+    fails(
+        &[
+            "convert",
+            "--source",
+            &src,
+            "--target-suffix",
+            "-n",
+            "--backend-type",
+            "localfs",
+            "--backend-config",
+            r#"{"dir":"/tmp"}"#,
+            "--backend-config-file",
+            &s(&cfg_file),
+        ],
+        "not both",
+    );
+    assert!(!has_tag(&reg.addr, "src/golden", "t-n"));
+}
+
+#[test]
+fn output_json_has_upstream_fields_and_its_path_is_checked_first() {
+    let reg = TestRegistry::start(None);
+    let t = tempfile::tempdir().unwrap();
+    seed_golden(&reg, t.path());
+    let work = s(&t.path().join("work"));
+    let src = format!("{}/src/golden:t", reg.addr);
+    let dst = format!("{}/src/golden:nydus", reg.addr);
+    let json = t.path().join("metrics.json");
+    let convert = |out: &Path| {
+        nydusify(&[
+            "convert",
+            "--source",
+            &src,
+            "--target",
+            &dst,
+            "--plain-http",
+            "--work-dir",
+            &work,
+            "--output-json",
+            &s(out),
+        ])
+    };
+    // A path that cannot be written fails before anything is pulled or pushed.
+    let bad = t.path().join("missing-dir/metrics.json");
+    let o = convert(&bad);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains(&s(&bad)), "{}", stderr(&o));
+    assert!(!has_tag(&reg.addr, "src/golden", "nydus"));
+    let o = convert(t.path());
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("is a directory"), "{}", stderr(&o));
+
+    let o = convert(&json);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let m: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let layer_sum = |manifest: &Value| -> u64 {
+        manifest["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["size"].as_u64().unwrap())
+            .sum()
+    };
+    assert_eq!(
+        m["SourceImageSize"].as_u64(),
+        Some(layer_sum(&skopeo_raw(&src))),
+        "{m}"
+    );
+    assert_eq!(
+        m["TargetImageSize"].as_u64(),
+        Some(layer_sum(&skopeo_raw(&dst))),
+        "{m}"
+    );
+    for k in [
+        "SourcePullElapsed",
+        "ConversionElapsed",
+        "TargetPushElapsed",
+    ] {
+        let ns = m[k].as_u64().unwrap_or_else(|| panic!("{k} in {m}"));
+        assert!(ns > 0 && ns < 600_000_000_000, "{k} = {ns} ns");
+    }
+    // Ours stay beside them.
+    assert!(m["target_digest"].as_str().is_some(), "{m}");
+}
+
+/// Waits until `ready` holds (polling), failing after 60 s with `what`.
+fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !ready() {
+        assert!(t.elapsed() < Duration::from_secs(60), "{what} within 60 s");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Every file under `dir` with its size.
+fn files_under(dir: &Path) -> Vec<(PathBuf, u64)> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        match e.metadata() {
+            Ok(m) if m.is_dir() => out.extend(files_under(&p)),
+            Ok(m) => out.push((p, m.len())),
+            Err(_) => {}
+        }
+    }
+    out
+}
+
+fn interrupt(child: &std::process::Child) {
+    let pid = child.id().to_string();
+    let o = run(Command::new("kill").args(["-INT", &pid]));
+    assert!(o.status.success(), "kill -INT {pid}");
+}
+
+#[test]
+fn sigint_during_convert_or_create_leaves_nothing_behind() {
+    let reg = TestRegistry::start(None);
+    let t = tempfile::tempdir().unwrap();
+    // 96 MiB of incompressible data in 12 files: long enough to be caught mid-build.
+    let tree = t.path().join("tree");
+    std::fs::create_dir(&tree).unwrap();
+    for i in 0..12u64 {
+        std::fs::write(tree.join(format!("f{i}")), noise(8 << 20, i + 1)).unwrap();
+    }
+    let tar = t.path().join("big.tar");
+    let o = run(Command::new("tar")
+        .arg("-cf")
+        .arg(&tar)
+        .arg("-C")
+        .arg(&tree)
+        .arg("."));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let layout = t.path().join("layout");
+    umoci_image(&layout, "big", &[tar], "amd64");
+    let src = format!("{}/src/big:t", reg.addr);
+    skopeo_push(&layout, "big", &src, false);
+
+    // Interrupted as soon as the scratch directory exists, and once a blob is being written.
+    let work = t.path().join("work");
+    let convert = || {
+        Command::new(bin("nydusify"))
+            .args([
+                "convert",
+                "--source",
+                &src,
+                "--target-suffix",
+                "-nydus",
+                "--plain-http",
+            ])
+            .arg("--work-dir")
+            .arg(&work)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    type Point = fn(&[(PathBuf, u64)]) -> bool;
+    let points: [(&str, Point); 2] = [
+        ("the scratch directory", |_| true),
+        ("a blob of 1 MiB being built", |f| {
+            f.iter().any(|(_, n)| *n > 1 << 20)
+        }),
+    ];
+    for (what, reached) in points {
+        let child = convert();
+        wait_until(what, || work.is_dir() && reached(&files_under(&work)));
+        interrupt(&child);
+        let o = child.wait_with_output().unwrap();
+        assert_eq!(o.status.code(), Some(130), "at {what}: {}", stderr(&o));
+        assert!(stderr(&o).contains("interrupted"), "{}", stderr(&o));
+        assert!(!work.exists(), "at {what}: {:?} left", files_under(&work));
+        assert!(
+            !has_tag(&reg.addr, "src/big", "t-nydus"),
+            "a tag after SIGINT at {what}"
+        );
+    }
+    // A second run does not trip over anything and leaves nothing either.
+    let o = convert().wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!work.exists(), "{:?} left", files_under(&work));
+    assert!(has_tag(&reg.addr, "src/big", "t-nydus"));
+
+    // nydus-image create, interrupted while the blob is written: no temporary file stays.
+    let out = t.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let child = Command::new(bin("nydus-image"))
+        .arg("create")
+        .arg("-B")
+        .arg(out.join("image.boot"))
+        .arg("-b")
+        .arg(out.join("image.blob"))
+        .arg(&tree)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until("a blob of 1 MiB in the output directory", || {
+        files_under(&out).iter().any(|(_, n)| *n > 1 << 20)
+    });
+    interrupt(&child);
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
+    assert_eq!(files_under(&out), vec![], "left in the output directory");
+}
+
+#[test]
+fn a_reader_that_goes_away_ends_output_quietly() {
+    let t = tempfile::tempdir().unwrap();
+    let tree = t.path().join("tree");
+    std::fs::create_dir(&tree).unwrap();
+    for i in 0..3000 {
+        std::fs::write(tree.join(format!("file-{i:05}")), format!("{i}")).unwrap();
+    }
+    let boot = t.path().join("image.boot");
+    let blob = t.path().join("image.blob");
+    nydus_image_ok(&["create", "-B", &s(&boot), "-b", &s(&blob), &s(&tree)]);
+    // Like `| head -0`: the pipe's reader is gone before the first write.
+    let quiet = |args: &[&str]| {
+        let mut child = Command::new(bin("nydus-image"))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let o = child.wait_with_output().unwrap();
+        let code = o.status.code();
+        assert!(
+            code == Some(0) || code == Some(141),
+            "{args:?}: status {:?}: {}",
+            o.status,
+            stderr(&o)
+        );
+        assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+    };
+    quiet(&["inspect", "-B", &s(&boot), "-R", "stats"]);
+    quiet(&["inspect", "-B", &s(&boot), "--text", "-R", "blobs"]);
+    quiet(&["check", "-B", &s(&boot), "-b", &s(&blob)]);
+    quiet(&["stat", "-B", &s(&boot)]);
+    quiet(&["unpack", "-B", &s(&boot), "-b", &s(&blob), "--output", "-"]);
+}
