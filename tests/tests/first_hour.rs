@@ -277,6 +277,52 @@ fn upstream_global_flags_and_flag_rules() {
         "not both",
     );
     assert!(!has_tag(&reg.addr, "src/golden", "t-n"));
+
+    // An image whose blobs are in a backend, checked without naming it: the error says where
+    // to look.
+    let blobs = t.path().join("blobs");
+    std::fs::create_dir(&blobs).unwrap();
+    let cfg = format!(r#"{{"dir":"{}"}}"#, s(&blobs));
+    let o = nydusify(&[
+        "convert",
+        "--source",
+        &src,
+        "--target-suffix",
+        "-local",
+        "--plain-http",
+        "--backend-type",
+        "localfs",
+        "--backend-config",
+        &cfg,
+        "--work-dir",
+        &work,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let target = format!("{src}-local");
+    let o = nydusify(&[
+        "check",
+        "--target",
+        &target,
+        "--plain-http",
+        "--work-dir",
+        &work,
+    ]);
+    assert!(!o.status.success());
+    let out = format!("{}{}", String::from_utf8_lossy(&o.stdout), stderr(&o));
+    assert!(out.contains("--target-backend-type"), "{out}");
+    let o = nydusify(&[
+        "check",
+        "--target",
+        &target,
+        "--plain-http",
+        "--work-dir",
+        &work,
+        "--target-backend-type",
+        "localfs",
+        "--target-backend-config",
+        &cfg,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
 }
 
 #[test]
@@ -385,7 +431,7 @@ fn sigint_during_convert_or_create_leaves_nothing_behind() {
     let tree = t.path().join("tree");
     std::fs::create_dir(&tree).unwrap();
     for i in 0..12u64 {
-        std::fs::write(tree.join(format!("f{i}")), noise(8 << 20, i + 1)).unwrap();
+        std::fs::write(tree.join(format!("f{i}")), noise(8 << 20, 2 * i + 1)).unwrap();
     }
     let tar = t.path().join("big.tar");
     let o = run(Command::new("tar")
@@ -503,4 +549,154 @@ fn a_reader_that_goes_away_ends_output_quietly() {
     quiet(&["check", "-B", &s(&boot), "-b", &s(&blob)]);
     quiet(&["stat", "-B", &s(&boot)]);
     quiet(&["unpack", "-B", &s(&boot), "-b", &s(&blob), "--output", "-"]);
+}
+
+/// The `error:` lines of a command's stdout and stderr.
+fn error_lines(o: &Output) -> Vec<String> {
+    let all = format!("{}{}", String::from_utf8_lossy(&o.stdout), stderr(o));
+    all.lines()
+        .filter(|l| l.contains("error:"))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn errors_say_what_is_wrong_once() {
+    let t = tempfile::tempdir().unwrap();
+    let p = |n: &str| s(&t.path().join(n));
+    let tree = t.path().join("tree");
+    std::fs::create_dir(&tree).unwrap();
+    for i in 0..6u64 {
+        std::fs::write(tree.join(format!("f{i}")), noise(1 << 20, 2 * i + 101)).unwrap();
+    }
+    let o = nydus_image_ok(&["create", "-B", &p("i.boot"), "-b", &p("i.blob"), &s(&tree)]);
+    // A one-line summary on success.
+    let summary = stderr(&o);
+    assert!(
+        summary.contains("built RAFS v6") && summary.contains("blob "),
+        "{summary}"
+    );
+
+    // A cut blob: one finding saying so, not one per chunk.
+    let blob = std::fs::read(t.path().join("i.blob")).unwrap();
+    std::fs::write(t.path().join("cut.blob"), &blob[..blob.len() / 2]).unwrap();
+    let o = nydus_image(&["check", "-B", &p("i.boot"), "-b", &p("cut.blob")]);
+    assert_eq!(o.status.code(), Some(1));
+    let lines = error_lines(&o);
+    assert!(
+        lines[0].contains("but the bootstrap places data up to byte"),
+        "{lines:?}"
+    );
+    assert_eq!(lines.len(), 2, "one finding and the summary: {lines:?}");
+    // A missing blob: one finding too.
+    let empty = t.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let o = nydus_image(&["check", "-B", &p("i.boot"), "-D", &s(&empty)]);
+    let lines = error_lines(&o);
+    assert!(lines[0].contains("not found"), "{lines:?}");
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    // Every chunk bad: the first three, then a count.
+    let mut bad = blob.clone();
+    for b in bad.iter_mut().take(6 << 20) {
+        *b ^= 0x5a;
+    }
+    std::fs::write(t.path().join("bad.blob"), &bad).unwrap();
+    let o = nydus_image(&["check", "-B", &p("i.boot"), "-b", &p("bad.blob")]);
+    let lines = error_lines(&o);
+    let chunk_lines = lines.iter().filter(|l| l.contains(": chunk ")).count();
+    assert_eq!(chunk_lines, 3, "{lines:?}");
+    assert!(
+        lines.iter().any(|l| l.contains("and 3 more bad chunk(s)")),
+        "{lines:?}"
+    );
+    // The blob id is named once per line.
+    let id = first_blob_id_of(&o);
+    assert!(
+        lines.iter().all(|l| l.matches(&id).count() <= 1),
+        "{lines:?}"
+    );
+
+    // merge: a blob id taken from a file name that is not a digest is warned about.
+    std::fs::copy(t.path().join("i.boot"), t.path().join("layer.boot")).unwrap();
+    let o = nydus_image_ok(&["merge", "-B", &p("merged.boot"), &p("layer.boot")]);
+    assert!(stderr(&o).contains("not a 64-hex digest"), "{}", stderr(&o));
+    // Outputs are checked before the build: nothing is written when one cannot be.
+    let out = t.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    for (flag, path) in [
+        ("-B", "/nonexistent-dir/i.boot"),
+        ("-J", "/nonexistent-dir/o.json"),
+    ] {
+        let mut args = vec!["create", "-B", "", "-b", ""];
+        let boot = s(&out.join("i.boot"));
+        let blob = s(&out.join("i.blob"));
+        args[2] = if flag == "-B" { path } else { &boot };
+        args[4] = &blob;
+        if flag == "-J" {
+            args.extend_from_slice(&["-J", path]);
+        }
+        let tree = s(&tree);
+        args.push(&tree);
+        let o = nydus_image(&args);
+        assert!(!o.status.success(), "{args:?}");
+        assert!(stderr(&o).contains("/nonexistent-dir"), "{}", stderr(&o));
+        assert_eq!(files_under(&out), vec![], "{args:?} left outputs");
+    }
+
+    // nydusify: an archive that is a directory, a tag that is not in the archive.
+    let o = nydusify(&[
+        "copy",
+        "--source",
+        &format!("file://{}", s(&tree)),
+        "--target",
+        &format!("file://{}", p("x.tar")),
+    ]);
+    assert!(
+        stderr(&o).contains("a directory; an OCI image layout archive is a tar file"),
+        "{}",
+        stderr(&o)
+    );
+    golden_layers(t.path());
+    let layout = t.path().join("layout");
+    let tars = [t.path().join("layer1.tar")];
+    umoci_image(&layout, "one", &tars, "amd64");
+    umoci_image(&layout, "two", &tars, "amd64");
+    let archive = t.path().join("two-tags.tar");
+    let o = run(Command::new("tar")
+        .arg("-cf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(&layout)
+        .arg("."));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = nydusify(&[
+        "convert",
+        "--source",
+        "127.0.0.1:1/x/y:three",
+        "--source-archive",
+        &s(&archive),
+        "--target",
+        "127.0.0.1:1/x/y:nydus",
+        "--target-archive",
+        &p("out.tar"),
+        "--work-dir",
+        &p("work"),
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("no image tagged \"three\""),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stderr(&o).contains("tags: one, two"), "{}", stderr(&o));
+}
+
+/// The blob id in the `blob 0:` line of a `nydus-image check` output.
+fn first_blob_id_of(o: &Output) -> String {
+    let out = String::from_utf8_lossy(&o.stdout);
+    let line = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("blob 0:"))
+        .unwrap_or_else(|| panic!("no blob line in {out}"));
+    line.split_whitespace().nth(2).unwrap().to_string()
 }

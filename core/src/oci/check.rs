@@ -89,11 +89,19 @@ pub fn check_bootstrap_blobs(m: &Manifest, blob_ids: &[String]) -> Report {
         })
         .map(|l| l.digest_hex())
         .collect();
+    // An image whose blobs went to a storage backend lists none (upstream's convert with a
+    // backend): say where to look once, not only per blob.
+    let hint = if layers.is_empty() {
+        " (the manifest lists no blob layers: if the blobs are in a storage backend, name it \
+         with --target-backend-type and --target-backend-config)"
+    } else {
+        ""
+    };
     for id in blob_ids {
         if !layers.contains(&id.as_str()) {
             rep.error(
                 "bootstrap",
-                format!("blob {id} of the bootstrap is not a layer of the manifest"),
+                format!("blob {id} of the bootstrap is not a layer of the manifest{hint}"),
             );
         }
     }

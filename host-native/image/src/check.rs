@@ -86,9 +86,24 @@ fn verify_data<R: ReadAt + Sync>(
             return;
         }
     };
+    // Each blob is opened and its size compared with what the bootstrap says it holds
+    // first: a missing or cut blob is one finding, not one per chunk.
+    let mut unusable = HashSet::new();
+    for i in 0..boot.blobs().len() as u32 {
+        if let Some(problem) = blob_problem(reader, i, &table) {
+            report.error(
+                format!("blob {}", reader.blobs()[i as usize].blob_id),
+                problem,
+            );
+            unusable.insert(i);
+        }
+    }
     // The blob's own ci table is what nydusd fetches by: it must agree with the bootstrap.
     for i in 0..boot.blobs().len() as u32 {
-        let id = &reader.blobs()[i as usize].blob_id;
+        if unusable.contains(&i) {
+            continue;
+        }
+        let id = &format!("blob {}", reader.blobs()[i as usize].blob_id);
         match ci_entries(reader, i) {
             Ok(Some(ci)) => {
                 let mut last_end = 0u64;
@@ -133,6 +148,7 @@ fn verify_data<R: ReadAt + Sync>(
     let mut seen = HashSet::new();
     let unique: Vec<_> = table
         .iter()
+        .filter(|c| !unusable.contains(&c.blob_index))
         .filter(|c| seen.insert((c.blob_index, c.index)))
         .copied()
         .collect();
@@ -153,7 +169,90 @@ fn verify_data<R: ReadAt + Sync>(
     let mut failed = results.into_inner().unwrap_or_else(|p| p.into_inner());
     failed.sort_by_key(|e| (e.blob.clone(), e.chunk.as_ref().map(|c| c.index)));
     report.chunks_verified += (chunks.len() - failed.len()) as u64;
+    // The first few bad chunks of a blob each, then one line for the rest.
+    let mut shown: Option<(String, usize)> = None;
+    let mut more: Vec<(String, usize)> = Vec::new();
     for e in failed {
-        report.error(format!("blob {}", e.blob), e.to_string());
+        let n = match &mut shown {
+            Some((b, n)) if *b == e.blob => {
+                *n += 1;
+                *n
+            }
+            _ => {
+                shown = Some((e.blob.clone(), 1));
+                1
+            }
+        };
+        if n <= CHUNKS_SHOWN_PER_BLOB {
+            report.error(format!("blob {}", e.blob), detail(&e));
+        } else {
+            match more.last_mut() {
+                Some((b, k)) if *b == e.blob => *k += 1,
+                _ => more.push((e.blob.clone(), 1)),
+            }
+        }
     }
+    for (blob, k) in more {
+        report.error(
+            format!("blob {blob}"),
+            format!("and {k} more bad chunk(s) of this blob"),
+        );
+    }
+}
+
+/// Bad chunks listed one by one per blob before the rest are counted in one line.
+const CHUNKS_SHOWN_PER_BLOB: usize = 3;
+
+/// A read error without the blob id the finding's subject names already: where the blob
+/// was read from, the chunk, the problem.
+fn detail(e: &nydus_host_storage::reader::ReadError) -> String {
+    let s = e.to_string();
+    let mut rest = s.strip_prefix(&format!("blob {}", e.blob)).unwrap_or(&s);
+    let mut out = String::new();
+    if let Some(from) = &e.from {
+        if let Some(r) = rest.strip_prefix(&format!(" ({from})")) {
+            out.push_str(from);
+            rest = r;
+        }
+    }
+    out.push_str(rest);
+    out.trim_start_matches(": ").to_string()
+}
+
+/// Why blob `index` cannot be read at all: it cannot be opened, or it is shorter than the
+/// chunks and the compression-info table the bootstrap places in it.
+fn blob_problem(
+    reader: &ChunkReader,
+    index: u32,
+    table: &[nydus_core::model::ChunkRef],
+) -> Option<String> {
+    let blob = match reader.open_blob(index) {
+        Ok(b) => b,
+        Err(e) => return Some(detail(&e)),
+    };
+    let size = match blob.store.size() {
+        Ok(n) => n,
+        Err(e) => return Some(format!("{}: {e}", blob.store.describe())),
+    };
+    let info = &reader.blobs()[index as usize];
+    let chunks_end = table
+        .iter()
+        .filter(|c| c.blob_index == index)
+        .map(|c| match blob.layout {
+            BlobLayout::Stored => c.compressed_offset + u64::from(c.compressed_size),
+            BlobLayout::Uncompressed => c.uncompressed_offset + u64::from(c.uncompressed_size),
+        })
+        .max()
+        .unwrap_or(0);
+    let ci_end = match blob.layout {
+        BlobLayout::Stored if info.ci_offset > 0 => info.ci_offset + info.ci_compressed_size,
+        _ => 0,
+    };
+    let want = chunks_end.max(ci_end);
+    (size < want).then(|| {
+        format!(
+            "{}: {size} bytes, but the bootstrap places data up to byte {want} in it: a cut or a different blob",
+            blob.store.describe()
+        )
+    })
 }

@@ -234,7 +234,20 @@ pub fn merge(a: &MergePlan, patterns: &[String]) -> Result<Merged> {
                 own_seen = true;
                 m.blob_id = match per_source(&a.original_blob_ids, i, "original blob ids")? {
                     Some(id) => id.clone(),
-                    None => blob_id_from_path(path)?,
+                    None => {
+                        let id = blob_id_from_path(path)?;
+                        let digest = id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit());
+                        if !digest && per_source(&a.blob_digests, i, "blob digests")?.is_none() {
+                            log::warn!(
+                                "{}: blob id {id:?} is taken from the file name and is not a \
+                                 64-hex digest: name per-layer bootstraps by their blob's digest \
+                                 (or give --original-blob-ids / --blob-digests) so that readers \
+                                 find the blob",
+                                path.display()
+                            );
+                        }
+                        id
+                    }
                 };
                 if let Some(d) = per_source(&a.blob_digests, i, "blob digests")? {
                     if m.features & blob_features::SEPARATE != 0 {

@@ -244,6 +244,13 @@ pub struct ArchiveIn {
 
 impl ArchiveIn {
     pub fn open(path: &Path) -> Result<ArchiveIn> {
+        if path.is_dir() {
+            bail!(
+                "{}: a directory; an OCI image layout archive is a tar file (`tar -cf x.tar -C {} .` makes one)",
+                path.display(),
+                path.display()
+            );
+        }
         let f = File::open(path).with_context(|| format!("opening archive {}", path.display()))?;
         let mut archive = tar::Archive::new(f);
         let mut entries = HashMap::new();
@@ -399,11 +406,24 @@ impl ArchiveIn {
             match (named.as_slice(), index.manifests.as_slice()) {
                 ([d], _) => (*d).clone(),
                 ([], [only]) => only.clone(),
-                _ => bail!(
-                    "{}: no image tagged {reference:?} in the archive ({} entries)",
-                    self.path.display(),
-                    index.manifests.len()
-                ),
+                _ => {
+                    let mut tags: Vec<&str> = index
+                        .manifests
+                        .iter()
+                        .filter_map(|d| d.annotation(REF_NAME))
+                        .collect();
+                    tags.sort_unstable();
+                    let listed = if tags.is_empty() {
+                        "none is tagged".to_string()
+                    } else {
+                        format!("tags: {}", tags.join(", "))
+                    };
+                    bail!(
+                        "{}: no image tagged {reference:?} in the archive ({} entries; {listed})",
+                        self.path.display(),
+                        index.manifests.len()
+                    )
+                }
             }
         };
         let data = self.blob_bytes(&desc.digest)?;

@@ -42,3 +42,34 @@ macro_rules! out {
     };
 }
 pub(crate) use out;
+
+/// Fails unless a file can be written at `p`, the path of the output option `flag`: checked
+/// before any work, so that a typo costs neither a whole build nor leaves half its outputs.
+pub fn check_output_path(p: &std::path::Path, flag: &str) -> anyhow::Result<()> {
+    use anyhow::Context;
+    if p.is_dir() {
+        anyhow::bail!("{flag} {}: is a directory", p.display());
+    }
+    let parent = match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    if !parent.is_dir() {
+        anyhow::bail!(
+            "{flag} {}: directory {} does not exist",
+            p.display(),
+            parent.display()
+        );
+    }
+    tempfile::Builder::new()
+        .prefix(".nydus-probe-")
+        .tempfile_in(parent)
+        .map(drop)
+        .with_context(|| {
+            format!(
+                "{flag} {}: cannot write in {}",
+                p.display(),
+                parent.display()
+            )
+        })
+}

@@ -215,6 +215,15 @@ pub fn plan_upload(a: &CreateArgs) -> Result<(Plan, Upload)> {
 }
 
 pub fn run(a: CreateArgs) -> Result<()> {
+    for (path, flag) in [
+        (&a.bootstrap, "--bootstrap"),
+        (&a.blob, "--blob"),
+        (&a.output_json, "--output-json"),
+    ] {
+        if let Some(path) = path {
+            crate::cli::check_output_path(path, flag)?;
+        }
+    }
     let (p, upload) = plan_upload(&a)?;
     let patterns = if p.prefetch_fs {
         super::read_prefetch_patterns()?
@@ -261,5 +270,16 @@ pub fn run(a: CreateArgs) -> Result<()> {
         });
         write_file(j, serde_json::to_string_pretty(&v)?.as_bytes())?;
     }
+    let boot = a.bootstrap.as_ref().or(b.bootstrap_path.as_ref());
+    log::info!(
+        "built RAFS v{}{}: blob {} ({} bytes, {}), {} blob(s) in its table",
+        if p.v5 { 5 } else { 6 },
+        boot.map(|b| format!(" {}", b.display()))
+            .unwrap_or_default(),
+        b.blob_id,
+        b.blob_size,
+        p.compressor.name(),
+        b.table_ids.len()
+    );
     Ok(())
 }

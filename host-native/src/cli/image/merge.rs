@@ -79,6 +79,10 @@ pub fn plan(a: &MergeArgs) -> Result<MergePlan> {
 }
 
 pub fn run(a: MergeArgs) -> Result<()> {
+    crate::cli::check_output_path(&a.bootstrap, "--bootstrap")?;
+    if let Some(j) = &a.output_json {
+        crate::cli::check_output_path(j, "--output-json")?;
+    }
     let plan = plan(&a)?;
     let patterns = if plan.prefetch_fs {
         super::read_prefetch_patterns()?

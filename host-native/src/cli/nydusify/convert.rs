@@ -298,29 +298,6 @@ pub fn options(a: &ConvertArgs) -> Result<ConvertOptions> {
     })
 }
 
-/// Fails unless a file can be written at `p` (checked before any work, so a typo does not
-/// cost a whole conversion).
-pub fn check_output_path(p: &std::path::Path, flag: &str) -> Result<()> {
-    if p.is_dir() {
-        bail!("{flag} {}: is a directory", p.display());
-    }
-    let parent = match p.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => std::path::Path::new("."),
-    };
-    tempfile::Builder::new()
-        .prefix(".nydusify-probe-")
-        .tempfile_in(parent)
-        .map(drop)
-        .with_context(|| {
-            format!(
-                "{flag} {}: cannot write in {}",
-                p.display(),
-                parent.display()
-            )
-        })
-}
-
 /// Upstream's conversion metrics (`SourceImageSize`, ..., durations in nanoseconds as Go's
 /// `time.Duration`), from ours.
 fn upstream_metrics(m: &serde_json::Value, phases: &Phases) -> serde_json::Value {
@@ -351,7 +328,7 @@ fn upstream_metrics(m: &serde_json::Value, phases: &Phases) -> serde_json::Value
 
 pub fn run(a: ConvertArgs) -> Result<()> {
     if let Some(j) = &a.output_json {
-        check_output_path(j, "--output-json")?;
+        crate::cli::check_output_path(j, "--output-json")?;
     }
     let o = options(&a)?;
     let done = convert(&o)?;

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, Context, Result};
 use clap::Args;
 use nydus_core::oci::reference::Reference;
 use nydus_host_nydusify::copy::{copy, CopyOptions, Location};
@@ -67,11 +67,6 @@ pub fn options(a: &CopyArgs) -> Result<CopyOptions> {
         a.source_backend_config_file.as_deref(),
         "--source-backend",
     )?;
-    if source_backend.is_none()
-        && (a.source_backend_config.is_some() || a.source_backend_config_file.is_some())
-    {
-        bail!("--source-backend-config needs --source-backend-type (localfs, s3 or oss)");
-    }
     let platform = super::platform_arg(a.platform.as_deref())?;
     let delay = parse_duration(&a.push_retry_delay)
         .with_context(|| format!("invalid --push-retry-delay {:?}", a.push_retry_delay))?;
