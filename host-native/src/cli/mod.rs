@@ -73,3 +73,57 @@ pub fn check_output_path(p: &std::path::Path, flag: &str) -> anyhow::Result<()> 
             )
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Every visible flag and argument of `cmd` and its subcommands without a description.
+    fn undocumented(cmd: &clap::Command, path: &str, out: &mut Vec<String>) {
+        for a in cmd.get_arguments() {
+            let builtin = matches!(a.get_id().as_str(), "help" | "version");
+            if !builtin && !a.is_hide_set() && a.get_help().is_none() {
+                out.push(format!("{path} {}", a.get_id()));
+            }
+        }
+        for s in cmd.get_subcommands() {
+            if s.get_name() != "help" {
+                undocumented(s, &format!("{path} {}", s.get_name()), out);
+            }
+        }
+    }
+
+    #[test]
+    fn every_flag_has_a_description() {
+        let mut missing = Vec::new();
+        undocumented(
+            &super::image::args::Cli::command(),
+            "nydus-image",
+            &mut missing,
+        );
+        undocumented(&super::nydusify::Cli::command(), "nydusify", &mut missing);
+        undocumented(
+            &super::nydusd::NydusdArgs::command(),
+            "nydusd",
+            &mut missing,
+        );
+        assert!(missing.is_empty(), "flags without help: {missing:#?}");
+    }
+
+    #[test]
+    fn built_flags_do_not_say_they_are_not() {
+        let help = |c: &clap::Command, sub: &str, flag: &str| -> String {
+            let s = c.find_subcommand(sub).expect(sub);
+            let a = s
+                .get_arguments()
+                .find(|a| a.get_long() == Some(flag))
+                .expect(flag);
+            a.get_help().map(|h| h.to_string()).unwrap_or_default()
+        };
+        let image = super::image::args::Cli::command();
+        for flag in ["parent-bootstrap", "chunk-dict"] {
+            let h = help(&image, "create", flag);
+            assert!(!h.contains("not built"), "--{flag}: {h}");
+        }
+    }
+}

@@ -109,10 +109,12 @@ pub struct CreateArgs {
     /// fs | blob | none; `fs` reads absolute paths to prefetch from stdin.
     #[arg(long = "prefetch-policy", default_value = "none")]
     pub prefetch_policy: String,
-    /// Chunk dictionary bootstrap (`bootstrap=<path>` or `<path>`); not built yet.
+    /// Chunk dictionary bootstrap (`bootstrap=<path>` or `<path>`): chunks it has are not
+    /// stored again, the image refers to its blobs.
     #[arg(long = "chunk-dict")]
     pub chunk_dict: Option<String>,
-    /// Parent bootstrap for layered builds; not built yet.
+    /// Parent bootstrap: the new layer is built on top of it (whiteouts act on it) and the
+    /// bootstrap written is the merged image.
     #[arg(long = "parent-bootstrap")]
     pub parent_bootstrap: Option<PathBuf>,
     /// Override the blob id.
@@ -182,11 +184,14 @@ pub struct CheckArgs {
 
 #[derive(Debug, Args)]
 pub struct InspectArgs {
+    /// Bootstrap file (positional form).
     pub bootstrap_pos: Option<PathBuf>,
+    /// Bootstrap file.
     #[arg(short = 'B', long = "bootstrap")]
     pub bootstrap: Option<PathBuf>,
     #[command(flatten)]
     pub blobs: BlobSourceArgs,
+    /// Nydus configuration file (accepted for compatibility; blobs come from -b/-D).
     #[arg(short = 'C', long = "config")]
     pub config: Option<PathBuf>,
     /// One request: stats | blobs | prefetch | ls [dir] | stat <path> | chunks <path> | icheck <ino>.
@@ -199,7 +204,9 @@ pub struct InspectArgs {
 
 #[derive(Debug, Args)]
 pub struct StatArgs {
+    /// Bootstrap file (positional form).
     pub bootstrap_pos: Option<PathBuf>,
+    /// Bootstrap file.
     #[arg(short = 'B', long = "bootstrap")]
     pub bootstrap: Option<PathBuf>,
     /// Directory of bootstraps (statistics over all of them).
@@ -208,17 +215,22 @@ pub struct StatArgs {
     /// Target bootstrap, whose dedup against the others is reported.
     #[arg(short = 'T', long = "target")]
     pub target: Option<PathBuf>,
+    /// Accepted for compatibility: each bootstrap's chunks carry their own digester.
     #[arg(long = "digester", default_value = "blake3")]
     pub digester: String,
+    /// Nydus configuration file (accepted for compatibility; statistics need no blobs).
     #[arg(short = 'C', long = "config")]
     pub config: Option<PathBuf>,
+    /// Write the statistics as JSON here.
     #[arg(short = 'J', long = "output-json")]
     pub output_json: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
 pub struct UnpackArgs {
+    /// Bootstrap file (positional form).
     pub bootstrap_pos: Option<PathBuf>,
+    /// Bootstrap file.
     #[arg(short = 'B', long = "bootstrap")]
     pub bootstrap: Option<PathBuf>,
     #[command(flatten)]
@@ -233,6 +245,7 @@ pub struct ExportArgs {
     /// Export as a raw block image (required).
     #[arg(long = "block")]
     pub block: bool,
+    /// Bootstrap file.
     #[arg(short = 'B', long = "bootstrap")]
     pub bootstrap: Option<PathBuf>,
     /// Directory holding the blobs (named by blob id, or `<id>.blob.data` cache files).
@@ -241,6 +254,7 @@ pub struct ExportArgs {
     /// Output file (default `<bootstrap>.disk`).
     #[arg(short = 'O', long = "output")]
     pub output: Option<PathBuf>,
+    /// Nydus configuration file (accepted for compatibility; blobs come from -D).
     #[arg(short = 'C', long = "config")]
     pub config: Option<PathBuf>,
     /// Worker threads (1..32).
@@ -289,6 +303,7 @@ pub struct MergeArgs {
     /// Nydus configuration (backend access to the blobs); not built yet.
     #[arg(short = 'C', long = "config")]
     pub config: Option<PathBuf>,
+    /// Write the result (bootstrap, merged blob table) as JSON here.
     #[arg(short = 'J', long = "output-json")]
     pub output_json: Option<PathBuf>,
 }

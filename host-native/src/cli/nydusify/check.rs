@@ -31,11 +31,13 @@ pub struct CheckArgs {
         aliases = ["backend-type", "target_backend_type", "backend_type"]
     )]
     pub target_backend_type: Option<String>,
+    /// The backend configuration as JSON.
     #[arg(
         long = "target-backend-config",
         aliases = ["backend-config", "target_backend_config", "backend_config"]
     )]
     pub target_backend_config: Option<String>,
+    /// The backend configuration from a JSON file.
     #[arg(
         long = "target-backend-config-file",
         aliases = ["backend-config-file", "target_backend_config_file", "backend_config_file"]

@@ -47,6 +47,7 @@ pub struct ConvertArgs {
         default_value = "0x100000"
     )]
     pub chunk_size: String,
+    /// Batch small chunks together (only 0, off, is built).
     #[arg(long = "batch-size", default_value = "0")]
     pub batch_size: String,
     /// Align chunks (RAFS v5).
@@ -70,6 +71,8 @@ pub struct ConvertArgs {
     /// OCI media types even for a Docker source.
     #[arg(long = "oci", alias = "docker-v2-format")]
     pub oci: bool,
+    /// Reference the source layers instead of copying their data (not built yet: an error
+    /// when given).
     #[arg(long = "oci-ref")]
     pub oci_ref: bool,
     /// Set the Nydus manifest's `subject` to the source manifest.
@@ -79,6 +82,8 @@ pub struct ConvertArgs {
     /// Nydus image whose chunks layers may reuse).
     #[arg(long = "chunk-dict")]
     pub chunk_dict: Option<String>,
+    /// Skip TLS verification of the chunk dictionary's registry (plain HTTP when it does not
+    /// speak TLS).
     #[arg(long = "chunk-dict-insecure")]
     pub chunk_dict_insecure: bool,
     /// A cache image (reference) of converted layers, reused by source chain id.
@@ -87,21 +92,31 @@ pub struct ConvertArgs {
     /// The cache image is this tag of the target repository.
     #[arg(long = "build-cache-tag")]
     pub build_cache_tag: Option<String>,
+    /// Version of the cache records; records of another version are not reused.
     #[arg(long = "build-cache-version", default_value = "v1")]
     pub build_cache_version: String,
     /// Records kept in the cache image (at most 200).
     #[arg(long = "build-cache-max-records", default_value_t = 200)]
     pub build_cache_max_records: usize,
+    /// Skip TLS verification of the cache image's registry (plain HTTP when it does not
+    /// speak TLS).
     #[arg(long = "build-cache-insecure")]
     pub build_cache_insecure: bool,
+    /// Push the blobs to this backend instead of the target repository: localfs, s3 or oss
+    /// (the manifest then lists only the bootstrap layer).
     #[arg(long = "backend-type", alias = "backend_type", env = "BACKEND_TYPE")]
     pub backend_type: Option<String>,
+    /// The backend configuration as JSON.
     #[arg(long = "backend-config", alias = "backend_config")]
     pub backend_config: Option<String>,
+    /// The backend configuration from a JSON file.
     #[arg(long = "backend-config-file", alias = "backend_config_file")]
     pub backend_config_file: Option<PathBuf>,
+    /// Read the source from this OCI image-layout tar instead of a registry (the tag of
+    /// --source picks the image).
     #[arg(long = "source-archive")]
     pub source_archive: Option<PathBuf>,
+    /// Write the target into this OCI image-layout tar instead of a registry.
     #[arg(long = "target-archive")]
     pub target_archive: Option<PathBuf>,
     /// Scratch space (a fresh directory inside it is used and removed).
@@ -113,9 +128,10 @@ pub struct ConvertArgs {
     /// Copy blobs to the backend even when it has them.
     #[arg(long = "backend-force-push", alias = "backend_force_push")]
     pub backend_force_push: bool,
-    /// Special sources (`modelfile`, `model-artifact`).
+    /// Special sources (`modelfile`, `model-artifact`; not built yet: an error when given).
     #[arg(long = "source-backend-type")]
     pub source_backend_type: Option<String>,
+    /// Configuration of --source-backend-type (not built yet).
     #[arg(long = "source-backend-config")]
     pub source_backend_config: Option<String>,
     /// Nydus to OCI (experimental upstream).

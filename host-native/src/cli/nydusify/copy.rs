@@ -29,8 +29,10 @@ pub struct CopyArgs {
     /// Push blobs in chunks of this size (`0MB`: one PUT).
     #[arg(long = "push-chunk-size", default_value = "0MB")]
     pub push_chunk_size: String,
+    /// Retries of a failed push or pull.
     #[arg(long = "push-retry-count", default_value_t = 3)]
     pub push_retry_count: u32,
+    /// Delay before the first retry (`5s`, `500ms`), growing with each retry.
     #[arg(long = "push-retry-delay", default_value = "5s")]
     pub push_retry_delay: String,
     /// Scratch space (a fresh directory inside it is used and removed).
@@ -43,8 +45,10 @@ pub struct CopyArgs {
     /// (`localfs`, `s3`, `oss`): they are copied to the target as blob layers.
     #[arg(long = "source-backend-type", alias = "source_backend_type")]
     pub source_backend_type: Option<String>,
+    /// The source backend's configuration as JSON.
     #[arg(long = "source-backend-config", alias = "source_backend_config")]
     pub source_backend_config: Option<String>,
+    /// The source backend's configuration from a JSON file.
     #[arg(
         long = "source-backend-config-file",
         alias = "source_backend_config_file"

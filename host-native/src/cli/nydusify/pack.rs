@@ -26,25 +26,35 @@ pub struct PackArgs {
     /// localfs, s3 or oss.
     #[arg(long = "backend-type", alias = "backend_type", default_value = "oss")]
     pub backend_type: String,
+    /// The backend configuration as JSON.
     #[arg(long = "backend-config", alias = "backend_config")]
     pub backend_config: Option<String>,
+    /// The backend configuration from a JSON file.
     #[arg(long = "backend-config-file", alias = "backend_config_file")]
     pub backend_config_file: Option<PathBuf>,
     /// Push the blob even if the backend has it already.
     #[arg(long = "backend-force-push", alias = "backend_force_push")]
     pub backend_force_push: bool,
+    /// Chunk dictionary bootstrap (`bootstrap=<path>` or `<path>`): chunks it has are not
+    /// stored again.
     #[arg(long = "chunk-dict")]
     pub chunk_dict: Option<String>,
+    /// Parent bootstrap: the directory is built as a layer on top of it.
     #[arg(long = "parent-bootstrap")]
     pub parent_bootstrap: Option<PathBuf>,
+    /// Compact the blobs of the parent (not built yet: an error when given).
     #[arg(long = "compact")]
     pub compact: bool,
+    /// Configuration of --compact (not built yet).
     #[arg(long = "compact-config-file")]
     pub compact_config_file: Option<PathBuf>,
+    /// RAFS version (5 or 6).
     #[arg(long = "fs-version", default_value = "6")]
     pub fs_version: String,
+    /// Chunk compressor: none, lz4_block or zstd.
     #[arg(long = "compressor", default_value = "zstd")]
     pub compressor: String,
+    /// Chunk size (power of two in [0x1000, 0x1000000]).
     #[arg(long = "chunk-size", default_value = "0x100000")]
     pub chunk_size: String,
     /// Accepted for compatibility; the build runs in process.
