@@ -58,6 +58,10 @@ pub struct BlobStat {
     pub saved_bytes: u64,
     /// Stored chunks nothing in the view uses (hidden by upper layers, or dictionary chunks).
     pub unused_chunks: u64,
+    /// The chunks used, by index in the blob, with their uncompressed sizes: a blob several
+    /// images share counts its chunks once over all of them.
+    #[serde(skip)]
+    used: HashMap<u32, u32>,
 }
 
 /// Adds one image to `s`, with `seen` the digests already counted in `s` (pass the same map
@@ -78,7 +82,6 @@ pub fn accumulate<R: ReadAt>(
             ..Default::default()
         })
         .collect();
-    let mut used: HashSet<(u32, u32)> = HashSet::new();
     boot.walk(&mut |_, i| {
         s.inodes += 1;
         match i.file_type {
@@ -100,10 +103,7 @@ pub fn accumulate<R: ReadAt>(
                     s.chunk_references += 1;
                     if let Some(b) = per_blob.get_mut(c.blob_index as usize) {
                         b.referenced_bytes += u64::from(c.uncompressed_size);
-                        if used.insert((c.blob_index, c.index)) {
-                            b.used_chunks += 1;
-                            b.used_bytes += u64::from(c.uncompressed_size);
-                        }
+                        b.used.entry(c.index).or_insert(c.uncompressed_size);
                     }
                     if let std::collections::hash_map::Entry::Vacant(v) = seen.entry(c.digest) {
                         v.insert((u64::from(c.uncompressed_size), u64::from(c.compressed_size)));
@@ -119,11 +119,24 @@ pub fn accumulate<R: ReadAt>(
         }
         Ok(())
     })?;
-    for b in &mut per_blob {
+    // Blobs of earlier images stay listed; one they share is one entry, its chunks counted once.
+    for b in per_blob {
+        match s.blobs.iter_mut().find(|x| x.blob_id == b.blob_id) {
+            Some(x) => {
+                x.referenced_bytes += b.referenced_bytes;
+                for (k, v) in b.used {
+                    x.used.entry(k).or_insert(v);
+                }
+            }
+            None => s.blobs.push(b),
+        }
+    }
+    for b in &mut s.blobs {
+        b.used_chunks = b.used.len() as u64;
+        b.used_bytes = b.used.values().map(|&n| u64::from(n)).sum();
         b.saved_bytes = b.referenced_bytes - b.used_bytes;
         b.unused_chunks = b.stored_chunks.saturating_sub(b.used_chunks);
     }
-    s.blobs = per_blob;
     s.dedup_ratio = if s.unique_bytes == 0 {
         1.0
     } else {
@@ -211,5 +224,33 @@ mod tests {
             vec![("/sub/big.txt".to_string(), FileType::Regular, 100)]
         );
         assert_eq!(find_paths(&boot, "", 2).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_set_of_images_lists_every_blob_once() {
+        let one = Rafs::open(
+            build(&worked_example(), &MemOptions::default())
+                .unwrap()
+                .bootstrap,
+        )
+        .unwrap();
+        let mut entries = worked_example();
+        entries[1].data = b"other data".to_vec();
+        entries[1].entry.size = 10;
+        let two = Rafs::open(build(&entries, &MemOptions::default()).unwrap().bootstrap).unwrap();
+        let alone = image_stat(&one, "one").unwrap();
+        let mut total = ImageStat::default();
+        let mut seen = HashMap::new();
+        for b in [&one, &two, &one] {
+            accumulate(b, &mut total, &mut seen).unwrap();
+        }
+        let ids: Vec<&str> = total.blobs.iter().map(|b| b.blob_id.as_str()).collect();
+        assert_eq!(ids.len(), 2, "{ids:?}");
+        assert_ne!(ids[0], ids[1]);
+        // The blob of `one`, added twice, has its chunks counted once.
+        let b = &total.blobs[0];
+        assert_eq!(b.used_chunks, alone.blobs[0].used_chunks);
+        assert_eq!(b.used_bytes, alone.blobs[0].used_bytes);
+        assert_eq!(b.referenced_bytes, 2 * alone.blobs[0].referenced_bytes);
     }
 }

@@ -700,3 +700,66 @@ fn first_blob_id_of(o: &Output) -> String {
         .unwrap_or_else(|| panic!("no blob line in {out}"));
     line.split_whitespace().nth(2).unwrap().to_string()
 }
+
+/// `nydus-image check`, `inspect` and `stat` on upstream's golden image, compared with the
+/// outputs kept in `tests/snapshots/` (`UPDATE_SNAPSHOTS=1` rewrites them; review the diff).
+/// The chunk-reference counts the three print must agree.
+#[test]
+fn introspection_outputs_match_their_snapshots() {
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("../core/tests/golden/upstream");
+    let snapshots = Path::new(env!("CARGO_MANIFEST_DIR")).join("snapshots");
+    let update = std::env::var_os("UPDATE_SNAPSHOTS").is_some();
+    let (boot, blob) = ("up-dir-zstd.boot", "up-dir-zstd.blob");
+    let cases: [(&str, Vec<&str>); 7] = [
+        ("check", vec!["check", "-B", boot, "-b", blob]),
+        ("inspect-stats", vec!["inspect", "-B", boot, "-R", "stats"]),
+        (
+            "inspect-blobs",
+            vec!["inspect", "-B", boot, "--text", "-R", "blobs"],
+        ),
+        ("inspect-ls", vec!["inspect", "-B", boot, "-R", "ls /"]),
+        (
+            "inspect-prefetch",
+            vec!["inspect", "-B", boot, "--text", "-R", "prefetch"],
+        ),
+        ("stat", vec!["stat", "-B", boot]),
+        ("stat-dir", vec!["stat", "-D", "."]),
+    ];
+    let mut mismatched = Vec::new();
+    let mut outputs = std::collections::HashMap::new();
+    for (name, args) in &cases {
+        let o = run(Command::new(bin("nydus-image"))
+            .current_dir(&golden)
+            .args(args));
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        let got = String::from_utf8_lossy(&o.stdout).into_owned();
+        let file = snapshots.join(format!("{name}.txt"));
+        if update {
+            std::fs::create_dir_all(&snapshots).unwrap();
+            std::fs::write(&file, &got).unwrap();
+        } else {
+            let want = std::fs::read_to_string(&file).unwrap_or_else(|e| {
+                panic!("{}: {e} (UPDATE_SNAPSHOTS=1 writes it)", file.display())
+            });
+            if want != got {
+                mismatched.push(format!("{name}:\n--- want\n{want}\n--- got\n{got}"));
+            }
+        }
+        outputs.insert(*name, got);
+    }
+    assert!(mismatched.is_empty(), "{}", mismatched.join("\n"));
+    // One count of chunk references, whoever prints it.
+    let check_refs = outputs["check"]
+        .split(", ")
+        .find_map(|p| p.strip_suffix(" chunk references"))
+        .and_then(|n| n.rsplit(' ').next())
+        .expect("check prints the chunk references")
+        .to_string();
+    let stats: Value = serde_json::from_str(outputs["inspect-stats"].trim()).unwrap();
+    assert_eq!(stats["chunk_references"].to_string(), check_refs);
+    assert!(
+        outputs["stat"].contains(&format!("chunk references {check_refs},")),
+        "{}",
+        outputs["stat"]
+    );
+}

@@ -1107,6 +1107,7 @@ fn prefetch_patterns_and_referrer() {
     convert(&work, &src, &dflt, &[]);
     let root_only = prefetch_of(&dflt, "c1");
     assert_eq!(root_only.as_array().unwrap().len(), 1, "{root_only}");
+    assert_eq!(root_only[0]["path"], "/", "{root_only}");
 
     // Patterns from stdin: two directories.
     let pf = format!("{}/dst/golden:prefetch", reg.addr);
@@ -1147,6 +1148,14 @@ fn prefetch_patterns_and_referrer() {
         "/etc/hosts is under /etc: {two}"
     );
     assert_ne!(two, root_only);
+    let mut paths: Vec<&str> = two
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["path"].as_str().unwrap())
+        .collect();
+    paths.sort_unstable();
+    assert_eq!(paths, ["/bin", "/etc"], "{two}");
 
     // --with-referrer: the Nydus manifest's subject is the source manifest.
     let raw = skopeo_raw(&pf);

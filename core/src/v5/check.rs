@@ -34,7 +34,10 @@ pub fn check<R: ReadAt>(boot: &Bootstrap<R>) -> Report {
             match boot.all_chunks(i.nid) {
                 Ok(cs) => {
                     let cs: Vec<crate::model::ChunkRef> = cs.into_iter().map(|c| c.chunk).collect();
-                    rep.chunks += cs.len() as u64;
+                    // A hard link's chunks are counted at its first name, as `stat` counts them.
+                    if i.nlink <= 1 || !groups.contains_key(&i.ino) {
+                        rep.chunks += cs.len() as u64;
+                    }
                     for c in &cs {
                         if let Some(b) = blobs.get(c.blob_index as usize) {
                             if b.chunk_count > 0 && c.index >= b.chunk_count {

@@ -130,8 +130,10 @@ pub fn check<R: ReadAt>(boot: &Bootstrap<R>) -> Report {
                 }
                 Err(e) => rep.error(&shown, e.to_string()),
             },
+            // A hard link's chunks are counted at its first name, as `stat` counts them.
             FileType::Regular => match boot.all_chunks(i.nid) {
-                Ok(chunks) => rep.chunks += chunks.len() as u64,
+                Ok(chunks) if seen_nids[&i.nid] == 1 => rep.chunks += chunks.len() as u64,
+                Ok(_) => {}
                 Err(e) => rep.error(&shown, e.to_string()),
             },
             FileType::Symlink => {

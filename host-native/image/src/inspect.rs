@@ -4,6 +4,8 @@
 //! `chunks <path>`, `icheck <ino>`, `help`. A [`Session`] keeps the current directory
 //! between requests.
 
+use std::collections::HashMap;
+
 use anyhow::{anyhow, bail, Context, Result};
 use nydus_core::model::FileType;
 use nydus_core::rafs::Rafs as Bootstrap;
@@ -121,32 +123,20 @@ impl<'a> Session<'a> {
         Ok(self.boot.inode(nid)?)
     }
 
+    /// The figures `stat` prints (hard links counted once), with the image's settings.
     fn stats(&self) -> Result<Value> {
-        let (mut files, mut dirs, mut symlinks, mut others, mut bytes, mut chunk_refs) =
-            (0u64, 0u64, 0u64, 0u64, 0u64, 0u64);
-        self.boot.walk(&mut |_, i| {
-            match i.file_type {
-                FileType::Regular => {
-                    files += 1;
-                    bytes += i.size;
-                    chunk_refs += self.boot.all_chunks(i.nid)?.len() as u64;
-                }
-                FileType::Directory => dirs += 1,
-                FileType::Symlink => symlinks += 1,
-                _ => others += 1,
-            }
-            Ok(())
-        })?;
+        let st = nydus_core::stats::image_stat(self.boot, "")?;
         let unique = self.boot.chunk_table()?.len();
         Ok(json!({
             "fs_version": self.boot.version().to_string(),
-            "inodes": files + dirs + symlinks + others,
-            "files": files,
-            "directories": dirs,
-            "symlinks": symlinks,
-            "special_files": others,
-            "file_bytes": bytes,
-            "chunk_references": chunk_refs,
+            "inodes": st.inodes,
+            "files": st.files,
+            "hardlinks": st.hardlinks,
+            "directories": st.directories,
+            "symlinks": st.symlinks,
+            "special_files": st.special_files,
+            "file_bytes": st.file_bytes,
+            "chunk_references": st.chunk_references,
             "unique_chunks": unique,
             "chunk_size": self.boot.chunk_size(),
             "compressor": self.boot.compressor().name(),
@@ -194,8 +184,28 @@ impl<'a> Session<'a> {
             "stats" => self.stats()?,
             "blobs" => self.blobs(),
             "prefetch" => {
+                // The table holds nids (v6) or inode numbers (v5): each with its path.
                 let list = self.boot.prefetch()?;
-                json!({ "prefetch": list })
+                let by_nid = self.boot.version() == 6;
+                let mut found: HashMap<u64, (String, u64, u64)> = HashMap::new();
+                self.boot.walk(&mut |p, i| {
+                    let key = if by_nid { i.nid } else { i.ino };
+                    if list.contains(&key) {
+                        found.entry(key).or_insert_with(|| {
+                            (String::from_utf8_lossy(p).into_owned(), i.ino, i.nid)
+                        });
+                    }
+                    Ok(())
+                })?;
+                let entries: Vec<Value> = list
+                    .iter()
+                    .map(|k| match found.get(k) {
+                        Some((path, ino, nid)) => json!({ "path": path, "ino": ino, "nid": nid }),
+                        None if by_nid => json!({ "path": null, "nid": k }),
+                        None => json!({ "path": null, "ino": k }),
+                    })
+                    .collect();
+                json!({ "prefetch": entries })
             }
             "ls" => {
                 let dir = self.resolve(if arg.is_empty() { "." } else { arg });
@@ -260,6 +270,9 @@ impl<'a> Session<'a> {
                     }
                     Ok(())
                 })?;
+                if found.is_empty() {
+                    bail!("icheck {want}: no inode has this number (icheck takes the \"ino\" that stat and prefetch print, not the nid)");
+                }
                 json!({ "ino": want, "paths": found })
             }
             c => bail!("unknown request {c:?}; {HELP}"),

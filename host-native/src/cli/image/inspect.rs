@@ -11,6 +11,27 @@ use serde_json::Value;
 use super::args::{bootstrap_arg, InspectArgs};
 use crate::cli::out;
 
+/// An item of a list as text: an object with a `path` is that path, then its other fields.
+fn text_item(item: &Value) -> String {
+    match item {
+        Value::Object(m) if m.get("path").is_some_and(Value::is_string) => {
+            let rest: Vec<String> = m
+                .iter()
+                .filter(|(k, _)| *k != "path")
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect();
+            let path = m["path"].as_str().unwrap_or_default();
+            if rest.is_empty() {
+                path.to_string()
+            } else {
+                format!("{path} ({})", rest.join(", "))
+            }
+        }
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
 fn print(v: &Value, text: bool) {
     if !text {
         out!("{v}");
@@ -23,7 +44,7 @@ fn print(v: &Value, text: bool) {
                     Value::Array(a) => {
                         out!("{k}:");
                         for item in a {
-                            out!("  {item}");
+                            out!("  {}", text_item(item));
                         }
                     }
                     Value::String(s) => out!("{k}: {s}"),
