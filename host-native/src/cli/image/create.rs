@@ -225,6 +225,16 @@ pub fn run(a: CreateArgs) -> Result<()> {
         }
     }
     let (p, upload) = plan_upload(&a)?;
+    // Output directories are made as upstream makes them.
+    for (d, flag) in [
+        (&a.blob_dir, "--blob-dir"),
+        (&a.blob_cache_dir, "--blob-cache-dir"),
+    ] {
+        if let Some(d) = d {
+            std::fs::create_dir_all(d)
+                .with_context(|| format!("{flag} {}: creating the directory", d.display()))?;
+        }
+    }
     let patterns = if p.prefetch_fs {
         super::read_prefetch_patterns()?
     } else {

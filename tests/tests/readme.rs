@@ -1,0 +1,183 @@
+//! The README's shell examples, run as written (so that the README cannot drift from what
+//! the tools do): every ```sh block of README.md is either run here, as one bash script in a
+//! scratch directory, or listed in [`NOT_RUN_HERE`] with the test that covers it instead.
+//! `registry.example` and `other.example` are a loopback docker-registry over TLS whose CA is
+//! trusted through `SSL_CERT_FILE`, seeded with `app:1`; `rootfs/` is `examples/rootfs`;
+//! `layer1.tar.gz` and `layer2.tar` are the golden layers; absolute paths under `/mnt`,
+//! `/var/lib` and `/run` are moved into the scratch directory; `<…>` placeholders are
+//! filled from what the earlier lines made.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use nydus_tests::*;
+
+/// Blocks not run here, by a line they contain, with why and what covers them.
+const NOT_RUN_HERE: [(&str, &str); 5] = [
+    ("bash scripts/quickstart.sh", "the set-up command: CI runs the other one, this test is part of it"),
+    ("bash scripts/test.sh", "the test command itself"),
+    ("S3='{", "needs S3 and OSS endpoints; tests/backends.rs covers the same commands against s3s-fs and tests/oss_server.py"),
+    ("nydusify mount --target registry.example/app:1-nydus --mount-path /mnt/app --work-dir", "serves until SIGTERM; tests/mount.rs mounts from the registry, localfs, S3, OSS and a proxied registry the same way"),
+    ("python3 -m http.server", "serves until killed; tests/browser.rs builds web/dist and opens it in headless chromium"),
+];
+
+/// The ```sh blocks of the README, continuation lines joined.
+fn sh_blocks(readme: &str) -> Vec<String> {
+    let mut blocks = Vec::new();
+    let mut cur: Option<String> = None;
+    for line in readme.lines() {
+        match (&mut cur, line.trim_end()) {
+            (None, "```sh") => cur = Some(String::new()),
+            (Some(b), "```") => {
+                blocks.push(b.replace("\\\n", " "));
+                cur = None;
+            }
+            (Some(b), l) => {
+                b.push_str(l);
+                b.push('\n');
+            }
+            (None, _) => {}
+        }
+    }
+    blocks
+}
+
+/// The README's wording turned into this machine's: hosts, paths and placeholders.
+fn localize(block: &str, reg: &str, dir: &Path) -> String {
+    let d = dir.display();
+    let mut s = block.to_string();
+    for (from, to) in [
+        (
+            "--source … --target …",
+            "--source registry.example/app:1 --target registry.example/app:1-nydus",
+        ),
+        ("registry.example/", &format!("{reg}/")),
+        ("other.example/", &format!("{reg}/other/")),
+        ("/var/lib/", &format!("{d}/var/lib/")),
+        ("/mnt", &format!("{d}/mnt")),
+        ("/run/", &format!("{d}/run/")),
+        (
+            "cache/<id>.blob.data",
+            "cache/$(ls cache | sed -n 's/[.]blob[.]data$//p').blob.data",
+        ),
+        ("<blob-id-1>", "$BLOB_ID_1"),
+        ("<blob-id-2>", "$BLOB_ID_2"),
+    ] {
+        s = s.replace(from, to);
+    }
+    // A daemon started in the background: wait for its API socket before the next line.
+    let mut out = String::new();
+    for line in s.lines() {
+        out.push_str(line);
+        out.push('\n');
+        if let (true, Some(sock)) = (line.trim_end().ends_with('&'), api_sock(line)) {
+            out.push_str(&format!(
+                "for _ in $(seq 100); do [ -S {sock} ] && break; kill -0 $! 2>/dev/null || break; sleep 0.1; done\n"
+            ));
+        }
+        // A mount made by a line is unmounted after it (and the loop devices of the blob cache
+        // files detached), so that the next can use the path.
+        if line.starts_with("mount ") {
+            let cmd = line.split(" #").next().unwrap_or(line);
+            let target = cmd.split_whitespace().last().expect("mount ... <target>");
+            out.push_str(&format!(
+                "ls {target} >/dev/null\numount {target}\nfor f in cache/*.blob.data; do losetup -j \"$f\" | cut -d: -f1 | xargs -r -n1 losetup -d; done\n"
+            ));
+        }
+        // A daemon stopped by job number: wait until it has unmounted and exited.
+        if line.starts_with("kill ") && line.contains('%') {
+            out.push_str("wait\n");
+        }
+    }
+    out
+}
+
+fn api_sock(line: &str) -> Option<&str> {
+    let mut w = line.split_whitespace();
+    while let Some(x) = w.next() {
+        if x == "--apisock" {
+            return w.next();
+        }
+    }
+    None
+}
+
+#[test]
+fn readme_examples_run_as_written() {
+    require_root();
+    require_tool("curl", "curl");
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let readme = std::fs::read_to_string(repo.join("README.md")).unwrap();
+    let blocks = sh_blocks(&readme);
+    assert!(blocks.len() >= 8, "{} sh blocks in README.md", blocks.len());
+
+    let tls = TestRegistry::start_with(None, true);
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path();
+    // The image every registry example starts from, and the layer files.
+    golden_layers(dir);
+    let tars: Vec<PathBuf> = (1..=3).map(|i| dir.join(format!("layer{i}.tar"))).collect();
+    umoci_image(&dir.join("layout"), "1", &tars, "amd64");
+    skopeo_push(
+        &dir.join("layout"),
+        "1",
+        &format!("{}/app:1", tls.addr),
+        false,
+    );
+    let o = run(Command::new("gzip").arg("-k").arg(dir.join("layer1.tar")));
+    assert!(o.status.success());
+    let o = run(Command::new("cp")
+        .arg("-a")
+        .arg(repo.join("examples/rootfs"))
+        .arg(dir.join("rootfs")));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for d in ["mnt/app", "var/lib/nydus", "run", "docker"] {
+        std::fs::create_dir_all(dir.join(d)).unwrap();
+    }
+    // What the examples name by placeholder: two per-layer bootstraps named by blob id, and
+    // an OCI layout archive.
+    let prelude = format!(
+        r#"set -euo pipefail
+export PATH="{bin}:$PATH"
+mkdir -p prep
+for i in 1 2; do
+  nydus-image create -t tar-rafs --whiteout-spec none -B prep/l$i.boot -b prep/l$i.blob -J prep/l$i.json layer$i.tar
+  id=$(sed -n 's/.*"\([0-9a-f]\{{64\}}\)".*/\1/p' prep/l$i.json | head -1)
+  cp prep/l$i.boot $id.boot
+  eval "BLOB_ID_$i=$id"
+done
+nydusify copy --source {reg}/app:1 --target file://oci.tar
+"#,
+        bin = bin("nydus-image").parent().unwrap().display(),
+        reg = tls.addr,
+    );
+    let mut ran = 0;
+    for b in &blocks {
+        if let Some((_, why)) = NOT_RUN_HERE.iter().find(|(m, _)| b.contains(m)) {
+            eprintln!("not run here ({why}):\n{b}");
+            continue;
+        }
+        let script = format!("{prelude}set -x\n{}", localize(b, &tls.addr, dir));
+        let o = run(Command::new("bash")
+            .arg("-c")
+            .arg(&script)
+            .current_dir(dir)
+            .env("SSL_CERT_FILE", tls.cert())
+            .env("DOCKER_CONFIG", dir.join("docker")));
+        assert!(
+            o.status.success(),
+            "README example failed:\n{b}\n--- as run:\n{script}\n--- stdout:\n{}\n--- stderr:\n{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        ran += 1;
+    }
+    // Each exclusion still names a block: one that went away is taken off the list.
+    for (marker, _) in NOT_RUN_HERE {
+        assert!(
+            blocks.iter().any(|b| b.contains(marker)),
+            "no README block has {marker:?}"
+        );
+    }
+    assert!(ran >= 3, "only {ran} blocks ran");
+}
