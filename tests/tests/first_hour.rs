@@ -61,11 +61,24 @@ fn has_tag(addr: &str, repo: &str, tag: &str) -> bool {
 #[test]
 fn insecure_flags_reach_plain_http_and_private_cas_are_trusted_from_files() {
     let reg = TestRegistry::start(None);
-    let tls = TestRegistry::start_with(None, true);
+    // The TLS registry also wants a password (htpasswd), from a Docker config.
+    let tls = TestRegistry::start_with(Some(("alice", "pa55-word")), true);
     let t = tempfile::tempdir().unwrap();
     seed_golden(&reg, t.path());
     let work = s(&t.path().join("work"));
     let src = format!("{}/src/golden:t", reg.addr);
+    let docker = t.path().join("docker");
+    std::fs::create_dir(&docker).unwrap();
+    std::fs::write(
+        docker.join("config.json"),
+        format!(
+            r#"{{"auths":{{"{}":{{"auth":"YWxpY2U6cGE1NS13b3Jk"}}}}}}"#,
+            tls.addr
+        ),
+    )
+    .unwrap();
+    let no_creds = t.path().join("no-creds");
+    std::fs::create_dir(&no_creds).unwrap();
 
     // Only the insecure flags, as upstream users give them for a plain-HTTP registry.
     let plain = format!("{}/src/golden:insecure", reg.addr);
@@ -114,7 +127,7 @@ fn insecure_flags_reach_plain_http_and_private_cas_are_trusted_from_files() {
             env,
         )
     };
-    let o = to_tls(&[]);
+    let o = to_tls(&[("DOCKER_CONFIG", &docker)]);
     assert!(
         !o.status.success(),
         "a certificate of an unknown CA was accepted"
@@ -122,7 +135,10 @@ fn insecure_flags_reach_plain_http_and_private_cas_are_trusted_from_files() {
     let e = stderr(&o);
     assert!(e.to_lowercase().contains("certificate"), "{e}");
     let ca = tls.cert();
-    let o = to_tls(&[("SSL_CERT_FILE", &ca)]);
+    let o = to_tls(&[("SSL_CERT_FILE", &ca), ("DOCKER_CONFIG", &no_creds)]);
+    assert!(!o.status.success(), "pushed without credentials");
+    assert!(stderr(&o).contains("401"), "{}", stderr(&o));
+    let o = to_tls(&[("SSL_CERT_FILE", &ca), ("DOCKER_CONFIG", &docker)]);
     assert!(o.status.success(), "{}", stderr(&o));
 
     // SSL_CERT_DIR: a directory of CA files named by subject hash, as `openssl rehash` makes.
@@ -135,7 +151,7 @@ fn insecure_flags_reach_plain_http_and_private_cas_are_trusted_from_files() {
     let check_tls = |env: &[(&str, &Path)]| {
         nydusify_env(&["check", "--target", &secure, "--work-dir", &chk], env)
     };
-    let o = check_tls(&[("SSL_CERT_DIR", &dir)]);
+    let o = check_tls(&[("SSL_CERT_DIR", &dir), ("DOCKER_CONFIG", &docker)]);
     assert!(o.status.success(), "{}", stderr(&o));
 
     // Docker's certs.d (the rootless daemon's, under XDG_CONFIG_HOME): <host:port>/ca.crt.
@@ -143,11 +159,11 @@ fn insecure_flags_reach_plain_http_and_private_cas_are_trusted_from_files() {
     let host_dir = xdg.join("docker/certs.d").join(&tls.addr);
     std::fs::create_dir_all(&host_dir).unwrap();
     std::fs::copy(&ca, host_dir.join("ca.crt")).unwrap();
-    let o = check_tls(&[("XDG_CONFIG_HOME", &xdg)]);
+    let o = check_tls(&[("XDG_CONFIG_HOME", &xdg), ("DOCKER_CONFIG", &docker)]);
     assert!(o.status.success(), "{}", stderr(&o));
     // A certs.d file that is not a certificate is named.
     std::fs::write(host_dir.join("bad.crt"), "not a certificate\n").unwrap();
-    let o = check_tls(&[("XDG_CONFIG_HOME", &xdg)]);
+    let o = check_tls(&[("XDG_CONFIG_HOME", &xdg), ("DOCKER_CONFIG", &docker)]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("bad.crt"), "{}", stderr(&o));
 }
@@ -418,13 +434,17 @@ fn files_under(dir: &Path) -> Vec<(PathBuf, u64)> {
 }
 
 fn interrupt(child: &std::process::Child) {
+    signal(child, "INT");
+}
+
+fn signal(child: &std::process::Child, sig: &str) {
     let pid = child.id().to_string();
-    let o = run(Command::new("kill").args(["-INT", &pid]));
-    assert!(o.status.success(), "kill -INT {pid}");
+    let o = run(Command::new("kill").args([&format!("-{sig}"), &pid]));
+    assert!(o.status.success(), "kill -{sig} {pid}");
 }
 
 #[test]
-fn sigint_during_convert_or_create_leaves_nothing_behind() {
+fn signals_during_convert_copy_or_create_leave_nothing_behind() {
     let reg = TestRegistry::start(None);
     let t = tempfile::tempdir().unwrap();
     // 96 MiB of incompressible data in 12 files: long enough to be caught mid-build.
@@ -490,6 +510,26 @@ fn sigint_during_convert_or_create_leaves_nothing_behind() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(!work.exists(), "{:?} left", files_under(&work));
     assert!(has_tag(&reg.addr, "src/big", "t-nydus"));
+
+    // nydusify copy to another registry, stopped by SIGTERM while a blob is on its way.
+    let other = TestRegistry::start(None);
+    let copy = Command::new(bin("nydusify"))
+        .args(["copy", "--source", &src, "--target"])
+        .arg(format!("{}/copy/big:t", other.addr))
+        .args(["--plain-http", "--work-dir"])
+        .arg(&work)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until("a blob of 1 MiB being copied", || {
+        files_under(&work).iter().any(|(_, n)| *n > 1 << 20)
+    });
+    signal(&copy, "TERM");
+    let o = copy.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(143), "{}", stderr(&o));
+    assert!(!work.exists(), "{:?} left", files_under(&work));
+    assert!(!has_tag(&other.addr, "copy/big", "t"));
 
     // nydus-image create, interrupted while the blob is written: no temporary file stays.
     let out = t.path().join("out");
