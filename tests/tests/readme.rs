@@ -1,11 +1,14 @@
 //! The README's shell examples, run as written (so that the README cannot drift from what
-//! the tools do): every ```sh block of README.md is either run here, as one bash script in a
-//! scratch directory, or listed in [`NOT_RUN_HERE`] with the test that covers it instead.
-//! `registry.example` and `other.example` are a loopback docker-registry over TLS whose CA is
-//! trusted through `SSL_CERT_FILE`, seeded with `app:1`; `rootfs/` is `examples/rootfs`;
-//! `layer1.tar.gz` and `layer2.tar` are the golden layers; absolute paths under `/mnt`,
-//! `/var/lib` and `/run` are moved into the scratch directory; `<…>` placeholders are
-//! filled from what the earlier lines made.
+//! the tools do): every ```sh block of README.md is either run here, all of them in order as
+//! one bash script in a scratch directory (variables such as `$S3` carry over, as the README
+//! reads), or listed in [`NOT_RUN_HERE`] with why. `registry.example` and `other.example` are
+//! a loopback docker-registry over TLS whose CA is trusted through `SSL_CERT_FILE`, seeded
+//! with `app:1`; the S3 endpoint is s3s-fs and the OSS one `tests/oss_server.py`, with the
+//! test keys; `rootfs/` is `examples/rootfs`; `layer1.tar.gz` and `layer2.tar` are the golden
+//! layers; absolute paths under `/mnt`, `/var/lib` and `/run` are moved into the scratch
+//! directory; `…` and `<…>` placeholders are filled from what the earlier lines made. A
+//! daemon a line starts (`nydusify mount`, `nydusd … &`) is waited for, its mount listed, and
+//! stopped with SIGTERM before the next line (`kill %1` where the README does it).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -13,12 +16,10 @@ use std::process::Command;
 use nydus_tests::*;
 
 /// Blocks not run here, by a line they contain, with why and what covers them.
-const NOT_RUN_HERE: [(&str, &str); 5] = [
+const NOT_RUN_HERE: [(&str, &str); 3] = [
     ("bash scripts/quickstart.sh", "the set-up command: CI runs the other one, this test is part of it"),
     ("bash scripts/test.sh", "the test command itself"),
-    ("S3='{", "needs S3 and OSS endpoints; tests/backends.rs covers the same commands against s3s-fs and tests/oss_server.py"),
-    ("nydusify mount --target registry.example/app:1-nydus --mount-path /mnt/app --work-dir", "serves until SIGTERM; tests/mount.rs mounts from the registry, localfs, S3, OSS and a proxied registry the same way"),
-    ("python3 -m http.server", "serves until killed; tests/browser.rs builds web/dist and opens it in headless chromium"),
+    ("python3 -m http.server", "builds with cargo (the test harness holds cargo's lock) and serves until killed; tests/browser.rs builds web/dist and opens it in headless chromium"),
 ];
 
 /// The ```sh blocks of the README, continuation lines joined.
@@ -43,7 +44,7 @@ fn sh_blocks(readme: &str) -> Vec<String> {
 }
 
 /// The README's wording turned into this machine's: hosts, paths and placeholders.
-fn localize(block: &str, reg: &str, dir: &Path) -> String {
+fn localize(block: &str, reg: &str, dir: &Path, s3: u16, oss: u16) -> String {
     let d = dir.display();
     let mut s = block.to_string();
     for (from, to) in [
@@ -51,6 +52,28 @@ fn localize(block: &str, reg: &str, dir: &Path) -> String {
             "--source … --target …",
             "--source registry.example/app:1 --target registry.example/app:1-nydus",
         ),
+        ("--source …:nydus", "--source registry.example/app:1-nydus"),
+        (
+            r#""endpoint":"localhost:9000""#,
+            &format!(r#""endpoint":"127.0.0.1:{s3}""#),
+        ),
+        (
+            r#""endpoint":"oss-cn-hangzhou.aliyuncs.com","scheme":"https""#,
+            &format!(r#""endpoint":"localhost:{oss}","scheme":"http","region":"cn-hangzhou""#),
+        ),
+        (
+            r#""access_key_id":"AK""#,
+            &format!(r#""access_key_id":"{TEST_AK}""#),
+        ),
+        (
+            r#""access_key_secret":"SK""#,
+            &format!(r#""access_key_secret":"{TEST_SK}""#),
+        ),
+        (
+            r#""host":"registry.example.com""#,
+            &format!(r#""host":"{reg}""#),
+        ),
+        (r#""registry_token":"…""#, r#""registry_token":"a-token""#),
         ("registry.example/", &format!("{reg}/")),
         ("other.example/", &format!("{reg}/other/")),
         ("/var/lib/", &format!("{d}/var/lib/")),
@@ -84,6 +107,14 @@ fn localize(block: &str, reg: &str, dir: &Path) -> String {
                 "ls {target} >/dev/null\numount {target}\nfor f in cache/*.blob.data; do losetup -j \"$f\" | cut -d: -f1 | xargs -r -n1 losetup -d; done\n"
             ));
         }
+        // `nydusify mount` serves until stopped: in the background, listed, then stopped.
+        if line.starts_with("nydusify mount ") {
+            let path = flag_value(line, "--mount-path").expect("--mount-path");
+            out.pop();
+            out.push_str(&format!(
+                " &\nfor _ in $(seq 300); do mountpoint -q {path} && break; kill -0 $! 2>/dev/null || break; sleep 0.1; done\nls -R {path} >/dev/null\nkill -TERM $!\nwait $!\n"
+            ));
+        }
         // A daemon stopped by job number: wait until it has unmounted and exited.
         if line.starts_with("kill ") && line.contains('%') {
             out.push_str("wait\n");
@@ -93,9 +124,14 @@ fn localize(block: &str, reg: &str, dir: &Path) -> String {
 }
 
 fn api_sock(line: &str) -> Option<&str> {
+    flag_value(line, "--apisock")
+}
+
+/// The word after `flag` in a command line.
+fn flag_value<'a>(line: &'a str, flag: &str) -> Option<&'a str> {
     let mut w = line.split_whitespace();
     while let Some(x) = w.next() {
-        if x == "--apisock" {
+        if x == flag {
             return w.next();
         }
     }
@@ -112,6 +148,8 @@ fn readme_examples_run_as_written() {
     assert!(blocks.len() >= 8, "{} sh blocks in README.md", blocks.len());
 
     let tls = TestRegistry::start_with(None, true);
+    let s3 = S3Server::start();
+    let oss = OssServer::start("cn-hangzhou", 1);
     let t = tempfile::tempdir().unwrap();
     let dir = t.path();
     // The image every registry example starts from, and the layer files.
@@ -151,26 +189,44 @@ nydusify copy --source {reg}/app:1 --target file://oci.tar
         bin = bin("nydus-image").parent().unwrap().display(),
         reg = tls.addr,
     );
+    let mut script = format!("{prelude}set -x\n");
     let mut ran = 0;
+    // How many commands of each tool the README gives: each must show in the trace.
+    let tools = ["nydus-image", "nydusify", "nydusd", "mount", "curl"];
+    let mut given = [0usize; 5];
     for b in &blocks {
         if let Some((_, why)) = NOT_RUN_HERE.iter().find(|(m, _)| b.contains(m)) {
             eprintln!("not run here ({why}):\n{b}");
             continue;
         }
-        let script = format!("{prelude}set -x\n{}", localize(b, &tls.addr, dir));
-        let o = run(Command::new("bash")
-            .arg("-c")
-            .arg(&script)
-            .current_dir(dir)
-            .env("SSL_CERT_FILE", tls.cert())
-            .env("DOCKER_CONFIG", dir.join("docker")));
-        assert!(
-            o.status.success(),
-            "README example failed:\n{b}\n--- as run:\n{script}\n--- stdout:\n{}\n--- stderr:\n{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
+        for line in b.lines() {
+            let first = line.split_whitespace().next().unwrap_or_default();
+            if let Some(i) = tools.iter().position(|t| *t == first) {
+                given[i] += 1;
+            }
+        }
+        script.push_str(&localize(b, &tls.addr, dir, s3.port, oss.port));
         ran += 1;
+    }
+    let o = run(Command::new("bash")
+        .arg("-c")
+        .arg(&script)
+        .current_dir(dir)
+        .env("SSL_CERT_FILE", tls.cert())
+        .env("DOCKER_CONFIG", dir.join("docker")));
+    assert!(
+        o.status.success(),
+        "a README example failed (the last command in the trace):\n--- as run:\n{script}\n--- stdout:\n{}\n--- stderr:\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let trace = String::from_utf8_lossy(&o.stderr);
+    for (tool, n) in tools.iter().zip(given) {
+        let traced = trace.matches(&format!("\n+ {tool} ")).count();
+        assert!(
+            traced >= n,
+            "{n} {tool} commands in the README, {traced} run:\n{trace}"
+        );
     }
     // Each exclusion still names a block: one that went away is taken off the list.
     for (marker, _) in NOT_RUN_HERE {
@@ -179,5 +235,5 @@ nydusify copy --source {reg}/app:1 --target file://oci.tar
             "no README block has {marker:?}"
         );
     }
-    assert!(ran >= 3, "only {ran} blocks ran");
+    assert!(ran >= 5, "only {ran} blocks ran");
 }
