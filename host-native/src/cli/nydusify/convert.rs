@@ -344,6 +344,16 @@ fn upstream_metrics(m: &serde_json::Value, phases: &Phases) -> serde_json::Value
 
 pub fn run(a: ConvertArgs) -> Result<()> {
     if let Some(j) = &a.output_json {
+        // Metrics kept in the work directory: it is made for them, and then stays.
+        if let Some(parent) = j
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty() && !p.exists())
+        {
+            if parent.starts_with(&a.work_dir) {
+                std::fs::create_dir_all(parent)
+                    .with_context(|| format!("--output-json: creating {}", parent.display()))?;
+            }
+        }
         crate::cli::check_output_path(j, "--output-json")?;
     }
     let o = options(&a)?;
