@@ -587,6 +587,155 @@ fn oss_v1_create_read_and_pack() {
     create_read_and_pack(&oss("v1"));
 }
 
+/// `nydus-image create` to the bucket, stopped by `signal` while its multipart upload is
+/// under way. SIGINT: the upload is aborted before the process exits (no parts, no object).
+/// SIGKILL: nothing can be done then, so the next run aborts what the killed one left.
+fn interrupted_upload(store: &Store, signal: &str) {
+    use std::os::unix::process::ExitStatusExt;
+    let t = tempfile::tempdir().unwrap();
+    let tree = t.path().join("tree");
+    std::fs::create_dir(&tree).unwrap();
+    // 40 MiB of incompressible data: 8 parts of 5 MiB.
+    for i in 0..5u64 {
+        std::fs::write(tree.join(format!("f{i}")), noise(8 << 20, 2 * i + 41)).unwrap();
+    }
+    let boot = t.path().join("image.boot");
+    let cfg = store.config();
+    let args = [
+        "create",
+        "-B",
+        &s(&boot),
+        "--backend-type",
+        store.kind(),
+        "--backend-config",
+        &cfg,
+        &s(&tree),
+    ];
+    let child = std::process::Command::new(bin("nydus-image"))
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while store.open_uploads().is_empty() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "no multipart upload began within 60 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    // Past the initiation's answer: parts are on their way.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let pid = child.id().to_string();
+    assert!(
+        run(std::process::Command::new("kill").args([&format!("-{signal}"), &pid]))
+            .status
+            .success()
+    );
+    let o = child.wait_with_output().unwrap();
+    assert!(
+        !boot.exists(),
+        "a bootstrap naming a blob that is not there"
+    );
+    let blobs = || {
+        store
+            .objects()
+            .into_iter()
+            .filter(|p| {
+                !p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+            })
+            .collect::<Vec<_>>()
+    };
+    if signal == "INT" {
+        assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains("aborting the multipart upload"),
+            "{}",
+            stderr(&o)
+        );
+        assert_eq!(
+            store.open_uploads(),
+            Vec::<String>::new(),
+            "parts left in the bucket"
+        );
+        assert_eq!(blobs(), Vec::<PathBuf>::new());
+        return;
+    }
+    assert_eq!(o.status.signal(), Some(9));
+    assert!(
+        !store.open_uploads().is_empty(),
+        "a killed upload cannot clean up"
+    );
+    let o = nydus_image_ok(&args);
+    assert!(
+        stderr(&o).contains("left by an earlier run"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        store.open_uploads(),
+        Vec::<String>::new(),
+        "the stale upload stays"
+    );
+    assert_eq!(blobs().len(), 1, "{:?}", blobs());
+}
+
+#[test]
+fn interrupted_uploads_leave_no_parts() {
+    interrupted_upload(&s3(), "INT");
+    interrupted_upload(&oss("v4"), "INT");
+    // s3s-fs cannot list multipart uploads (501): the clean-up of a killed run's upload is
+    // shown on the OSS server, which can.
+    interrupted_upload(&oss("v4"), "KILL");
+}
+
+/// A registry backend that accepts connections and never answers: a read fails after the
+/// configured `timeout` and its retries, naming the timeout, instead of hanging.
+#[test]
+fn a_registry_that_never_answers_times_out() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in listener.incoming() {
+            held.push(c);
+        }
+    });
+    let t = tempfile::tempdir().unwrap();
+    let tree = t.path().join("tree");
+    std::fs::create_dir(&tree).unwrap();
+    std::fs::write(tree.join("f"), noise(1 << 20, 5)).unwrap();
+    let boot = t.path().join("image.boot");
+    nydus_image_ok(&[
+        "create",
+        "-B",
+        &s(&boot),
+        "-b",
+        &s(&t.path().join("blob")),
+        &s(&tree),
+    ]);
+    let cfg = json!({"scheme": "http", "host": format!("127.0.0.1:{port}"), "repo": "x/y",
+        "timeout": 1, "retry_limit": 1})
+    .to_string();
+    let started = std::time::Instant::now();
+    let o = nydus_image(&[
+        "check",
+        "-B",
+        &s(&boot),
+        "--backend-type",
+        "registry",
+        "--backend-config",
+        &cfg,
+    ]);
+    let took = started.elapsed();
+    assert!(!o.status.success());
+    assert!(took < std::time::Duration::from_secs(10), "took {took:?}");
+    let out = format!("{}{}", String::from_utf8_lossy(&o.stdout), stderr(&o));
+    assert!(out.contains("timed out"), "{out}");
+}
+
 /// Bad configurations fail before any work, naming the key; underscore spellings work.
 #[test]
 fn bad_configurations_name_the_key() {

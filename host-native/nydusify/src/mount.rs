@@ -4,6 +4,7 @@
 //! pulled (verified by digest) into the work directory, and the daemon started; chunks are
 //! cached in `<work dir>/cache` in upstream's blob-cache layout, so a remount reuses them.
 
+use nydus_host_storage::config::HttpOptions;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -100,6 +101,10 @@ pub fn backend(o: &MountOptions) -> Result<Arc<dyn Backend>> {
                     credentials: Credentials::from_docker_config(&t.host, None)?,
                     retries: 3,
                     retry_delay: Duration::from_millis(500),
+                    // As a registry backend configuration without `timeout` reads: a stalled
+                    // registry is an EIO after seconds, not a reader hung for ever.
+                    connect_timeout: HttpOptions::default().connect_timeout,
+                    read_timeout: Some(HttpOptions::default().timeout),
                     ..Default::default()
                 },
             )?))

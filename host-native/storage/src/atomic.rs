@@ -13,15 +13,48 @@ use std::sync::Mutex;
 
 use anyhow::{Context, Result};
 
-/// What exists only while a command runs: temporary files, scratch directories, and work
-/// directories made for them.
+/// What exists only while a command runs: temporary files, scratch directories, work
+/// directories made for them, and work in other places to undo (a multipart upload).
 #[derive(Debug)]
 enum Pending {
     File(PathBuf),
     Dir(PathBuf),
     /// Removed only if empty.
     Parent(PathBuf),
+    Undo(Undo),
 }
+
+/// Something to undo on an interruption, and what it is (for messages).
+struct Undo {
+    what: String,
+    run: Box<dyn FnOnce() + Send>,
+}
+
+impl std::fmt::Debug for Undo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Undo").field("what", &self.what).finish()
+    }
+}
+
+/// While the guard lives, `undo` runs if the command is interrupted ([`remove_pending`]),
+/// e.g. aborting a multipart upload so that its parts do not stay in the bucket. `what`
+/// names it in the log.
+pub fn on_interrupt(what: String, undo: impl FnOnce() + Send + 'static) -> Result<UndoGuard> {
+    let ((), r) = register_with(|| {
+        Ok((
+            (),
+            Pending::Undo(Undo {
+                what,
+                run: Box::new(undo),
+            }),
+        ))
+    })?;
+    Ok(UndoGuard(r))
+}
+
+/// See [`on_interrupt`]: dropping it takes the undo off the register.
+#[derive(Debug)]
+pub struct UndoGuard(#[allow(dead_code)] Registered);
 
 #[derive(Debug, Default)]
 struct Register {
@@ -74,10 +107,15 @@ pub fn remove_pending() -> usize {
     let mut removed = 0;
     // Newest first: a scratch directory before the work directory holding it.
     for (_, p) in r.entries.drain(..).rev() {
-        let ok = match &p {
+        let ok = match p {
+            Pending::Undo(u) => {
+                log::warn!("interrupted: {}", u.what);
+                (u.run)();
+                true
+            }
             Pending::File(f) => std::fs::remove_file(f).is_ok(),
             // A thread still writing into it can make the first attempt fail.
-            Pending::Dir(d) => (0..3).any(|_| std::fs::remove_dir_all(d).is_ok()),
+            Pending::Dir(d) => (0..3).any(|_| std::fs::remove_dir_all(&d).is_ok()),
             Pending::Parent(d) => std::fs::remove_dir(d).is_ok(),
         };
         removed += usize::from(ok);

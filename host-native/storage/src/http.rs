@@ -182,7 +182,8 @@ pub fn status_kind(status: u16) -> StoreErrorKind {
         401 | 403 => StoreErrorKind::Auth,
         404 => StoreErrorKind::NotFound,
         416 => StoreErrorKind::Short,
-        408 | 429 | 500..=599 => StoreErrorKind::Transient,
+        // 501: the server does not implement the request; asking again will not change that.
+        408 | 429 | 500 | 502..=599 => StoreErrorKind::Transient,
         _ => StoreErrorKind::Failed,
     }
 }

@@ -25,7 +25,7 @@ enum Flavor {
 }
 
 /// A bucket: requests signed and sent, with retries.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ObjectClient {
     flavor: Flavor,
     credentials: Option<Credentials>,

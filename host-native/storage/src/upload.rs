@@ -241,10 +241,32 @@ impl ObjectClient {
         Payload::Unsigned
     }
 
-    /// A multipart upload: initiated, parts sent in parallel, completed, or aborted on failure.
+    /// A multipart upload: initiated, parts sent in parallel, completed, or aborted on failure
+    /// or interruption. Uploads of the same key a killed run left are aborted first.
     fn multipart(&self, key: &str, path: &Path, size: u64) -> Result<usize, StoreError> {
+        self.abort_stale_uploads(key);
         let err = self.err(key, 0, size);
         let timeout = self.http.opts.timeout;
+        // Interrupted (SIGINT, SIGTERM), the upload is aborted before the process exits; one
+        // whose id has not come back yet is looked for by key.
+        let started: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
+        let client = self.clone();
+        let (k, id) = (key.to_string(), started.clone());
+        let _undo = crate::atomic::on_interrupt(
+            format!("aborting the multipart upload of {}", self.describe(key)),
+            move || {
+                let id = id.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                match id {
+                    Some(id) => {
+                        if let Err(e) = client.abort(&k, &id) {
+                            log::warn!("{e}");
+                        }
+                    }
+                    None => client.abort_stale_uploads(&k),
+                }
+            },
+        )
+        .map_err(|e| err(StoreErrorKind::Failed, format!("{e:#}")))?;
         let upload_id = self.http.run(
             false,
             &|c| {
@@ -270,6 +292,7 @@ impl ObjectClient {
             },
             &err,
         )?;
+        *started.lock().unwrap_or_else(|p| p.into_inner()) = Some(upload_id.clone());
         match self.send_parts(key, path, size, &upload_id) {
             Ok(n) => Ok(n),
             Err(e) => {
@@ -465,6 +488,58 @@ impl ObjectClient {
             }
         }
         Ok((etag, ours, len))
+    }
+
+    /// Multipart uploads of exactly `key` in progress (ListMultipartUploads, first 1000).
+    pub fn uploads_of(&self, key: &str) -> Result<Vec<String>, StoreError> {
+        let err = self.err(key, 0, 0);
+        let timeout = self.http.opts.timeout;
+        self.http.run(
+            false,
+            &|c| {
+                let req = self.sign(
+                    self.request(Method::Get, "")
+                        .with_query("uploads", "")
+                        .with_query("prefix", key),
+                )?;
+                Ok(ObjectClient::builder(c, &req).timeout(timeout))
+            },
+            &mut |resp: Response| {
+                if !resp.status().is_success() {
+                    let (kind, m) = describe_failure(resp);
+                    return Outcome::Fail(err(kind, format!("listing multipart uploads: {m}")));
+                }
+                let body = resp.text().unwrap_or_default();
+                let ids = body
+                    .split("<Upload>")
+                    .skip(1)
+                    .filter(|u| xml_text(u, "Key").as_deref() == Some(key))
+                    .filter_map(|u| xml_text(u, "UploadId"))
+                    .collect();
+                Outcome::Done(ids)
+            },
+            &err,
+        )
+    }
+
+    /// Aborts the multipart uploads of `key` a run killed before it could abort them left
+    /// (their parts would otherwise stay in the bucket, billed, forever). A server that cannot
+    /// list uploads (s3s-fs, for one) is not an error: there is nothing more to do then.
+    fn abort_stale_uploads(&self, key: &str) {
+        match self.uploads_of(key) {
+            Ok(ids) => {
+                for id in ids {
+                    match self.abort(key, &id) {
+                        Ok(()) => log::warn!(
+                            "aborted a multipart upload of {} left by an earlier run ({id})",
+                            self.describe(key)
+                        ),
+                        Err(e) => log::warn!("{e}"),
+                    }
+                }
+            }
+            Err(e) => log::debug!("not cleaning up earlier uploads: {e}"),
+        }
     }
 
     /// Aborts a multipart upload (its parts are deleted).
