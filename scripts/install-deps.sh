@@ -57,6 +57,8 @@ have perl || need_apt+=(perl)
 have bc || need_apt+=(bc)
 have chromium || need_apt+=(chromium)
 have htpasswd || need_apt+=(apache2-utils)
+# The trust test adds its CA to the system store.
+have update-ca-certificates || need_apt+=(ca-certificates)
 have npm || need_apt+=(npm)
 apt_install
 

@@ -161,11 +161,39 @@ fn insecure_flags_reach_plain_http_and_private_cas_are_trusted_from_files() {
     std::fs::copy(&ca, host_dir.join("ca.crt")).unwrap();
     let o = check_tls(&[("XDG_CONFIG_HOME", &xdg), ("DOCKER_CONFIG", &docker)]);
     assert!(o.status.success(), "{}", stderr(&o));
+    // The system's trust store (Debian's update-ca-certificates), with no variable set.
+    require_root();
+    require_tool("update-ca-certificates", "ca-certificates");
+    let system = SystemCa::add(&ca, &tls.addr);
+    let o = check_tls(&[("DOCKER_CONFIG", &docker)]);
+    drop(system);
+    assert!(o.status.success(), "{}", stderr(&o));
     // A certs.d file that is not a certificate is named.
     std::fs::write(host_dir.join("bad.crt"), "not a certificate\n").unwrap();
     let o = check_tls(&[("XDG_CONFIG_HOME", &xdg), ("DOCKER_CONFIG", &docker)]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("bad.crt"), "{}", stderr(&o));
+}
+
+/// A CA added to the system's trust store, taken out again when dropped.
+struct SystemCa(PathBuf);
+
+impl SystemCa {
+    fn add(ca: &Path, tag: &str) -> SystemCa {
+        let name = format!("nydus-test-{}.crt", tag.replace([':', '.'], "-"));
+        let p = Path::new("/usr/local/share/ca-certificates").join(name);
+        std::fs::copy(ca, &p).unwrap();
+        let o = run(&mut Command::new("update-ca-certificates"));
+        assert!(o.status.success(), "update-ca-certificates: {}", stderr(&o));
+        SystemCa(p)
+    }
+}
+
+impl Drop for SystemCa {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+        let _ = run(Command::new("update-ca-certificates").arg("--fresh"));
+    }
 }
 
 #[test]
