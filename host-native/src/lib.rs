@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod interrupt;
+pub mod memory;
 pub mod log;
 
 pub use nydus_host_image as image;

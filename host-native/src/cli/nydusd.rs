@@ -59,6 +59,7 @@ pub struct NydusdArgs {
 }
 
 pub fn run(a: NydusdArgs) -> Result<()> {
+    crate::memory::limit_arenas();
     match a.mode.as_deref() {
         None | Some("fuse") => {}
         Some(m) => bail!("nydusd {m} is not supported by this nydusd (only fuse)"),

@@ -95,6 +95,7 @@ pub fn options(a: &MountArgs) -> Result<MountOptions> {
 }
 
 pub fn run(a: MountArgs) -> Result<()> {
+    crate::memory::limit_arenas();
     if a.nydusd.is_some() {
         log::info!("--nydusd is ignored: this nydusify serves the mount itself");
     }
