@@ -5,8 +5,8 @@
 
 pub mod cli;
 pub mod interrupt;
-pub mod memory;
 pub mod log;
+pub mod memory;
 
 pub use nydus_host_image as image;
 pub use nydus_host_nydusify as nydusify;
