@@ -12,6 +12,8 @@
 #   warm    the same again after dropping the page cache (served from the blob cache)
 #   100MB   one 100 MB file read sequentially on a fresh mount, MB/s
 #   RSS     the daemon's peak RSS after all of the above
+# Each server is measured RUNS times (3 by default; the figures here vary by 10-50 % from
+# run to run) and the median of each figure is printed (the largest RSS).
 #
 # usage: bench/mount.sh [TREE]     (needs root, docker-registry, umoci, skopeo)
 #        ONLY="ours erofs" picks servers (in that order); PROFILE=1 prints a perf profile
@@ -76,8 +78,8 @@ done
 "$BIN/nydus-image" export --block --bootstrap "$BOOT" --localfs-dir "$W/blobs" --output "$W/disk.img" >/dev/null
 files=$(find "$W/src" -type f | wc -l)
 bytes=$(du -sb --apparent-size "$W/src" | cut -f1)
-printf 'image: %s files, %.1f MB of file data; blobs in docker-registry on 127.0.0.1; %s cores\n\n' \
-    "$files" "$(echo "$bytes/1000000" | bc -l)" "$(nproc)"
+printf 'image: %s files, %.1f MB of file data; blobs in docker-registry on 127.0.0.1; %s cores; median of %s runs\n\n' \
+    "$files" "$(echo "$bytes/1000000" | bc -l)" "$(nproc)" "${RUNS:-3}"
 printf '%-26s %8s %8s %8s %8s %10s %8s\n' server "first s" "find s" "cold s" "warm s" "100MB MB/s" "RSS MiB"
 
 MP="$W/mnt"
@@ -120,7 +122,7 @@ first_byte() { # root
 }
 rss() { if [ -n "$DPID" ]; then awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$DPID/status"; else echo "-"; fi; }
 
-run() { # kind, label
+run() { # kind: one measurement of every figure, appended to the R_* arrays
     local kind=$1 r t0 first find cold warm big rssv
     drop
     t0=$(now); start "$kind" "$W/wd1"; r=$(root "$kind")
@@ -146,7 +148,19 @@ run() { # kind, label
     t0=$(now); dd if="$r/big100" of=/dev/null bs=1M 2>/dev/null; big=$(echo "100 / $(since "$t0")" | bc -l)
     stop "$kind"
     if [ -n "${SHOW_LOG:-}" ]; then tail -20 "$W/d.log" >&2; fi
-    printf '%-26s %8.2f %8.2f %8.2f %8.2f %10.0f %8s\n' "$2" "$first" "$find" "$cold" "$warm" "$big" "$rssv"
+    R_FIRST+=("$first"); R_FIND+=("$find"); R_COLD+=("$cold"); R_WARM+=("$warm")
+    R_BIG+=("$big"); R_RSS+=("$rssv")
+}
+
+median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
+largest() { printf '%s\n' "$@" | sort -g | tail -1; }
+RUNS="${RUNS:-3}"
+measure() { # kind, label: RUNS runs, the medians printed
+    R_FIRST=(); R_FIND=(); R_COLD=(); R_WARM=(); R_BIG=(); R_RSS=()
+    for _ in $(seq "$RUNS"); do run "$1"; done
+    printf '%-26s %8.2f %8.2f %8.2f %8.2f %10.0f %8s\n' "$2" "$(median "${R_FIRST[@]}")" \
+        "$(median "${R_FIND[@]}")" "$(median "${R_COLD[@]}")" "$(median "${R_WARM[@]}")" \
+        "$(median "${R_BIG[@]}")" "$(largest "${R_RSS[@]}")"
 }
 
 label() {
@@ -161,5 +175,5 @@ for k in ${ONLY:-ours upstream nydusify erofs source}; do
         echo "upstream nydusd: not built at $UP (set UPSTREAM_NYDUSD; see ../shared/ENVIRONMENT.md)"
         continue
     fi
-    run "$k" "$(label "$k")"
+    measure "$k" "$(label "$k")"
 done
