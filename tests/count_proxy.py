@@ -54,6 +54,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         conn.request(self.command, self.path, body=data, headers=headers)
         r = conn.getresponse()
         payload = r.read()
+        sent = 0 if self.command == "HEAD" else len(payload)
+        # Logged before the answer goes out: a client that has its bytes finds them counted.
+        log(f"{self.command} {self.path} {rng} {r.status} {sent}")
         self.send_response(r.status)
         for k, v in r.getheaders():
             if k.lower() not in HOP:
@@ -61,14 +64,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if self.command == "HEAD":
             self.send_header("Content-Length", r.getheader("Content-Length") or "0")
             self.end_headers()
-            sent = 0
         else:
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
             self.wfile.write(payload)
-            sent = len(payload)
         conn.close()
-        log(f"{self.command} {self.path} {rng} {r.status} {sent}")
 
     do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = handle_any
 
