@@ -184,7 +184,7 @@ fn verify_data<R: ReadAt + Sync>(
             }
         };
         if n <= CHUNKS_SHOWN_PER_BLOB {
-            report.error(format!("blob {}", e.blob), detail(&e));
+            report.error(format!("blob {}", e.blob), e.detail());
         } else {
             match more.last_mut() {
                 Some((b, k)) if *b == e.blob => *k += 1,
@@ -203,22 +203,6 @@ fn verify_data<R: ReadAt + Sync>(
 /// Bad chunks listed one by one per blob before the rest are counted in one line.
 const CHUNKS_SHOWN_PER_BLOB: usize = 3;
 
-/// A read error without the blob id the finding's subject names already: where the blob
-/// was read from, the chunk, the problem.
-fn detail(e: &nydus_host_storage::reader::ReadError) -> String {
-    let s = e.to_string();
-    let mut rest = s.strip_prefix(&format!("blob {}", e.blob)).unwrap_or(&s);
-    let mut out = String::new();
-    if let Some(from) = &e.from {
-        if let Some(r) = rest.strip_prefix(&format!(" ({from})")) {
-            out.push_str(from);
-            rest = r;
-        }
-    }
-    out.push_str(rest);
-    out.trim_start_matches(": ").to_string()
-}
-
 /// Why blob `index` cannot be read at all: it cannot be opened, or it is shorter than the
 /// chunks and the compression-info table the bootstrap places in it.
 fn blob_problem(
@@ -228,7 +212,7 @@ fn blob_problem(
 ) -> Option<String> {
     let blob = match reader.open_blob(index) {
         Ok(b) => b,
-        Err(e) => return Some(detail(&e)),
+        Err(e) => return Some(e.detail()),
     };
     let size = match blob.store.size() {
         Ok(n) => n,

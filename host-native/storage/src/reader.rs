@@ -64,20 +64,35 @@ pub struct ReadError {
     pub kind: ReadErrorKind,
 }
 
-impl fmt::Display for ReadError {
+impl ReadError {
+    /// The error without the blob id, for a report whose subject names the blob already:
+    /// where it was read from, the chunk, the problem.
+    pub fn detail(&self) -> String {
+        let mut s = self.from.clone().unwrap_or_default();
+        let tail = Tail(self).to_string();
+        s.push_str(if s.is_empty() {
+            tail.trim_start_matches(": ")
+        } else {
+            &tail
+        });
+        s
+    }
+}
+
+/// What follows the blob (and where it was read from) in a [`ReadError`]'s message.
+struct Tail<'a>(&'a ReadError);
+
+impl fmt::Display for Tail<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "blob {}", self.blob)?;
-        if let Some(from) = &self.from {
-            write!(f, " ({from})")?;
-        }
-        if let Some(c) = &self.chunk {
+        let e = self.0;
+        if let Some(c) = &e.chunk {
             write!(
                 f,
                 ": chunk {} (digest {}, at offset {:#x})",
                 c.index, c.digest, c.offset
             )?;
         }
-        match &self.kind {
+        match &e.kind {
             ReadErrorKind::NoSuchBlob { index, blobs } => {
                 write!(f, ": blob index {index} outside a blob table of {blobs}")
             }
@@ -85,6 +100,16 @@ impl fmt::Display for ReadError {
             ReadErrorKind::Corrupt(e) => write!(f, ": {e}"),
             ReadErrorKind::Abandoned => write!(f, ": the fetch was abandoned"),
         }
+    }
+}
+
+impl fmt::Display for ReadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "blob {}", self.blob)?;
+        if let Some(from) = &self.from {
+            write!(f, " ({from})")?;
+        }
+        write!(f, "{}", Tail(self))
     }
 }
 
@@ -704,6 +729,30 @@ mod tests {
     use crate::store::{BlobStore, LocalFile};
     use crate::testimg::{image, Img, CS};
     use nydus_core::rafs::Rafs;
+
+    #[test]
+    fn a_read_error_in_detail_leaves_the_blob_out() {
+        let mut e = ReadError {
+            blob: "b1".into(),
+            from: Some("/d/b1".into()),
+            chunk: Some(Box::new(ChunkId {
+                index: 2,
+                digest: "ab".into(),
+                offset: 16,
+            })),
+            kind: ReadErrorKind::Abandoned,
+        };
+        let detail = "/d/b1: chunk 2 (digest ab, at offset 0x10): the fetch was abandoned";
+        assert_eq!(
+            e.to_string(),
+            "blob b1 (/d/b1): chunk 2 (digest ab, at offset 0x10): the fetch was abandoned"
+        );
+        assert_eq!(e.detail(), detail);
+        e.from = None;
+        e.chunk = None;
+        assert_eq!(e.to_string(), "blob b1: the fetch was abandoned");
+        assert_eq!(e.detail(), "the fetch was abandoned");
+    }
 
     fn reader(img: &Img, opts: ReaderOptions) -> ChunkReader {
         ChunkReader::new(
