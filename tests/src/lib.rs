@@ -759,6 +759,17 @@ pub fn umoci_image(layout: &Path, tag: &str, tars: &[PathBuf], arch: &str) {
     }
 }
 
+/// The golden layers (`golden_layers`, written into `t`) as the image `src/golden:t` (gzip
+/// layers, built by umoci in `t/layout`) in `reg`; the layout and the layer tars.
+pub fn seed_golden(reg: &TestRegistry, t: &Path) -> (PathBuf, Vec<PathBuf>) {
+    golden_layers(t);
+    let tars: Vec<PathBuf> = (1..=3).map(|i| t.join(format!("layer{i}.tar"))).collect();
+    let layout = t.join("layout");
+    umoci_image(&layout, "t", &tars, "amd64");
+    skopeo_push(&layout, "t", &format!("{}/src/golden:t", reg.addr), false);
+    (layout, tars)
+}
+
 /// Pushes `oci:<layout>:<tag>` to `docker://<reference>` (plain HTTP) with skopeo; `zstd`
 /// recompresses the layers with zstd on the way (through a second layout, so that no blob is
 /// reused as gzip).

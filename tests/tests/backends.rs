@@ -161,13 +161,8 @@ fn check(work: &Path, src: &str, dst: &str, kind: &str, cfg: &str) -> std::proce
 
 /// The golden layers as `src/golden:t` in `reg`.
 fn seed(reg: &TestRegistry, t: &Path) -> String {
-    golden_layers(t);
-    let tars: Vec<PathBuf> = (1..=3).map(|i| t.join(format!("layer{i}.tar"))).collect();
-    let layout = t.join("layout");
-    umoci_image(&layout, "t", &tars, "amd64");
-    let src = format!("{}/src/golden:t", reg.addr);
-    skopeo_push(&layout, "t", &src, false);
-    src
+    seed_golden(reg, t);
+    format!("{}/src/golden:t", reg.addr)
 }
 
 fn tag_exists(reference: &str) -> bool {

@@ -31,15 +31,6 @@ fn nydusify_env(args: &[&str], env: &[(&str, &Path)]) -> Output {
     run(&mut c)
 }
 
-/// The golden three-layer image at `<addr>/src/golden:t`.
-fn seed_golden(reg: &TestRegistry, t: &Path) {
-    golden_layers(t);
-    let tars: Vec<PathBuf> = (1..=3).map(|i| t.join(format!("layer{i}.tar"))).collect();
-    let layout = t.join("layout");
-    umoci_image(&layout, "t", &tars, "amd64");
-    skopeo_push(&layout, "t", &format!("{}/src/golden:t", reg.addr), false);
-}
-
 /// Whether `repo:tag` exists in a plain-HTTP registry.
 fn has_tag(addr: &str, repo: &str, tag: &str) -> bool {
     let reg = Registry::new(

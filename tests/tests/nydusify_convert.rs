@@ -5,7 +5,7 @@
 //! tampering named by path, upload faults from a loopback proxy, and clear errors.
 
 use std::io::BufRead;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 use nydus_core::digest::sha256;
@@ -107,16 +107,6 @@ fn check_ok(work: &Path, source: Option<&str>, target: &str, extra: &[&str]) {
         String::from_utf8_lossy(&o.stdout),
         stderr(&o)
     );
-}
-
-/// The golden layers as an image `src/golden:t` (gzip layers) in `reg`.
-fn seed_golden(reg: &TestRegistry, t: &Path) -> (PathBuf, Vec<PathBuf>) {
-    golden_layers(t);
-    let tars: Vec<PathBuf> = (1..=3).map(|i| t.join(format!("layer{i}.tar"))).collect();
-    let layout = t.join("layout");
-    umoci_image(&layout, "t", &tars, "amd64");
-    skopeo_push(&layout, "t", &format!("{}/src/golden:t", reg.addr), false);
-    (layout, tars)
 }
 
 fn blob_layer_digests(m: &Value) -> Vec<String> {
