@@ -49,12 +49,14 @@ pub fn on_interrupt(what: String, undo: impl FnOnce() + Send + 'static) -> Resul
             }),
         ))
     })?;
-    Ok(UndoGuard(r))
+    Ok(UndoGuard { _registered: r })
 }
 
 /// See [`on_interrupt`]: dropping it takes the undo off the register.
 #[derive(Debug)]
-pub struct UndoGuard(#[allow(dead_code)] Registered);
+pub struct UndoGuard {
+    _registered: Registered,
+}
 
 #[derive(Debug, Default)]
 struct Register {

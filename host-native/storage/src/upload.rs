@@ -510,6 +510,7 @@ impl ObjectClient {
                     return Outcome::Fail(err(kind, format!("listing multipart uploads: {m}")));
                 }
                 let body = resp.text().unwrap_or_default();
+                // Each `<Upload>` element; what comes before the first is the listing's header.
                 let ids = body
                     .split("<Upload>")
                     .skip(1)
