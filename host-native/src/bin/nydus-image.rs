@@ -8,6 +8,7 @@ fn main() {
     let result = log::init(&cli.log_level, cli.log_file.as_deref())
         .and_then(|()| nydus_host_native::interrupt::clean_up_on_signals("nydus-image"))
         .and_then(|()| nydus_host_native::cli::image::run(cli));
+    nydus_host_native::interrupt::wait_if_interrupted();
     if let Err(e) = result {
         if nydus_host_native::cli::is_broken_pipe(&e) {
             nydus_host_native::cli::exit_on_broken_pipe();

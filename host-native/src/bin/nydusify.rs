@@ -19,6 +19,7 @@ fn main() {
             }
         })
         .and_then(|()| nydus_host_native::cli::nydusify::run(cli));
+    nydus_host_native::interrupt::wait_if_interrupted();
     if let Err(e) = result {
         if nydus_host_native::cli::is_broken_pipe(&e) {
             nydus_host_native::cli::exit_on_broken_pipe();
