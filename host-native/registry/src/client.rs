@@ -31,7 +31,7 @@ pub struct RegistryOptions {
     /// `SSL_CERT_FILE` / `SSL_CERT_DIR` when set) and the `certs.d` directories.
     pub ca_cert: Option<PathBuf>,
     /// Docker-style `certs.d` directories: every `<dir>/<host[:port]>/*.crt` is a CA
-    /// certificate trusted for this registry. Default: [`docker_certs_dirs`].
+    /// certificate trusted for this registry. Default: `docker_certs_dirs`.
     pub certs_d: Vec<PathBuf>,
     pub credentials: Option<Credentials>,
     /// Attempts after the first for a failed request or upload chunk.
@@ -60,7 +60,7 @@ pub struct ProxyOptions {
     /// `http://host:port`.
     pub url: String,
     /// Go straight to the registry when the proxy cannot be reached (and keep doing so for
-    /// [`PROXY_RETRY_AFTER`] before trying it again).
+    /// `PROXY_RETRY_AFTER` before trying it again).
     pub fallback: bool,
 }
 

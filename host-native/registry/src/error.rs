@@ -160,7 +160,7 @@ impl std::error::Error for RegistryError {
 
 /// An error and its causes, `: `-separated (for log lines and for callers that show a
 /// [`RegistryError`] as text). A cause whose text the message already holds (an error
-/// reworded with [`RegistryError::context`]) is not repeated.
+/// reworded with `RegistryError::context`) is not repeated.
 pub fn chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut src = e.source();

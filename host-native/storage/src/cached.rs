@@ -1,7 +1,7 @@
 //! A bootstrap file read by range through a small block cache: decoders ask for many small
 //! ranges (a 64-byte inode, an 8-byte chunk index, a directory block), and a `pread` each would
 //! cost a system call per inode. Blocks of [`BLOCK`] bytes are read once and kept (least
-//! recently used out first, at most [`CachedFile::new`]'s budget), so a walk of a 100k-inode
+//! recently used out first, at most the budget given to `CachedFile::new`), so a walk of a 100k-inode
 //! bootstrap reads each block about once without ever holding the whole file.
 
 use std::fs::File;

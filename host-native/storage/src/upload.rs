@@ -41,7 +41,7 @@ const MIN_PART: u64 = 5 << 20;
 /// `part_size`: the part count rounded up to a multiple of [`PARALLEL_PARTS`] and the bytes
 /// spread evenly (in whole MiB), so every sender is busy until the end instead of the last
 /// part going alone (1 GB in 200 MiB parts on 4 senders: two rounds, the second with one
-/// part; in 8 parts of 120 MiB: two full rounds). Parts below [`MIN_PART`] are not made.
+/// part; in 8 parts of 120 MiB: two full rounds). Parts below `MIN_PART` (5 MiB) are not made.
 pub fn part_len(size: u64, part_size: u64) -> u64 {
     let count = size.div_ceil(part_size.max(1));
     let even = count.div_ceil(PARALLEL_PARTS as u64) * PARALLEL_PARTS as u64;
