@@ -60,11 +60,18 @@ have htpasswd || need_apt+=(apache2-utils)
 # The trust test adds its CA to the system store.
 have update-ca-certificates || need_apt+=(ca-certificates)
 have npm || need_apt+=(npm)
+# The example hook plugins are built for wasm32-wasip1; the C of zstd in the core compiles
+# against WASI's libc headers.
+[ -d /usr/include/wasm32-wasi ] || need_apt+=(wasi-libc)
 apt_install
 
 if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
     echo "install-deps: rustup target add wasm32-unknown-unknown"
     rustup target add wasm32-unknown-unknown
+fi
+if ! rustup target list --installed | grep -qx wasm32-wasip1; then
+    echo "install-deps: rustup target add wasm32-wasip1"
+    rustup target add wasm32-wasip1
 fi
 if ! have cargo-fuzz && [ ! -x "$HOME/.cargo/bin/cargo-fuzz" ]; then
     echo "install-deps: cargo install cargo-fuzz"

@@ -22,6 +22,9 @@ step "clippy (core for wasm32: no OS services)"
 cargo clippy -p nydus-core --target wasm32-unknown-unknown --locked -- -D warnings
 cargo clippy -p nydus-host-wasm --target wasm32-unknown-unknown --locked -- -D warnings
 
+step "docs (the libraries' API, warnings denied)"
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace --locked
+
 step "browser inspector (web/build.sh: the core in WASM + the page, into web/dist)"
 bash web/build.sh
 

@@ -31,6 +31,7 @@ pub mod listing;
 pub mod memimage;
 pub mod model;
 pub mod oci;
+pub mod plugin;
 pub mod rafs;
 pub mod read;
 pub mod report;

@@ -11,8 +11,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 pub mod overlay;
+pub mod plugins;
 pub mod served;
 pub use overlay::*;
+pub use plugins::*;
 pub use served::*;
 
 use nydus_core::digest::Sha256Stream;

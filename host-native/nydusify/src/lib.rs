@@ -9,6 +9,36 @@
 //! Under them: [`store`] is where images live (a registry repository, a layout tar read in
 //! place, a layout being written), [`transfer`] moves blobs and manifests between stores,
 //! [`stream`] turns pulls into blocking readers for the builder.
+//!
+//! # Converting an image
+//!
+//! [`convert::convert`] takes [`convert::ConvertOptions`] (start from
+//! [`convert::ConvertOptions::new`]: upstream's defaults) and returns a
+//! [`convert::ConvertOutcome`]: the digest the target tag names, the Nydus manifests pushed
+//! with their blobs, metrics and timings. Hook plugins ([`plugin::Hooks`]) run before and
+//! after the manifest push; a progress callback ([`convert::ProgressFn`]) is told of every
+//! layer and push. `examples/converter.rs` is a whole program; the `nydusify` binary uses the
+//! same calls.
+//!
+//! ```no_run
+//! use nydus_core::oci::reference::Reference;
+//! use nydus_host_nydusify::convert::{convert, ConvertOptions, Progress, ProgressFn};
+//!
+//! let mut o = ConvertOptions::new(
+//!     Reference::parse("localhost:5000/app:1.0")?,
+//!     Reference::parse("localhost:5000/app:1.0-nydus")?,
+//! );
+//! o.source_plain_http = true;
+//! o.target_plain_http = true;
+//! o.progress = Some(ProgressFn::new(|p| {
+//!     if let Progress::LayerConverted { blob_digest, .. } = p {
+//!         println!("built {blob_digest}");
+//!     }
+//! }));
+//! let done = convert(&o)?;
+//! println!("{} ({} manifests)", done.target_digest, done.manifests.len());
+//! # Ok::<(), anyhow::Error>(())
+//! ```
 
 pub mod backend;
 pub mod cache;
@@ -23,6 +53,9 @@ pub mod resolve;
 pub mod store;
 pub mod stream;
 pub mod transfer;
+
+/// The hook plugins' host (`nydus-host-plugin`), for [`convert::ConvertOptions::hooks`].
+pub use nydus_host_plugin as plugin;
 
 use std::time::Duration;
 

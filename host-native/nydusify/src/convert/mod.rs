@@ -25,6 +25,9 @@ use nydus_core::oci::reference::Reference;
 use nydus_host_storage::atomic::{write_file, Scratch};
 use serde_json::{json, Value};
 
+use nydus_core::plugin::{Hook, HookEvent};
+use nydus_host_plugin::Hooks;
+
 use crate::cache::BuildCache;
 use crate::store::{ArchiveIn, LayoutOut, Store};
 use crate::{is_nydus_entry, registry_for};
@@ -79,6 +82,88 @@ pub struct ConvertOptions {
     pub retry_delay: Duration,
     /// Push blobs in chunks of this size (0: one PUT).
     pub push_chunk_size: u64,
+    /// Hook plugins run before and after the manifest is pushed (a rejection before the
+    /// push aborts the conversion with nothing tagged).
+    pub hooks: Option<Arc<Hooks>>,
+    /// Told of each step as it happens.
+    pub progress: Option<ProgressFn>,
+}
+
+impl ConvertOptions {
+    /// Options converting `source` into `target` as `nydusify convert` does by default:
+    /// RAFS v6, zstd, 1 MiB chunks, prefetch `/`, the host's platform, blobs pushed to the
+    /// target registry over HTTPS, scratch space in `./tmp`, three retries.
+    pub fn new(source: Reference, target: Reference) -> ConvertOptions {
+        ConvertOptions {
+            source,
+            target,
+            source_insecure: false,
+            target_insecure: false,
+            source_plain_http: false,
+            target_plain_http: false,
+            fs_version: 6,
+            compressor: Compressor::Zstd,
+            chunk_size: 0x10_0000,
+            prefetch_patterns: vec!["/".into()],
+            platforms: vec![crate::host_platform()],
+            all_platforms: false,
+            merge_platform: false,
+            oci: false,
+            with_referrer: false,
+            chunk_dict: None,
+            chunk_dict_insecure: false,
+            build_cache: None,
+            backend: None,
+            backend_force_push: false,
+            source_archive: None,
+            target_archive: None,
+            work_dir: PathBuf::from("./tmp"),
+            retries: 3,
+            retry_delay: Duration::from_secs(5),
+            push_chunk_size: 0,
+            hooks: None,
+            progress: None,
+        }
+    }
+}
+
+/// A step of a conversion, as it happens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Progress {
+    /// Layer `index` (from 0) of `total` of a source manifest is built into a blob.
+    LayerConverted {
+        source_manifest: String,
+        index: usize,
+        total: usize,
+        source_digest: String,
+        blob_digest: String,
+        blob_size: u64,
+    },
+    /// Every blob, the bootstrap layer and the config of a Nydus manifest are in the target;
+    /// the manifest is not pushed yet.
+    ManifestReady {
+        platform: Option<String>,
+        digest: String,
+    },
+    /// The target tag names this manifest or index.
+    Pushed { tag: String, digest: String },
+}
+
+/// A progress callback, called from the conversion's threads.
+#[derive(Clone)]
+pub struct ProgressFn(pub Arc<dyn Fn(&Progress) + Send + Sync>);
+
+impl ProgressFn {
+    pub fn new(f: impl Fn(&Progress) + Send + Sync + 'static) -> ProgressFn {
+        ProgressFn(Arc::new(f))
+    }
+}
+
+impl std::fmt::Debug for ProgressFn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ProgressFn")
+    }
 }
 
 /// Where a chunk dictionary is: a Nydus image's bootstrap.
@@ -111,6 +196,10 @@ pub enum CacheLocation {
 /// What a conversion did.
 #[derive(Debug, Clone)]
 pub struct ConvertOutcome {
+    /// What the target tag names: the Nydus manifest, or the index holding them.
+    pub target_digest: String,
+    /// The Nydus manifests pushed, one per platform converted.
+    pub manifests: Vec<PushedManifest>,
     /// `target_digest` (what the target tag names) and per platform manifest its layers'
     /// digests, sizes and timings.
     pub metrics: Value,
@@ -118,6 +207,19 @@ pub struct ConvertOutcome {
     pub elapsed: Duration,
     /// Where that time went, as upstream reports it.
     pub phases: Phases,
+}
+
+/// A Nydus manifest a conversion pushed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushedManifest {
+    /// `os/arch[/variant]`, when known.
+    pub platform: Option<String>,
+    /// The Nydus manifest's digest.
+    pub digest: String,
+    /// The source manifest it was converted from.
+    pub source_digest: String,
+    /// The data blobs' digests, in layer order.
+    pub blobs: Vec<String>,
 }
 
 /// The phases of a conversion, summed over the platforms converted. Layers stream from the
@@ -295,9 +397,14 @@ pub fn convert(o: &ConvertOptions) -> Result<ConvertOutcome> {
         settings,
         scratch: scratch.path().to_path_buf(),
         phases: std::sync::Mutex::new(Phases::default()),
+        hooks: o.hooks.clone().filter(|h| !h.is_empty()),
+        progress: o.progress.clone(),
+        source_shown: source.to_string(),
+        target_shown: target.to_string(),
     };
     let t0 = Instant::now();
-    let metrics = rt.block_on(job.run(&o.platforms, o.all_platforms))?;
+    let (target_digest, manifests, metrics) =
+        rt.block_on(job.run(&o.platforms, o.all_platforms))?;
     let t_finish = Instant::now();
     job.dst.finish()?;
     if let Some(c) = &job.cache {
@@ -307,6 +414,8 @@ pub fn convert(o: &ConvertOptions) -> Result<ConvertOutcome> {
     let mut phases = job.phases();
     phases.push += t_finish.elapsed();
     Ok(ConvertOutcome {
+        target_digest,
+        manifests,
         metrics,
         elapsed: t0.elapsed(),
         phases,
@@ -324,6 +433,11 @@ struct Job {
     settings: Settings,
     scratch: PathBuf,
     phases: std::sync::Mutex<Phases>,
+    hooks: Option<Arc<Hooks>>,
+    progress: Option<ProgressFn>,
+    /// The references as the user gave them, for hook events.
+    source_shown: String,
+    target_shown: String,
 }
 
 /// One converted platform manifest.
@@ -333,6 +447,9 @@ struct Converted {
     digest: String,
     platform: Option<Platform>,
     metrics: Value,
+    pushed: PushedManifest,
+    /// What the hooks were told before the push, and the merged bootstrap they saw.
+    event: Option<(HookEvent, PathBuf)>,
 }
 
 /// Whether a source layer's media type is a (possibly compressed) tar this converter reads.
@@ -360,19 +477,65 @@ impl Job {
         *f(&mut self.phases.lock().expect("phases lock")) += since.elapsed();
     }
 
-    async fn run(&self, platforms: &[Platform], all: bool) -> Result<Value> {
+    fn tell(&self, p: Progress) {
+        if let Some(f) = &self.progress {
+            (f.0)(&p);
+        }
+    }
+
+    /// Runs the hook plugins for `event` on a blocking thread; a rejection is an error.
+    async fn run_hooks(&self, event: HookEvent, bootstrap: PathBuf) -> Result<()> {
+        let Some(hooks) = self.hooks.clone() else {
+            return Ok(());
+        };
+        let hook = event.hook;
+        tokio::task::spawn_blocking(move || hooks.run(&event, &bootstrap))
+            .await
+            .context("the hook task failed")?
+            .map_err(|r| anyhow!("{}: {r}", hook.as_str()))
+    }
+
+    /// The after-push hooks of what was pushed: a rejection can no longer stop anything, so
+    /// it is a warning.
+    async fn after_push(&self, events: Vec<(HookEvent, PathBuf)>) {
+        for (e, boot) in events {
+            let event = HookEvent {
+                hook: Hook::AfterPushManifest,
+                ..e
+            };
+            if let Err(e) = self.run_hooks(event, boot).await {
+                log::warn!("{e:#}");
+            }
+        }
+    }
+
+    fn pushed(&self, digest: &str) {
+        log::info!("pushed {} ({digest})", self.target_shown);
+        self.tell(Progress::Pushed {
+            tag: self.target_tag.clone(),
+            digest: digest.to_string(),
+        });
+    }
+
+    async fn run(
+        &self,
+        platforms: &[Platform],
+        all: bool,
+    ) -> Result<(String, Vec<PushedManifest>, Value)> {
         let t = Instant::now();
         let (mt, bytes, digest) = self.src.get_manifest(&self.source_ref).await?;
         self.add_phase(|p| &mut p.pull, t);
         let doc = parse_document(Some(&mt), &bytes)
             .map_err(|e| anyhow!("source {}: {e}", self.src.describe()))?;
-        let (pushed, results) = match doc {
+        let pushed = match doc {
             Document::Manifest(m) => {
                 let c = self
                     .convert_manifest(*m, &mt, &bytes, &digest, None)
                     .await?;
                 let metrics = vec![c.metrics.clone()];
-                if self.settings.merge_platform {
+                let pushed = vec![c.pushed.clone()];
+                let event = c.event.clone();
+                let pushed_digest = if self.settings.merge_platform {
                     let source_desc = Descriptor {
                         media_type: mt.clone(),
                         digest: digest.clone(),
@@ -383,7 +546,7 @@ impl Job {
                     let t = Instant::now();
                     let d = self.push_index(&mt, vec![(source_desc, c)]).await?;
                     self.add_phase(|p| &mut p.push, t);
-                    (d, metrics)
+                    d
                 } else {
                     let t = Instant::now();
                     let d = self
@@ -391,8 +554,11 @@ impl Job {
                         .put_manifest(&self.target_tag, &c.media_type, &c.manifest)
                         .await?;
                     self.add_phase(|p| &mut p.push, t);
-                    (d, metrics)
-                }
+                    d
+                };
+                self.pushed(&pushed_digest);
+                self.after_push(event.into_iter().collect()).await;
+                (pushed_digest, pushed, metrics)
             }
             Document::Index(index) => {
                 let picked: Vec<&Descriptor> = index
@@ -439,29 +605,33 @@ impl Job {
                     converted.push((d.clone(), c));
                 }
                 let metrics = converted.iter().map(|(_, c)| c.metrics.clone()).collect();
+                let pushed = converted.iter().map(|(_, c)| c.pushed.clone()).collect();
+                let events = converted
+                    .iter()
+                    .filter_map(|(_, c)| c.event.clone())
+                    .collect();
                 let t = Instant::now();
-                let pushed = if converted.len() == 1 && !self.settings.merge_platform {
+                let digest = if converted.len() == 1 && !self.settings.merge_platform {
                     let c = &converted[0].1;
-                    let d = self
-                        .dst
+                    self.dst
                         .put_manifest(&self.target_tag, &c.media_type, &c.manifest)
-                        .await?;
-                    (d, metrics)
+                        .await?
                 } else {
-                    (
-                        self.push_index(
-                            &publish::index_type(&index, &mt, self.settings.oci),
-                            converted,
-                        )
-                        .await?,
-                        metrics,
+                    self.push_index(
+                        &publish::index_type(&index, &mt, self.settings.oci),
+                        converted,
                     )
+                    .await?
                 };
                 self.add_phase(|p| &mut p.push, t);
-                pushed
+                self.pushed(&digest);
+                self.after_push(events).await;
+                (digest, pushed, metrics)
             }
         };
-        Ok(json!({"target_digest": pushed, "manifests": results}))
+        let (digest, pushed, results) = pushed;
+        let metrics = json!({"target_digest": digest, "manifests": results});
+        Ok((digest, pushed, metrics))
     }
 
     /// Converts one platform manifest and pushes its blobs, bootstrap layer and config (not

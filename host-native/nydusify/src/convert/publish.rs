@@ -17,9 +17,10 @@ use serde_json::{json, Value};
 use tokio::task::JoinSet;
 
 use super::layer::LayerResult;
-use super::{Converted, Job};
+use super::{Converted, Job, Progress, PushedManifest};
 use crate::cache::Record;
 use crate::transfer::{copy_blob, Copier};
+use nydus_core::plugin::{Hook, HookBlob, HookEvent};
 
 /// What the layers of one manifest gave, gathered in layer order.
 #[derive(Default)]
@@ -64,6 +65,17 @@ impl Job {
             built.blob_size,
             seconds
         );
+        self.tell(Progress::LayerConverted {
+            source_manifest: dir
+                .file_name()
+                .map(|d| format!("sha256:{}", d.to_string_lossy()))
+                .unwrap_or_default(),
+            index: i,
+            total: n,
+            source_digest: l.digest.clone(),
+            blob_digest: format!("sha256:{}", built.blob_id),
+            blob_size: built.blob_size,
+        });
         layers.metrics.push(json!({
             "source_digest": l.digest,
             "source_size": l.size,
@@ -237,7 +249,55 @@ impl Job {
             .clone()
             .unwrap_or_else(|| media::OCI_MANIFEST.into());
         let digest_out = format!("sha256:{}", nydus_core::digest::sha256(&manifest).to_hex());
+        let platform_s = platform.as_ref().map(|p| match &p.variant {
+            Some(v) => format!("{}/{}/{v}", p.os, p.architecture),
+            None => format!("{}/{}", p.os, p.architecture),
+        });
+        let pushed = PushedManifest {
+            platform: platform_s.clone(),
+            digest: digest_out.clone(),
+            source_digest: digest.to_string(),
+            blobs: layers
+                .blobs
+                .iter()
+                .map(|b| format!("sha256:{}", b.digest_hex))
+                .collect(),
+        };
+        self.tell(Progress::ManifestReady {
+            platform: platform_s.clone(),
+            digest: digest_out.clone(),
+        });
+        // Everything but the manifest is in the target: the plugins may still say no.
+        let event = match &self.hooks {
+            None => None,
+            Some(_) => {
+                let event = HookEvent {
+                    hook: Hook::BeforePushManifest,
+                    source_ref: self.source_shown.clone(),
+                    target_ref: self.target_shown.clone(),
+                    platform: platform_s,
+                    blobs: layers
+                        .blobs
+                        .iter()
+                        .map(|b| HookBlob {
+                            id: b.digest_hex.clone(),
+                            size: b.size,
+                        })
+                        .collect(),
+                    manifest: serde_json::to_value(&img.manifest)?,
+                    config: serde_json::from_slice(&img.config)?,
+                    manifest_digest: digest_out.clone(),
+                    bootstrap_path: String::new(),
+                    plugin_config: Value::Null,
+                };
+                let boot = dir.join("image.boot");
+                self.run_hooks(event.clone(), boot.clone()).await?;
+                Some((event, boot))
+            }
+        };
         Ok(Converted {
+            pushed,
+            event,
             metrics: json!({
                 "source_manifest": digest,
                 "nydus_manifest": digest_out,

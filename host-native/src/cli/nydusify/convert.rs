@@ -34,6 +34,8 @@ pub struct ConvertArgs {
     pub target_suffix: Option<String>,
     #[command(flatten)]
     pub transport: super::TransportArgs,
+    #[command(flatten)]
+    pub hooks: super::HookArgs,
     /// RAFS version of the target image.
     #[arg(long = "fs-version", env = "FS_VERSION", default_value = "6")]
     pub fs_version: String,
@@ -311,6 +313,8 @@ pub fn options(a: &ConvertArgs) -> Result<ConvertOptions> {
         retries: a.push_retry_count,
         retry_delay,
         push_chunk_size: push_chunk,
+        hooks: a.hooks.load(&a.work_dir)?,
+        progress: None,
     })
 }
 
@@ -364,7 +368,7 @@ pub fn run(a: ConvertArgs) -> Result<()> {
         "converted {} to {} ({}) in {:.2}s",
         a.source,
         target,
-        done.metrics["target_digest"].as_str().unwrap_or_default(),
+        done.target_digest,
         total.as_secs_f64()
     );
     if let Some(j) = &a.output_json {

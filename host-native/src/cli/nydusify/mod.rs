@@ -40,6 +40,66 @@ pub struct TransportArgs {
     pub target_plain_http: bool,
 }
 
+/// Hook plugins and their limits (`convert`, `copy`).
+#[derive(Debug, Args)]
+pub struct HookArgs {
+    /// A hook plugin (a wasm32-wasip1 command module) run before and after the manifest is
+    /// pushed; repeat for several. Default: the `:`-separated list in NYDUS_HOOK_PLUGIN_PATH.
+    #[arg(long = "hook-plugin", value_name = "WASM")]
+    pub hook_plugin: Vec<std::path::PathBuf>,
+    /// Wall-clock limit of one plugin run, e.g. 10s or 500ms.
+    #[arg(long = "hook-timeout", default_value = "10s")]
+    pub hook_timeout: String,
+    /// Fuel of one plugin run (about one unit per WebAssembly instruction).
+    #[arg(long = "hook-fuel", default_value_t = 10_000_000_000)]
+    pub hook_fuel: u64,
+    /// Linear memory a plugin may use, e.g. 256MiB.
+    #[arg(long = "hook-memory", default_value = "256MiB")]
+    pub hook_memory: String,
+    /// Bytes of stdout and of stderr a plugin may write, e.g. 1MiB.
+    #[arg(long = "hook-output", default_value = "1MiB")]
+    pub hook_output: String,
+}
+
+impl HookArgs {
+    /// The plugins, loaded and compiled (compiled modules cached in
+    /// `<work_dir>/hook-plugins`), or `None` when none is named.
+    pub fn load(
+        &self,
+        work_dir: &Path,
+    ) -> Result<Option<std::sync::Arc<nydus_host_plugin::Hooks>>> {
+        let paths = if self.hook_plugin.is_empty() {
+            std::env::var(nydus_host_plugin::PLUGIN_PATH_ENV)
+                .map(|v| nydus_host_plugin::split_plugin_path(&v))
+                .unwrap_or_default()
+        } else {
+            self.hook_plugin.clone()
+        };
+        if paths.is_empty() {
+            return Ok(None);
+        }
+        let size = |flag: &str, v: &str| {
+            parse::parse_byte_size(v)
+                .with_context(|| format!("invalid {flag} {v:?}: expected e.g. 256MiB or 1MB"))
+        };
+        let limits = nydus_host_plugin::Limits {
+            deadline: parse::parse_duration(&self.hook_timeout).with_context(|| {
+                format!(
+                    "invalid --hook-timeout {:?}: expected e.g. 10s or 500ms",
+                    self.hook_timeout
+                )
+            })?,
+            fuel: self.hook_fuel,
+            memory: size("--hook-memory", &self.hook_memory)?,
+            output: size("--hook-output", &self.hook_output)? as usize,
+        };
+        let hooks =
+            nydus_host_plugin::Hooks::load(&paths, limits, Some(&work_dir.join("hook-plugins")))?;
+        log::info!("hook plugins: {}", hooks.names().join(", "));
+        Ok(Some(std::sync::Arc::new(hooks)))
+    }
+}
+
 impl TransportArgs {
     pub fn source_plain_http(&self) -> bool {
         self.plain_http || self.source_plain_http

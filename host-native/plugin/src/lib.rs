@@ -1,0 +1,60 @@
+//! Hook plugins (`hooks-optimize-commit.md` §1): WebAssembly command modules (WASI preview 1)
+//! run in wasmtime with no ambient authority, at the hook points of nydusify's commands.
+//!
+//! [`Hooks::load`] reads, checks and compiles every plugin once per run (compiled modules are
+//! cached by the module's digest in a directory the caller names, so later runs only map
+//! them); [`Hooks::run`] runs each plugin in order for one [`HookEvent`]: a fresh instance,
+//! the event as JSON on stdin, the bootstrap read-only at `/image/image.boot` (the only
+//! preopened directory), no environment, no arguments beyond the plugin's name, no network.
+//! Exit code 0 accepts; any other exit code, a trap, or a [`Limits`] hit is a [`Rejection`].
+//! Standard output and error are relayed to the log, prefixed with the plugin's name.
+//!
+//! ```no_run
+//! use nydus_host_plugin::{Hooks, Limits};
+//! # fn event() -> nydus_core::plugin::HookEvent { unimplemented!() }
+//! let hooks = Hooks::load(&["policy.wasm".into()], Limits::default(), None)?;
+//! if let Err(rejection) = hooks.run(&event(), "work/image.boot".as_ref()) {
+//!     eprintln!("{rejection}");
+//! }
+//! # Ok::<(), nydus_host_plugin::LoadError>(())
+//! ```
+
+mod error;
+mod limits;
+mod load;
+mod run;
+
+pub use error::{LoadError, LoadProblem, Reason, Rejection};
+pub use limits::Limits;
+pub use load::Hooks;
+pub use nydus_core::plugin::{Hook, HookBlob, HookEvent};
+
+/// The environment variable naming plugins (upstream's name): one path, or several
+/// separated by `:`.
+pub const PLUGIN_PATH_ENV: &str = "NYDUS_HOOK_PLUGIN_PATH";
+
+/// The plugin paths in a `NYDUS_HOOK_PLUGIN_PATH` value (empty parts skipped).
+pub fn split_plugin_path(value: &str) -> Vec<std::path::PathBuf> {
+    value
+        .split(':')
+        .filter(|p| !p.is_empty())
+        .map(std::path::PathBuf::from)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plugin_path_is_split_on_colons() {
+        assert_eq!(
+            split_plugin_path("a.wasm::/x/b.wasm:"),
+            vec![
+                std::path::PathBuf::from("a.wasm"),
+                std::path::PathBuf::from("/x/b.wasm")
+            ]
+        );
+        assert!(split_plugin_path("").is_empty());
+    }
+}
