@@ -94,6 +94,22 @@ impl HookEvent {
     }
 }
 
+/// Something that runs hook plugins for an event: what commands that push manifests call,
+/// so that they need not know how plugins run (`nydus_host_plugin::Hooks` runs them in
+/// wasmtime). `bootstrap` is a local file holding the image's bootstrap.
+pub trait HookRunner: Send + Sync + std::fmt::Debug {
+    /// Runs every plugin for `event`; the first rejection, as an error saying which plugin
+    /// rejected and why.
+    fn run_hook(
+        &self,
+        event: &HookEvent,
+        bootstrap: &std::path::Path,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>>;
+
+    /// Whether there is no plugin to run.
+    fn is_empty(&self) -> bool;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

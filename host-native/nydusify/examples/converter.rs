@@ -17,7 +17,7 @@ use anyhow::{bail, Context, Result};
 use nydus_core::oci::manifest::Platform;
 use nydus_core::oci::reference::Reference;
 use nydus_host_nydusify::convert::{convert, ConvertOptions, Progress, ProgressFn};
-use nydus_host_nydusify::plugin::{Hooks, Limits};
+use nydus_host_plugin::{Hooks, Limits};
 
 fn main() -> Result<()> {
     let mut positional = Vec::new();

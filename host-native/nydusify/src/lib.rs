@@ -15,8 +15,9 @@
 //! [`convert::convert`] takes [`convert::ConvertOptions`] (start from
 //! [`convert::ConvertOptions::new`]: upstream's defaults) and returns a
 //! [`convert::ConvertOutcome`]: the digest the target tag names, the Nydus manifests pushed
-//! with their blobs, metrics and timings. Hook plugins ([`plugin::Hooks`]) run before and
-//! after the manifest push; a progress callback ([`convert::ProgressFn`]) is told of every
+//! with their blobs, metrics and timings. Hook plugins (any
+//! [`nydus_core::plugin::HookRunner`]; `nydus_host_plugin::Hooks` runs WebAssembly plugins in
+//! wasmtime) run before and after the manifest push; a progress callback ([`convert::ProgressFn`]) is told of every
 //! layer and push. `examples/converter.rs` is a whole program; the `nydusify` binary uses the
 //! same calls.
 //!
@@ -53,9 +54,6 @@ pub mod resolve;
 pub mod store;
 pub mod stream;
 pub mod transfer;
-
-/// The hook plugins' host (`nydus-host-plugin`), for [`convert::ConvertOptions::hooks`].
-pub use nydus_host_plugin as plugin;
 
 use std::time::Duration;
 

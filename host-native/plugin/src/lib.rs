@@ -28,33 +28,3 @@ pub use error::{LoadError, LoadProblem, Reason, Rejection};
 pub use limits::Limits;
 pub use load::Hooks;
 pub use nydus_core::plugin::{Hook, HookBlob, HookEvent};
-
-/// The environment variable naming plugins (upstream's name): one path, or several
-/// separated by `:`.
-pub const PLUGIN_PATH_ENV: &str = "NYDUS_HOOK_PLUGIN_PATH";
-
-/// The plugin paths in a `NYDUS_HOOK_PLUGIN_PATH` value (empty parts skipped).
-pub fn split_plugin_path(value: &str) -> Vec<std::path::PathBuf> {
-    value
-        .split(':')
-        .filter(|p| !p.is_empty())
-        .map(std::path::PathBuf::from)
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_plugin_path_is_split_on_colons() {
-        assert_eq!(
-            split_plugin_path("a.wasm::/x/b.wasm:"),
-            vec![
-                std::path::PathBuf::from("a.wasm"),
-                std::path::PathBuf::from("/x/b.wasm")
-            ]
-        );
-        assert!(split_plugin_path("").is_empty());
-    }
-}

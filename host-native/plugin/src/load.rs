@@ -87,6 +87,7 @@ impl Hooks {
         };
         let mut plugins = Vec::new();
         for path in paths {
+            let t = std::time::Instant::now();
             let fail = |problem| LoadError {
                 path: path.clone(),
                 problem,
@@ -108,6 +109,11 @@ impl Hooks {
             let pre = linker
                 .instantiate_pre(&module)
                 .map_err(|e| fail(LoadProblem::Imports(format!("{e:#}"))))?;
+            log::debug!(
+                "hook plugin {}: loaded in {:?}",
+                path.display(),
+                t.elapsed()
+            );
             plugins.push(Plugin {
                 name: plugin_name(path),
                 path: path.clone(),

@@ -143,6 +143,20 @@ impl Hooks {
     }
 }
 
+impl nydus_core::plugin::HookRunner for Hooks {
+    fn run_hook(
+        &self,
+        event: &HookEvent,
+        bootstrap: &Path,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        self.run(event, bootstrap).map_err(Into::into)
+    }
+
+    fn is_empty(&self) -> bool {
+        Hooks::is_empty(self)
+    }
+}
+
 /// A plugin's output into the log, a line each, with its name.
 fn relay(name: &str, stream: &str, bytes: &[u8], rejected: bool) {
     for line in String::from_utf8_lossy(bytes).lines() {

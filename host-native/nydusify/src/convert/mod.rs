@@ -25,8 +25,7 @@ use nydus_core::oci::reference::Reference;
 use nydus_host_storage::atomic::{write_file, Scratch};
 use serde_json::{json, Value};
 
-use nydus_core::plugin::{Hook, HookEvent};
-use nydus_host_plugin::Hooks;
+use nydus_core::plugin::{Hook, HookEvent, HookRunner};
 
 use crate::cache::BuildCache;
 use crate::store::{ArchiveIn, LayoutOut, Store};
@@ -84,7 +83,8 @@ pub struct ConvertOptions {
     pub push_chunk_size: u64,
     /// Hook plugins run before and after the manifest is pushed (a rejection before the
     /// push aborts the conversion with nothing tagged).
-    pub hooks: Option<Arc<Hooks>>,
+    /// (`nydus_host_plugin::Hooks` runs WebAssembly plugins in wasmtime.)
+    pub hooks: Option<Arc<dyn HookRunner>>,
     /// Told of each step as it happens.
     pub progress: Option<ProgressFn>,
 }
@@ -433,7 +433,7 @@ struct Job {
     settings: Settings,
     scratch: PathBuf,
     phases: std::sync::Mutex<Phases>,
-    hooks: Option<Arc<Hooks>>,
+    hooks: Option<Arc<dyn HookRunner>>,
     progress: Option<ProgressFn>,
     /// The references as the user gave them, for hook events.
     source_shown: String,
@@ -489,7 +489,7 @@ impl Job {
             return Ok(());
         };
         let hook = event.hook;
-        tokio::task::spawn_blocking(move || hooks.run(&event, &bootstrap))
+        tokio::task::spawn_blocking(move || hooks.run_hook(&event, &bootstrap))
             .await
             .context("the hook task failed")?
             .map_err(|r| anyhow!("{}: {r}", hook.as_str()))

@@ -62,19 +62,29 @@ pub struct HookArgs {
 }
 
 impl HookArgs {
+    /// The plugins named by `--hook-plugin` or NYDUS_HOOK_PLUGIN_PATH.
+    fn paths(&self) -> Vec<std::path::PathBuf> {
+        if !self.hook_plugin.is_empty() {
+            return self.hook_plugin.clone();
+        }
+        std::env::var("NYDUS_HOOK_PLUGIN_PATH")
+            .map(|v| {
+                v.split(':')
+                    .filter(|p| !p.is_empty())
+                    .map(std::path::PathBuf::from)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// The plugins, loaded and compiled (compiled modules cached in
     /// `<work_dir>/hook-plugins`), or `None` when none is named.
+    #[cfg(feature = "plugin")]
     pub fn load(
         &self,
         work_dir: &Path,
-    ) -> Result<Option<std::sync::Arc<nydus_host_plugin::Hooks>>> {
-        let paths = if self.hook_plugin.is_empty() {
-            std::env::var(nydus_host_plugin::PLUGIN_PATH_ENV)
-                .map(|v| nydus_host_plugin::split_plugin_path(&v))
-                .unwrap_or_default()
-        } else {
-            self.hook_plugin.clone()
-        };
+    ) -> Result<Option<std::sync::Arc<dyn nydus_core::plugin::HookRunner>>> {
+        let paths = self.paths();
         if paths.is_empty() {
             return Ok(None);
         }
@@ -97,6 +107,21 @@ impl HookArgs {
             nydus_host_plugin::Hooks::load(&paths, limits, Some(&work_dir.join("hook-plugins")))?;
         log::info!("hook plugins: {}", hooks.names().join(", "));
         Ok(Some(std::sync::Arc::new(hooks)))
+    }
+
+    /// Without the `plugin` feature: an error if a plugin is named.
+    #[cfg(not(feature = "plugin"))]
+    pub fn load(
+        &self,
+        _work_dir: &Path,
+    ) -> Result<Option<std::sync::Arc<dyn nydus_core::plugin::HookRunner>>> {
+        match self.paths().first() {
+            None => Ok(None),
+            Some(p) => bail!(
+                "hook plugin {}: this nydusify was built without hook plugins (cargo feature `plugin`)",
+                p.display()
+            ),
+        }
     }
 }
 
