@@ -29,7 +29,8 @@ PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$W"; }
 trap cleanup EXIT
 cp "$PT/wasm32-wasip1/release/policy.wasm" "$PT/wasm32-wasip1/release/bookkeeping.wasm" "$W/"
-echo '{"max_file_size": 1000000000}' >"$W/policy.json"
+# Debian's rootfs has setuid-root programs (su, passwd, mount): allowed here, or the hook rejects.
+echo '{"max_file_size": 1000000000, "allow_setuid_root": true}' >"$W/policy.json"
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 mkdir -p "$W/reg"
@@ -61,7 +62,7 @@ convert() { # work dir, log file, extra args...
     local work=$1 log=$2; shift 2
     /usr/bin/time -f "%e" -o "$W/time" "$NY" -l debug convert --source "$REG/deb/minbase:oci" \
         --target "$REG/deb/minbase:nydus" --plain-http --work-dir "$work" "$@" 2>"$log" >/dev/null \
-        || { echo "convert failed:"; tail -20 "$log"; exit 1; }
+        || { echo "convert failed:" >&2; tail -20 "$log" >&2; exit 1; }
     cat "$W/time"
 }
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
