@@ -1,7 +1,8 @@
 //! Hook plugins against Debian's docker-registry on loopback: the example plugins (built for
 //! wasm32-wasip1, the policy one running nydus-core inside wasmtime) and hostile modules, run
-//! by `nydusify convert` before and after the manifest push. A rejection before the push
-//! leaves no tag; nothing a module does reaches outside its sandbox or past its limits.
+//! by `nydusify convert` (and `copy`) before and after the manifest push. A rejection before
+//! the push leaves no tag; nothing a module does reaches outside its sandbox or past its
+//! limits.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -408,4 +409,81 @@ fn modules_that_are_not_commands_fail_before_any_work_naming_the_file() {
         assert!(!e.contains("layer 1/"), "{e}");
         assert!(!has_tag(&reg.addr, "app", "clean-nydus"));
     }
+}
+
+#[test]
+fn copy_runs_the_hooks_of_nydus_manifests() {
+    let reg = TestRegistry::start(None);
+    let t = tempfile::tempdir().unwrap();
+    let work = t.path().join("work");
+    let suid = seed(&reg, t.path(), "suid", &[("usr/bin/su", 0o4755, 0, 2000)]);
+    let (o, _) = convert(&suid, &work, &[], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let nydus = format!("{suid}-nydus");
+    let copy = |target: &str, plugin: &Path| {
+        let mut c = Command::new(bin("nydusify"));
+        c.args([
+            "copy",
+            "--source",
+            &nydus,
+            "--target",
+            target,
+            "--plain-http",
+            "--work-dir",
+            &s(&work),
+            "--hook-plugin",
+            &s(plugin),
+        ]);
+        run(&mut c)
+    };
+    // The policy plugin reads the copied image's bootstrap and rejects it: nothing tagged.
+    let policy = example_plugin("policy");
+    let target = format!("{}/copied:suid", reg.addr);
+    let o = copy(&target, &policy);
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(
+        e.contains("before_push_manifest: hook plugin policy rejected (exit code 1)"),
+        "{e}"
+    );
+    assert!(e.contains("/usr/bin/su is setuid root"), "{e}");
+    assert!(!has_tag(&reg.addr, "copied", "suid"));
+    // The bookkeeping plugin is told of the blob before and after the push.
+    let o = copy(&target, &example_plugin("bookkeeping"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(has_tag(&reg.addr, "copied", "suid"));
+    let lines = relayed(&o, "bookkeeping", "stdout");
+    let manifest = skopeo_raw(&target);
+    let blob = manifest["layers"][0]["digest"].as_str().unwrap();
+    assert_eq!(lines.len(), 2, "{}", stderr(&o));
+    assert!(
+        lines[0].starts_with(&format!("before_push_manifest {target} sha256:")),
+        "{lines:?}"
+    );
+    assert!(
+        lines[1].starts_with(&format!("after_push_manifest {target} sha256:")),
+        "{lines:?}"
+    );
+    assert!(lines.iter().all(|l| l.contains(blob)), "{lines:?}");
+    // An OCI image gets no hook: its manifest is not a Nydus image.
+    let mut c = Command::new(bin("nydusify"));
+    c.args([
+        "copy",
+        "--source",
+        &suid,
+        "--target",
+        &format!("{}/copied:oci", reg.addr),
+        "--plain-http",
+        "--work-dir",
+        &s(&work),
+        "--hook-plugin",
+        &s(&policy),
+    ]);
+    let o = run(&mut c);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("is not a Nydus manifest: no hook runs for it"),
+        "{}",
+        stderr(&o)
+    );
 }

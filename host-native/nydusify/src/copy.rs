@@ -10,6 +10,9 @@ use nydus_core::oci::manifest::{parse_document, Descriptor, Document, Platform};
 use nydus_core::oci::reference::Reference;
 use nydus_host_storage::BackendConfig;
 
+use nydus_core::plugin::HookRunner;
+
+use crate::hooks::Hooks;
 use crate::store::{ArchiveIn, LayoutOut, Store};
 use crate::transfer::Copier;
 use crate::{is_nydus_entry, registry_for};
@@ -49,6 +52,11 @@ pub struct CopyOptions {
     /// Where the blobs of a Nydus source are when its manifests list only the bootstrap
     /// layer (`--source-backend-*`): copied into the target as blob layers.
     pub source_backend: Option<BackendConfig>,
+    /// Hook plugins run before each Nydus manifest is stored (a rejection aborts with nothing
+    /// tagged) and after the tag is pushed. Manifests that are not Nydus images get none.
+    pub hooks: Option<Arc<dyn HookRunner>>,
+    /// How the user named the target, for hook events.
+    pub target_shown: String,
 }
 
 /// Copies per `o`; returns the digest of what the target now holds under the tag.
@@ -103,13 +111,24 @@ pub fn copy(o: &CopyOptions) -> Result<String> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
+    let hooks = o
+        .hooks
+        .clone()
+        .filter(|h| !h.is_empty())
+        .map(|runner| Hooks {
+            runner,
+            source_ref: o.source_shown.clone(),
+            target_ref: o.target_shown.clone(),
+        });
+    let c = Copier {
+        src: &src,
+        dst: &dst,
+        scratch: scratch.path(),
+        backend: backend.as_ref(),
+        hooks: hooks.as_ref(),
+        hooked: Default::default(),
+    };
     let digest = rt.block_on(async {
-        let c = Copier {
-            src: &src,
-            dst: &dst,
-            scratch: scratch.path(),
-            backend: backend.as_ref(),
-        };
         let (mt, bytes, digest) = src.get_manifest(&src_ref).await?;
         match parse_document(Some(&mt), &bytes).map_err(|e| anyhow!("{}: {e}", o.source_shown))? {
             Document::Manifest(_) => c.copy_manifest(&digest, Some(&tag)).await,
@@ -147,6 +166,10 @@ pub fn copy(o: &CopyOptions) -> Result<String> {
         }
     })?;
     dst.finish()?;
+    if let Some(h) = &hooks {
+        let before = std::mem::take(&mut *c.hooked.lock().expect("hooked"));
+        rt.block_on(h.after_push(before));
+    }
     Ok(digest)
 }
 

@@ -48,6 +48,7 @@ pub mod convert;
 pub mod copy;
 pub mod external;
 pub mod fscheck;
+pub mod hooks;
 pub mod mount;
 pub mod pack;
 pub mod resolve;

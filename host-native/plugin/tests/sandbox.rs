@@ -224,3 +224,12 @@ fn plugins_run_in_order_and_the_first_rejection_stops_the_rest() {
     assert_eq!(r.plugin, "escape");
     assert!(t.elapsed() < Duration::from_secs(10));
 }
+
+#[test]
+fn a_plugin_gets_no_environment_and_only_its_name_as_argument() {
+    // The test process has an environment that could leak.
+    assert!(std::env::vars().count() > 0);
+    let r = run("environment", Limits::default()).unwrap_err();
+    // 10 * variables + arguments: none of ours, one argument.
+    assert_eq!(r.reason, Reason::Exit(1), "{r}");
+}

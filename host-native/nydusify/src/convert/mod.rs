@@ -25,7 +25,7 @@ use nydus_core::oci::reference::Reference;
 use nydus_host_storage::atomic::{write_file, Scratch};
 use serde_json::{json, Value};
 
-use nydus_core::plugin::{Hook, HookEvent, HookRunner};
+use nydus_core::plugin::{HookEvent, HookRunner};
 
 use crate::cache::BuildCache;
 use crate::store::{ArchiveIn, LayoutOut, Store};
@@ -397,9 +397,16 @@ pub fn convert(o: &ConvertOptions) -> Result<ConvertOutcome> {
         settings,
         scratch: scratch.path().to_path_buf(),
         phases: std::sync::Mutex::new(Phases::default()),
-        hooks: o.hooks.clone().filter(|h| !h.is_empty()),
+        hooks: o
+            .hooks
+            .clone()
+            .filter(|h| !h.is_empty())
+            .map(|runner| crate::hooks::Hooks {
+                runner,
+                source_ref: source.to_string(),
+                target_ref: target.to_string(),
+            }),
         progress: o.progress.clone(),
-        source_shown: source.to_string(),
         target_shown: target.to_string(),
     };
     let t0 = Instant::now();
@@ -433,10 +440,9 @@ struct Job {
     settings: Settings,
     scratch: PathBuf,
     phases: std::sync::Mutex<Phases>,
-    hooks: Option<Arc<dyn HookRunner>>,
+    hooks: Option<crate::hooks::Hooks>,
     progress: Option<ProgressFn>,
-    /// The references as the user gave them, for hook events.
-    source_shown: String,
+    /// The target as the user gave it.
     target_shown: String,
 }
 
@@ -480,32 +486,6 @@ impl Job {
     fn tell(&self, p: Progress) {
         if let Some(f) = &self.progress {
             (f.0)(&p);
-        }
-    }
-
-    /// Runs the hook plugins for `event` on a blocking thread; a rejection is an error.
-    async fn run_hooks(&self, event: HookEvent, bootstrap: PathBuf) -> Result<()> {
-        let Some(hooks) = self.hooks.clone() else {
-            return Ok(());
-        };
-        let hook = event.hook;
-        tokio::task::spawn_blocking(move || hooks.run_hook(&event, &bootstrap))
-            .await
-            .context("the hook task failed")?
-            .map_err(|r| anyhow!("{}: {r}", hook.as_str()))
-    }
-
-    /// The after-push hooks of what was pushed: a rejection can no longer stop anything, so
-    /// it is a warning.
-    async fn after_push(&self, events: Vec<(HookEvent, PathBuf)>) {
-        for (e, boot) in events {
-            let event = HookEvent {
-                hook: Hook::AfterPushManifest,
-                ..e
-            };
-            if let Err(e) = self.run_hooks(event, boot).await {
-                log::warn!("{e:#}");
-            }
         }
     }
 
@@ -557,7 +537,9 @@ impl Job {
                     d
                 };
                 self.pushed(&pushed_digest);
-                self.after_push(event.into_iter().collect()).await;
+                if let Some(h) = &self.hooks {
+                    h.after_push(event.into_iter().collect()).await;
+                }
                 (pushed_digest, pushed, metrics)
             }
             Document::Index(index) => {
@@ -625,7 +607,9 @@ impl Job {
                 };
                 self.add_phase(|p| &mut p.push, t);
                 self.pushed(&digest);
-                self.after_push(events).await;
+                if let Some(h) = &self.hooks {
+                    h.after_push(events).await;
+                }
                 (digest, pushed, metrics)
             }
         };

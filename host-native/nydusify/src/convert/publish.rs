@@ -20,7 +20,6 @@ use super::layer::LayerResult;
 use super::{Converted, Job, Progress, PushedManifest};
 use crate::cache::Record;
 use crate::transfer::{copy_blob, Copier};
-use nydus_core::plugin::{Hook, HookBlob, HookEvent};
 
 /// What the layers of one manifest gave, gathered in layer order.
 #[derive(Default)]
@@ -249,10 +248,7 @@ impl Job {
             .clone()
             .unwrap_or_else(|| media::OCI_MANIFEST.into());
         let digest_out = format!("sha256:{}", nydus_core::digest::sha256(&manifest).to_hex());
-        let platform_s = platform.as_ref().map(|p| match &p.variant {
-            Some(v) => format!("{}/{}/{v}", p.os, p.architecture),
-            None => format!("{}/{}", p.os, p.architecture),
-        });
+        let platform_s = platform.as_ref().map(crate::hooks::platform_name);
         let pushed = PushedManifest {
             platform: platform_s.clone(),
             digest: digest_out.clone(),
@@ -270,28 +266,11 @@ impl Job {
         // Everything but the manifest is in the target: the plugins may still say no.
         let event = match &self.hooks {
             None => None,
-            Some(_) => {
-                let event = HookEvent {
-                    hook: Hook::BeforePushManifest,
-                    source_ref: self.source_shown.clone(),
-                    target_ref: self.target_shown.clone(),
-                    platform: platform_s,
-                    blobs: layers
-                        .blobs
-                        .iter()
-                        .map(|b| HookBlob {
-                            id: b.digest_hex.clone(),
-                            size: b.size,
-                        })
-                        .collect(),
-                    manifest: serde_json::to_value(&img.manifest)?,
-                    config: serde_json::from_slice(&img.config)?,
-                    manifest_digest: digest_out.clone(),
-                    bootstrap_path: String::new(),
-                    plugin_config: Value::Null,
-                };
+            Some(h) => {
+                let config = serde_json::from_slice(&img.config)?;
+                let event = h.event(&img.manifest, config, &digest_out, platform_s)?;
                 let boot = dir.join("image.boot");
-                self.run_hooks(event.clone(), boot.clone()).await?;
+                h.run(event.clone(), boot.clone()).await?;
                 Some((event, boot))
             }
         };
@@ -378,6 +357,8 @@ impl Job {
             dst: &self.dst,
             scratch: &self.scratch,
             backend: None,
+            hooks: None,
+            hooked: Default::default(),
         };
         c.copy_manifest(&d.digest, None).await.map(|_| ())
     }

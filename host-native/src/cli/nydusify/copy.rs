@@ -20,6 +20,8 @@ pub struct CopyArgs {
     pub target: String,
     #[command(flatten)]
     pub transport: super::TransportArgs,
+    #[command(flatten)]
+    pub hooks: super::HookArgs,
     /// Platform to copy out of an index (os/arch[/variant]; default linux/<host arch>).
     #[arg(long = "platform")]
     pub platform: Option<String>,
@@ -91,6 +93,8 @@ pub fn options(a: &CopyArgs) -> Result<CopyOptions> {
         push_chunk_size: chunk,
         work_dir: a.work_dir.clone(),
         source_backend,
+        hooks: a.hooks.load(&a.work_dir)?,
+        target_shown: a.target.clone(),
     })
 }
 

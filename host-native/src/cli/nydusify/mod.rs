@@ -40,7 +40,8 @@ pub struct TransportArgs {
     pub target_plain_http: bool,
 }
 
-/// Hook plugins and their limits (`convert`, `copy`).
+/// Hook plugins and their limits (`convert`, `copy`): run before and after a Nydus manifest
+/// is pushed.
 #[derive(Debug, Args)]
 pub struct HookArgs {
     /// A hook plugin (a wasm32-wasip1 command module) run before and after the manifest is
