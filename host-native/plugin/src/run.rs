@@ -67,16 +67,22 @@ impl Hooks {
 
     fn run_one(&self, p: &Plugin, event: &HookEvent, dir: &Path) -> Result<(), Rejection> {
         let limits = self.limits;
+        // One byte over the limit tells a plugin that wrote exactly the limit (accepted) from
+        // one that wrote more (cut); what is kept and shown is at most the limit.
+        let kept = |pipe: &MemoryOutputPipe| {
+            let b = pipe.contents();
+            b.slice(..b.len().min(limits.output))
+        };
         let reject = |reason: Reason, stderr: &MemoryOutputPipe| Rejection {
             plugin: p.name.clone(),
             reason,
-            stderr: String::from_utf8_lossy(&stderr.contents()).into_owned(),
+            stderr: String::from_utf8_lossy(&kept(stderr)).into_owned(),
         };
         let mut event = event.clone();
         event.bootstrap_path = BOOTSTRAP_PATH.to_string();
         event.plugin_config = p.config.clone();
-        let stdout = MemoryOutputPipe::new(limits.output);
-        let stderr = MemoryOutputPipe::new(limits.output);
+        let stdout = MemoryOutputPipe::new(limits.output.saturating_add(1));
+        let stderr = MemoryOutputPipe::new(limits.output.saturating_add(1));
         let mut b = WasiCtxBuilder::new();
         b.stdin(MemoryInputPipe::new(event.to_json()))
             .stdout(stdout.clone())
@@ -115,7 +121,7 @@ impl Hooks {
             t.elapsed()
         );
         let output_full =
-            stdout.contents().len() >= limits.output || stderr.contents().len() >= limits.output;
+            stdout.contents().len() > limits.output || stderr.contents().len() > limits.output;
         let reason = match ended {
             // Writes past the limit fail; a plugin that went on regardless still hit it.
             Ok(()) | Err(_) if output_full && !store.data().budget.memory_hit => {
@@ -134,8 +140,8 @@ impl Hooks {
                 }),
             },
         };
-        relay(&p.name, "stdout", &stdout.contents(), reason.is_some());
-        relay(&p.name, "stderr", &stderr.contents(), reason.is_some());
+        relay(&p.name, "stdout", &kept(&stdout), reason.is_some());
+        relay(&p.name, "stderr", &kept(&stderr), reason.is_some());
         match reason {
             None => Ok(()),
             Some(r) => Err(reject(r, &stderr)),

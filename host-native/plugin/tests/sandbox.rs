@@ -76,6 +76,27 @@ fn an_accepting_module_reads_the_event_on_stdin() {
     };
     let r = run("accept", small).unwrap_err();
     assert_eq!(r.reason, Reason::Output(64));
+    // Exactly the limit is within it: `accept` echoes the event it is given, whose size is
+    // known (the host fills in the sandbox's bootstrap path).
+    let told = HookEvent {
+        bootstrap_path: "/image/image.boot".into(),
+        ..event()
+    }
+    .to_json()
+    .len();
+    let exact = Limits {
+        output: told,
+        ..Limits::default()
+    };
+    run("accept", exact).unwrap();
+    let one_less = Limits {
+        output: told - 1,
+        ..Limits::default()
+    };
+    assert_eq!(
+        run("accept", one_less).unwrap_err().reason,
+        Reason::Output(one_less.output)
+    );
 }
 
 #[test]
