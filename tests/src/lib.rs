@@ -1014,3 +1014,21 @@ pub fn object_proxy(port: u16, rules: &[&str]) -> (u16, KillOnDrop) {
         KillOnDrop(child),
     )
 }
+
+/// Whether `repo:tag` exists in a plain-HTTP registry.
+pub fn has_tag(addr: &str, repo: &str, tag: &str) -> bool {
+    let reg = nydus_host_native::registry::Registry::new(
+        addr,
+        nydus_host_native::registry::RegistryOptions {
+            plain_http: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    match rt.block_on(reg.get_manifest(repo, tag)) {
+        Ok(_) => true,
+        Err(e) if e.kind() == nydus_host_native::registry::ErrorKind::NotFound => false,
+        Err(e) => panic!("reading {addr}/{repo}:{tag}: {e}"),
+    }
+}

@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use nydus_host_native::registry::{Registry, RegistryOptions};
 use nydus_tests::*;
 use serde_json::Value;
 
@@ -29,24 +28,6 @@ fn nydusify_env(args: &[&str], env: &[(&str, &Path)]) -> Output {
         c.env(k, v);
     }
     run(&mut c)
-}
-
-/// Whether `repo:tag` exists in a plain-HTTP registry.
-fn has_tag(addr: &str, repo: &str, tag: &str) -> bool {
-    let reg = Registry::new(
-        addr,
-        RegistryOptions {
-            plain_http: true,
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    match rt.block_on(reg.get_manifest(repo, tag)) {
-        Ok(_) => true,
-        Err(e) if e.kind() == nydus_host_native::registry::ErrorKind::NotFound => false,
-        Err(e) => panic!("reading {addr}/{repo}:{tag}: {e}"),
-    }
 }
 
 #[test]

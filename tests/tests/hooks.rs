@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use nydus_host_native::registry::{Registry, RegistryOptions};
 use nydus_tests::*;
 use serde_json::Value;
 
@@ -18,24 +17,6 @@ fn s(p: &Path) -> String {
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// Whether `repo:tag` exists in a plain-HTTP registry.
-fn has_tag(addr: &str, repo: &str, tag: &str) -> bool {
-    let reg = Registry::new(
-        addr,
-        RegistryOptions {
-            plain_http: true,
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    match rt.block_on(reg.get_manifest(repo, tag)) {
-        Ok(_) => true,
-        Err(e) if e.kind() == nydus_host_native::registry::ErrorKind::NotFound => false,
-        Err(e) => panic!("reading {addr}/{repo}:{tag}: {e}"),
-    }
 }
 
 /// A file of a test layer: path, mode, uid, size.
@@ -131,6 +112,20 @@ fn relayed(o: &Output, name: &str, stream: &str) -> Vec<String> {
         .lines()
         .filter_map(|l| l.split_once(&prefix).map(|(_, rest)| rest.to_string()))
         .collect()
+}
+
+/// Checks that the command failed because the policy plugin found `/usr/bin/su` setuid root
+/// before the push; returns its log.
+#[track_caller]
+fn rejected_setuid_root(o: &Output) -> String {
+    assert!(!o.status.success());
+    let e = stderr(o);
+    assert!(
+        e.contains("before_push_manifest: hook plugin policy rejected (exit code 1)"),
+        "{e}"
+    );
+    assert!(e.contains("/usr/bin/su is setuid root"), "{e}");
+    e
 }
 
 #[test]
@@ -263,13 +258,7 @@ fn the_policy_plugin_rejects_setuid_root_and_big_files_and_accepts_a_clean_image
         ],
     );
     let (o, _) = convert(&suid, &work, &flag, &[]);
-    assert!(!o.status.success());
-    let e = stderr(&o);
-    assert!(
-        e.contains("before_push_manifest: hook plugin policy rejected (exit code 1)"),
-        "{e}"
-    );
-    assert!(e.contains("/usr/bin/su is setuid root"), "{e}");
+    let e = rejected_setuid_root(&o);
     // Setuid to another user is not setuid root.
     assert!(!e.contains("/usr/bin/mine is setuid"), "{e}");
     assert!(!has_tag(&reg.addr, "app", "suid-nydus"));
@@ -440,13 +429,7 @@ fn copy_runs_the_hooks_of_nydus_manifests() {
     let policy = example_plugin("policy");
     let target = format!("{}/copied:suid", reg.addr);
     let o = copy(&target, &policy);
-    assert!(!o.status.success());
-    let e = stderr(&o);
-    assert!(
-        e.contains("before_push_manifest: hook plugin policy rejected (exit code 1)"),
-        "{e}"
-    );
-    assert!(e.contains("/usr/bin/su is setuid root"), "{e}");
+    rejected_setuid_root(&o);
     assert!(!has_tag(&reg.addr, "copied", "suid"));
     // The bookkeeping plugin is told of the blob before and after the push.
     let o = copy(&target, &example_plugin("bookkeeping"));

@@ -23,7 +23,8 @@ fn main() -> Result<()> {
     let mut positional = Vec::new();
     let (mut plain_http, mut work_dir, mut platform, mut plugins) =
         (false, None, None, Vec::<PathBuf>::new());
-    let mut args = std::env::args().skip(1);
+    let mut args = std::env::args();
+    args.next(); // the program's name
     while let Some(a) = args.next() {
         let mut value = || args.next().with_context(|| format!("{a} needs a value"));
         match a.as_str() {

@@ -10,13 +10,13 @@
 //! Standard output and error are relayed to the log, prefixed with the plugin's name.
 //!
 //! ```no_run
-//! use nydus_host_plugin::{Hooks, Limits};
-//! # fn event() -> nydus_core::plugin::HookEvent { unimplemented!() }
+//! use nydus_host_plugin::{HookEvent, Hooks, Limits};
 //! let hooks = Hooks::load(&["policy.wasm".into()], Limits::default(), None)?;
-//! if let Err(rejection) = hooks.run(&event(), "work/image.boot".as_ref()) {
+//! let event = HookEvent::from_json(&std::fs::read("event.json")?)?;
+//! if let Err(rejection) = hooks.run(&event, "work/image.boot".as_ref()) {
 //!     eprintln!("{rejection}");
 //! }
-//! # Ok::<(), nydus_host_plugin::LoadError>(())
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 mod error;
