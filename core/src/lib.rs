@@ -32,6 +32,7 @@ pub mod memimage;
 pub mod model;
 pub mod oci;
 pub mod plugin;
+pub mod prefetch_list;
 pub mod rafs;
 pub mod read;
 pub mod report;

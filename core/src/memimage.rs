@@ -120,6 +120,7 @@ pub fn build(entries: &[MemEntry], o: &MemOptions) -> Result<MemImage, BuildErro
         blob_toc: o.blob_toc,
         aligned: !o.v5,
         ci_table: !o.v5,
+        extra_features: 0,
     });
     let mut blob = Vec::new();
     for id in tree.data_order(&[]) {

@@ -398,6 +398,7 @@ mod tests {
             blob_toc: toc,
             aligned: true,
             ci_table: true,
+            extra_features: 0,
         });
         let mut blob = Vec::new();
         let mut refs = Vec::new();

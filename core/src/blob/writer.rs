@@ -37,6 +37,9 @@ pub struct BlobOptions {
     pub aligned: bool,
     /// Write the compression-info table (v6); RAFS v5 blobs hold chunk data only.
     pub ci_table: bool,
+    /// Further [`blob_features`] bits to record (e.g. `IS_SEPARATED_WITH_PREFETCH_FILES` for
+    /// the blob `optimize` writes).
+    pub extra_features: u32,
 }
 
 /// Writes one blob incrementally.
@@ -129,7 +132,7 @@ impl BlobWriter {
     fn features(&self) -> u32 {
         let o = &self.opts;
         let has_chunks = !self.chunks.is_empty();
-        let mut f = blob_features::CAP_TAR_TOC;
+        let mut f = blob_features::CAP_TAR_TOC | o.extra_features;
         if o.inline_meta {
             f |= blob_features::INLINED_FS_META | blob_features::HAS_TAR_HEADER;
         }
@@ -390,6 +393,7 @@ mod tests {
             blob_toc: false,
             aligned: true,
             ci_table: true,
+            extra_features: 0,
         }
     }
 

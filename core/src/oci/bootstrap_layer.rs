@@ -56,6 +56,16 @@ pub struct BootstrapLayer {
 
 /// Packs the merged bootstrap and the blob-meta files (`(blob digest hex, bytes)`).
 pub fn build(bootstrap: &[u8], blob_metas: &[(String, Vec<u8>)]) -> BootstrapLayer {
+    build_with(bootstrap, blob_metas, &[])
+}
+
+/// [`build`] with further files after the blob metas (`(path inside the layer, bytes)`, e.g.
+/// [`super::PREFETCH_FILES_PATH`] for an optimized image).
+pub fn build_with(
+    bootstrap: &[u8],
+    blob_metas: &[(String, Vec<u8>)],
+    extra: &[(String, Vec<u8>)],
+) -> BootstrapLayer {
     let mut tar = Vec::new();
     let mut file = |name: &str, data: &[u8]| {
         tar.extend_from_slice(&header(name, 0o444, data.len() as u64, false));
@@ -66,6 +76,7 @@ pub fn build(bootstrap: &[u8], blob_metas: &[(String, Vec<u8>)]) -> BootstrapLay
     for (id, meta) in blob_metas {
         all.push((format!("image/{id}.blob.meta"), meta.clone()));
     }
+    all.extend(extra.iter().cloned());
     let mut head = header("image", 0o755, 0, true).to_vec();
     for (name, data) in &all {
         file(name, data);

@@ -37,10 +37,15 @@ pub mod annotation {
     pub const NYDUS_FS_VERSION: &str = "containerd.io/snapshot/nydus-fs-version";
     pub const NYDUS_REF: &str = "containerd.io/snapshot/nydus-ref";
     pub const UNCOMPRESSED: &str = "containerd.io/uncompressed";
+    /// On the bootstrap layer of an optimized image: the id of its prefetch blob.
+    pub const NYDUS_SEPARATED_BLOB_WITH_PREFETCH_FILES: &str =
+        "containerd.io/snapshot/nydus-separated-blob-with-prefetch-files";
     /// `platform.os.features` entry marking Nydus manifests in an index.
     pub const NYDUS_OS_FEATURE: &str = "nydus.remoteimage.v1";
 }
 
 /// Path of the merged bootstrap inside the bootstrap layer (and the legacy one).
 pub const BOOTSTRAP_PATH: &str = "image/image.boot";
+/// The prefetch list an optimized image was built from, inside its bootstrap layer.
+pub const PREFETCH_FILES_PATH: &str = "image/prefetch.files";
 pub const LEGACY_BOOTSTRAP_PATH: &str = "image.boot";

@@ -149,6 +149,78 @@ pub fn nydus_image(
     Ok(NydusImage { manifest, config })
 }
 
+/// The image `nydusify optimize` pushes (`hooks-optimize-commit.md` §2): the source Nydus
+/// image's blob layers unchanged, then the prefetch blob, then the new bootstrap layer (the
+/// old one's media type and annotations, plus the prefetch blob's id); `rootfs.diff_ids`
+/// gains the prefetch blob before the new bootstrap's diff id; the history is kept as is.
+pub fn optimized_image(
+    source: &Manifest,
+    source_config: &Value,
+    prefetch_blob: &BlobLayer,
+    boot: &BootstrapLayer,
+) -> Result<NydusImage, OciError> {
+    let wrong = |path, expected| OciError::WrongType {
+        document: DocKind::Config,
+        path,
+        expected,
+    };
+    let old_boot = source
+        .layers
+        .last()
+        .filter(|l| l.annotation(annotation::NYDUS_BOOTSTRAP) == Some("true"))
+        .ok_or_else(|| OciError::Invalid {
+            document: DocKind::Manifest,
+            reason: "not a Nydus image: the last layer is not a Nydus bootstrap layer".into(),
+        })?;
+    let mut c = source_config.clone();
+    let diff_ids = c
+        .pointer_mut("/rootfs/diff_ids")
+        .and_then(Value::as_array_mut)
+        .ok_or(wrong("rootfs.diff_ids", JsonType::Array))?;
+    if diff_ids.len() != source.layers.len() {
+        return Err(OciError::Invalid {
+            document: DocKind::Config,
+            reason: format!(
+                "{} rootfs.diff_ids for {} manifest layers",
+                diff_ids.len(),
+                source.layers.len()
+            ),
+        });
+    }
+    diff_ids.pop();
+    diff_ids.push(json!(format!("sha256:{}", prefetch_blob.digest_hex)));
+    diff_ids.push(json!(boot.diff_id));
+    let config = serde_json::to_vec(&c).map_err(|e| OciError::Encode {
+        document: DocKind::Config,
+        reason: e.to_string(),
+    })?;
+    let mut layers = source.layers[..source.layers.len() - 1].to_vec();
+    layers.push(Descriptor {
+        media_type: media::NYDUS_BLOB.into(),
+        digest: format!("sha256:{}", prefetch_blob.digest_hex),
+        size: prefetch_blob.size,
+        annotations: BTreeMap::from([(annotation::NYDUS_BLOB.to_string(), "true".to_string())]),
+        ..Default::default()
+    });
+    let mut annotations = old_boot.annotations.clone();
+    annotations.insert(
+        annotation::NYDUS_SEPARATED_BLOB_WITH_PREFETCH_FILES.into(),
+        prefetch_blob.digest_hex.clone(),
+    );
+    layers.push(Descriptor {
+        media_type: old_boot.media_type.clone(),
+        digest: boot.digest.clone(),
+        size: boot.gz.len() as u64,
+        annotations,
+        ..Default::default()
+    });
+    let mut manifest = source.clone();
+    manifest.config.digest = format!("sha256:{}", sha256(&config).to_hex());
+    manifest.config.size = config.len() as u64;
+    manifest.layers = layers;
+    Ok(NydusImage { manifest, config })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,5 +276,41 @@ mod tests {
         assert_eq!(c["rootfs"]["diff_ids"], json!([boot.diff_id]));
         assert_eq!(c["history"].as_array().unwrap().len(), 1);
         assert!(check_manifest(&ext.manifest, &c).is_ok());
+
+        // Optimized: one more blob layer before the new bootstrap layer.
+        let new_boot = build(b"boot2", &[]);
+        let prefetch = BlobLayer {
+            digest_hex: "cc".repeat(32),
+            size: 5,
+        };
+        let src_cfg: Value = serde_json::from_slice(&img.config).unwrap();
+        let opt = optimized_image(&img.manifest, &src_cfg, &prefetch, &new_boot).unwrap();
+        let m = &opt.manifest;
+        assert_eq!(m.layers.len(), 4);
+        assert_eq!(m.layers[..2], img.manifest.layers[..2]);
+        assert_eq!(m.layers[2].digest, format!("sha256:{}", "cc".repeat(32)));
+        assert_eq!(m.layers[3].digest, new_boot.digest);
+        assert_eq!(
+            m.layers[3].annotation(annotation::NYDUS_SEPARATED_BLOB_WITH_PREFETCH_FILES),
+            Some("cc".repeat(32).as_str())
+        );
+        assert_eq!(
+            m.layers[3].annotation(annotation::NYDUS_FS_VERSION),
+            Some("6")
+        );
+        let c: Value = serde_json::from_slice(&opt.config).unwrap();
+        assert_eq!(
+            c["rootfs"]["diff_ids"],
+            json!([
+                format!("sha256:{}", "aa".repeat(32)),
+                format!("sha256:{}", "bb".repeat(32)),
+                format!("sha256:{}", "cc".repeat(32)),
+                new_boot.diff_id
+            ])
+        );
+        assert_eq!(c["history"], src_cfg["history"]);
+        assert!(check_manifest(m, &c).is_ok());
+        // Not a Nydus image: refused.
+        assert!(optimized_image(&src, &cfg, &prefetch, &new_boot).is_err());
     }
 }

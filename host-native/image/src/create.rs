@@ -180,6 +180,7 @@ pub fn build(
         blob_toc: p.blob_toc,
         aligned: !p.v5 || p.aligned_chunk,
         ci_table: !p.v5,
+        extra_features: 0,
     });
     let layered = Layered::open(
         p.parent.as_deref(),

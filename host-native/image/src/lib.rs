@@ -7,7 +7,8 @@
 //! stream in one pass, [`pipeline`] digests and compresses chunks on all cores in order,
 //! [`create`] builds a bootstrap and blob per a [`create::Plan`] ([`layered`] for a parent
 //! bootstrap or chunk dictionary), [`merge`] overlays per-layer bootstraps per a
-//! [`merge::MergePlan`], [`prefetch`] holds the prefetch-pattern helpers both share.
+//! [`merge::MergePlan`], [`optimize`] gathers a prefetch list's data into one new blob
+//! per an [`optimize::OptimizePlan`], [`prefetch`] holds the prefetch-pattern helpers both share.
 //!
 //! The read-side commands take an opened image (`nydus_host_storage::open_image`) and typed
 //! options and return values: [`check`] a report (and the validation every build runs),
@@ -21,6 +22,7 @@ pub mod export;
 pub mod inspect;
 pub mod layered;
 pub mod merge;
+pub mod optimize;
 pub mod pipeline;
 pub mod prefetch;
 pub mod stat;

@@ -50,6 +50,7 @@ pub mod external;
 pub mod fscheck;
 pub mod hooks;
 pub mod mount;
+pub mod optimize;
 pub mod pack;
 pub mod resolve;
 pub mod store;

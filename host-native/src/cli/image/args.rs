@@ -39,6 +39,8 @@ pub enum Command {
     Export(ExportArgs),
     /// Overlay per-layer bootstraps (lowest first) into one bootstrap.
     Merge(MergeArgs),
+    /// Gather a prefetch list's file data into one new blob, listed in a new bootstrap.
+    Optimize(OptimizeArgs),
 }
 
 /// Where blob data comes from, for read-side commands.
@@ -413,4 +415,37 @@ mod tests {
             _ => panic!(),
         }
     }
+}
+
+#[derive(Debug, Args)]
+pub struct OptimizeArgs {
+    /// The bootstrap to optimize.
+    #[arg(short = 'B', long = "bootstrap")]
+    pub bootstrap: PathBuf,
+    /// Prefetch list: upstream's JSON (`{"version":"v1","files":[{"path":..,"ranges":[[offset,length],..]}]}`)
+    /// or text lines `/path start-end, start-end` (half-open byte ranges; a bare path is the whole file).
+    #[arg(short = 'p', long = "prefetch-files")]
+    pub prefetch_files: PathBuf,
+    #[command(flatten)]
+    pub blobs: BlobSourceArgs,
+    /// Nydus configuration file (accepted for compatibility; blobs come from -b/-D/--backend-*).
+    #[arg(short = 'C', long = "config")]
+    pub config: Option<PathBuf>,
+    /// The optimized bootstrap.
+    #[arg(
+        short = 'O',
+        long = "output-bootstrap",
+        default_value = "optimized_bootstrap"
+    )]
+    pub output_bootstrap: PathBuf,
+    /// Directory for the new blob (named by its id) and its `.blob.meta` (default: the
+    /// output bootstrap's directory).
+    #[arg(long = "output-blob-dir")]
+    pub output_blob_dir: Option<PathBuf>,
+    /// A listed path not in the image, or a range past a file's end, is an error.
+    #[arg(long = "strict")]
+    pub strict: bool,
+    /// Write the result as JSON here.
+    #[arg(short = 'J', long = "output-json")]
+    pub output_json: Option<PathBuf>,
 }

@@ -8,6 +8,7 @@ pub mod create;
 pub mod export;
 pub mod inspect;
 pub mod merge;
+pub mod optimize;
 pub mod stat;
 pub mod unpack;
 
@@ -36,5 +37,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Unpack(a) => unpack::run(a),
         Command::Export(a) => export::run(a),
         Command::Merge(a) => merge::run(a),
+        Command::Optimize(a) => optimize::run(a),
     }
 }

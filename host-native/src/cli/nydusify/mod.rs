@@ -1,12 +1,13 @@
 //! The `nydusify` command line: the argument surface (upstream's names and aliases), each
 //! subcommand's options turned into the library's typed options, and the results printed or
-//! logged. `convert`, `copy`, `build` (`pack`), `check` and `mount` are built; the other subcommands
+//! logged. `convert`, `copy`, `build` (`pack`), `check`, `mount` and `optimize` are built; the other subcommands
 //! are not built yet and say so.
 
 pub mod check;
 pub mod convert;
 pub mod copy;
 pub mod mount;
+pub mod optimize;
 pub mod pack;
 pub mod parse;
 
@@ -253,8 +254,8 @@ pub enum Command {
     Mount(mount::MountArgs),
     /// Commit a container's changes (not built yet).
     Commit(Unbuilt),
-    /// Optimize an image with a prefetch list (not built yet).
-    Optimize(Unbuilt),
+    /// Gather the data of a prefetch list into one new blob of a Nydus image.
+    Optimize(optimize::OptimizeArgs),
 }
 
 /// Any arguments of a subcommand that is not built yet.
@@ -276,6 +277,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Copy(a) => copy::run(a),
         Command::Mount(a) => mount::run(a),
         Command::Commit(_) => not_built("commit"),
-        Command::Optimize(_) => not_built("optimize"),
+        Command::Optimize(a) => optimize::run(a),
     }
 }
