@@ -304,6 +304,51 @@ fn optimize_gathers_the_listed_ranges_into_one_blob() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("not a Nydus image"));
 
+    // Recorded from real use: the mount writes what was read, and optimize takes it.
+    require_root();
+    let mp = t.path().join("mnt");
+    let record = t.path().join("recorded.json");
+    let log = t.path().join("mount.log");
+    let d = Served::start(
+        mount_cmd(
+            &nydus,
+            &mp,
+            &t.path().join("mwork"),
+            &["--record-prefetch", &s(&record)],
+        ),
+        &mp,
+        &log,
+    );
+    assert!(!std::fs::read(mp.join("etc/hosts")).unwrap().is_empty());
+    assert_eq!(
+        std::fs::read(mp.join("bin/tool")).unwrap().len(),
+        3 * 4096 + 100
+    );
+    let log = d.stop();
+    assert!(log.contains("recorded 2 files read"), "{log}");
+    let (list, w) = nydus_core::prefetch_list::parse(&std::fs::read(&record).unwrap()).unwrap();
+    assert!(w.is_empty());
+    let paths: Vec<&str> = list.files.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(paths, ["/etc/hosts", "/bin/tool"], "in the order read");
+    assert!(
+        list.files.iter().all(|f| f.ranges.is_none()),
+        "read whole: {list:?}"
+    );
+    let o = optimize(
+        &work,
+        &nydus,
+        &format!("{}/opt/golden:rec", reg.addr),
+        &record,
+        &["--strict"],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (_, fr) = pull(&reg.addr, "opt/golden", "rec");
+    let rb = t.path().join("rec.boot");
+    std::fs::write(&rb, file(&fr, "image/image.boot")).unwrap();
+    assert!(chunks(&rb, "/bin/tool")
+        .iter()
+        .all(|(b, _)| *b == new_index));
+
     // Nothing left in the work directory but what other commands keep.
     let left: Vec<_> = std::fs::read_dir(&work)
         .unwrap()

@@ -34,6 +34,8 @@ pub struct DaemonOptions {
     pub prefetch: Option<PrefetchOptions>,
     /// The source shown in the mount table.
     pub fsname: String,
+    /// Write the files and ranges read to this file (a JSON v1 prefetch list) on unmount.
+    pub record_prefetch: Option<PathBuf>,
 }
 
 impl DaemonOptions {
@@ -46,6 +48,7 @@ impl DaemonOptions {
             reader: ReaderOptions::default(),
             prefetch: Some(PrefetchOptions::default()),
             fsname: "nydus".into(),
+            record_prefetch: None,
         }
     }
 }
@@ -58,6 +61,20 @@ pub struct Daemon {
     mountpoint: PathBuf,
     pub stats: Arc<FsStats>,
     pub reader: Arc<ChunkReader>,
+    /// Writes the recorded prefetch list (after the unmount, when no read is left).
+    recorder: Option<PendingRecord>,
+}
+
+/// Writes a recorded prefetch list.
+type RecordFn = Box<dyn FnOnce() -> Result<()> + Send>;
+
+/// The recorded list's writer, run once the last read is served.
+struct PendingRecord(RecordFn);
+
+impl std::fmt::Debug for PendingRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PendingRecord")
+    }
 }
 
 /// Why [`Daemon::wait`] returned.
@@ -94,6 +111,17 @@ pub fn mount<F: Filesystem + Send + Sync + 'static>(
         .with_context(|| "the bootstrap's root directory cannot be read".to_string())?;
     image.widen_across_files();
     image.read_ahead(2);
+    let recorder = o.record_prefetch.as_ref().map(|p| {
+        let r = Arc::new(crate::record::Recorder::new(p));
+        image.record_reads(r.clone());
+        let fs = fs.clone();
+        let write: RecordFn = Box::new(move || {
+            let n = r.write(&*fs)?;
+            log::info!("recorded {n} files read to {}", r.path().display());
+            Ok(())
+        });
+        PendingRecord(write)
+    });
     let (busy, stats) = (image.busy(), image.stats());
     let mut cfg = Config::default();
     cfg.mount_options = vec![
@@ -119,6 +147,7 @@ pub fn mount<F: Filesystem + Send + Sync + 'static>(
         mountpoint: mp.clone(),
         stats,
         reader,
+        recorder,
     })
 }
 
@@ -169,6 +198,9 @@ impl Daemon {
                     .umount_and_join()
                     .with_context(|| format!("unmounting {}", self.mountpoint.display()))?;
             }
+        }
+        if let Some(PendingRecord(write)) = self.recorder.take() {
+            write()?;
         }
         Ok(())
     }

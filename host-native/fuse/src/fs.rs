@@ -126,6 +126,8 @@ pub struct ImageFs<F> {
     ahead: Option<crate::ahead::ReadAhead>,
     /// The kernel opens files without asking (FUSE_NO_OPEN_SUPPORT was agreed).
     no_open: bool,
+    /// `--record-prefetch`: every successful read noted.
+    recorder: Option<Arc<crate::record::Recorder>>,
 }
 
 impl<F: Rafs + Send + Sync + 'static> ImageFs<F> {
@@ -147,6 +149,7 @@ impl<F: Rafs + Send + Sync + 'static> ImageFs<F> {
             neighbors: crate::neighbors::Lazy::default(),
             ahead: None,
             no_open: false,
+            recorder: None,
         })
     }
 
@@ -164,6 +167,11 @@ impl<F: Rafs + Send + Sync + 'static> ImageFs<F> {
         if self.reader.cache().is_some() {
             self.ahead = Some(crate::ahead::ReadAhead::start(self.reader.clone(), threads));
         }
+    }
+
+    /// Notes every successful read in `r` (`--record-prefetch`).
+    pub fn record_reads(&mut self, r: Arc<crate::record::Recorder>) {
+        self.recorder = Some(r);
     }
 
     /// The count of user reads in progress, shared with the prefetcher.
@@ -250,6 +258,9 @@ impl<F: Rafs + Send + Sync + 'static> ImageFs<F> {
                 self.stats
                     .read_bytes
                     .fetch_add(v.len() as u64, Ordering::Relaxed);
+                if let Some(rec) = &self.recorder {
+                    rec.record(node.inode.ino, offset, v.len() as u64);
+                }
             }
             Err(e) => {
                 self.stats.read_errors.fetch_add(1, Ordering::Relaxed);

@@ -20,6 +20,7 @@ pub mod fs;
 pub mod inodes;
 pub mod neighbors;
 pub mod prefetch;
+pub mod record;
 
 pub use daemon::{mount, Daemon, DaemonOptions, Stopped};
 pub use prefetch::PrefetchOptions;

@@ -45,6 +45,8 @@ pub struct MountOptions {
     pub threads: usize,
     /// Largest merged backend request.
     pub batch_size: u64,
+    /// Record the files and ranges read to this file on unmount (a JSON v1 prefetch list).
+    pub record_prefetch: Option<PathBuf>,
 }
 
 /// The bootstrap of `o.target` pulled to `<work dir>/image.boot`.
@@ -134,6 +136,7 @@ pub fn mount(o: &MountOptions) -> Result<Daemon> {
             ..Default::default()
         }),
         fsname: format!("nydus:{}", o.shown),
+        record_prefetch: o.record_prefetch.clone(),
     };
     nydus_host_fuse::mount(Arc::new(img.boot), &blobs, backend, &d)
 }

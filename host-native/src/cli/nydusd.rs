@@ -84,6 +84,7 @@ pub fn run(a: NydusdArgs) -> Result<()> {
         reader,
         prefetch: cfg.prefetch,
         fsname: format!("nydus:{}", a.bootstrap.display()),
+        record_prefetch: None,
     };
     let daemon = nydus_host_fuse::mount(Arc::new(img.boot), &blobs, backend, &o)?;
     let _api = match &a.apisock {

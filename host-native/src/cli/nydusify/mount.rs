@@ -52,6 +52,10 @@ pub struct MountArgs {
     /// Largest merged backend request in bytes (upstream's default: 1 MiB).
     #[arg(long = "batch-size", default_value_t = 1 << 20)]
     pub batch_size: u64,
+    /// Write the files and byte ranges read while mounted to this file on unmount (a JSON v1
+    /// prefetch list for `nydusify optimize --prefetch-files`).
+    #[arg(long = "record-prefetch", value_name = "FILE")]
+    pub record_prefetch: Option<PathBuf>,
     /// Upstream's path of nydusd: not needed, the daemon is built in (accepted and ignored).
     #[arg(long = "nydusd")]
     pub nydusd: Option<PathBuf>,
@@ -91,6 +95,7 @@ pub fn options(a: &MountArgs) -> Result<MountOptions> {
         prefetch_bandwidth: a.prefetch_bandwidth,
         threads: a.threads.clamp(1, 64),
         batch_size: a.batch_size,
+        record_prefetch: a.record_prefetch.clone(),
     })
 }
 
