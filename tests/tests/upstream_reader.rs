@@ -111,7 +111,49 @@ fn upstream_reads(fs_version: &str) {
         src.to_str().unwrap(),
     ]);
 
-    let (rs, _reader) = RafsSuper::load_from_file(&boot, Arc::new(ConfigV2::default()), false)
+    let (got, per_blob) = upstream_walk(&boot, fs_version, 1);
+    assert_eq!(per_blob.len(), 1);
+    compare(&expected(&src), &got);
+
+    // Optimized (a prefetch blob appended, some chunks repointed into it): upstream reads the
+    // same tree, with the same chunks.
+    let list = t.path().join("list");
+    std::fs::write(&list, "/\n").unwrap();
+    let opt = t.path().join("opt.boot");
+    let out = t.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    nydus_image_ok(&[
+        "optimize",
+        "-B",
+        boot.to_str().unwrap(),
+        "-b",
+        blob.to_str().unwrap(),
+        "-p",
+        list.to_str().unwrap(),
+        "-O",
+        opt.to_str().unwrap(),
+        "--output-blob-dir",
+        out.to_str().unwrap(),
+    ]);
+    let (opt_got, opt_blobs) = upstream_walk(&opt, fs_version, 2);
+    compare(&got, &opt_got);
+    // Everything was listed: every chunk now points into the prefetch blob (index 1).
+    assert_eq!(
+        opt_blobs.keys().copied().collect::<Vec<_>>(),
+        [1],
+        "{opt_blobs:?}"
+    );
+}
+
+/// Upstream's view of bootstrap `boot`: one line per entry; it must list `blobs` blobs.
+/// Also the count of chunk references per blob index.
+fn upstream_walk(
+    boot: &Path,
+    fs_version: &str,
+    blobs: usize,
+) -> (BTreeMap<Vec<u8>, String>, BTreeMap<u32, usize>) {
+    let mut per_blob = BTreeMap::new();
+    let (rs, _reader) = RafsSuper::load_from_file(boot, Arc::new(ConfigV2::default()), false)
         .unwrap_or_else(|e| panic!("upstream nydus-rafs refused our v{fs_version} bootstrap: {e}"));
     assert_eq!(
         rs.meta.is_v5(),
@@ -135,6 +177,7 @@ fn upstream_reads(fs_version: &str) {
             let mut chunks = Vec::new();
             for k in 0..i.get_chunk_count() {
                 let c = inode.get_chunk_info(k)?;
+                *per_blob.entry(c.blob_index()).or_insert(0) += 1;
                 chunks.push(format!(
                     "{}:{}",
                     nydus_core::digest::hex(&c.chunk_id().data),
@@ -163,7 +206,15 @@ fn upstream_reads(fs_version: &str) {
         Ok(())
     })
     .unwrap();
-    let want = expected(&src);
+    assert_eq!(
+        rs.superblock.get_blob_infos().len(),
+        blobs,
+        "upstream's blob table"
+    );
+    (got, per_blob)
+}
+
+fn compare(want: &BTreeMap<Vec<u8>, String>, got: &BTreeMap<Vec<u8>, String>) {
     let diff: Vec<_> = want
         .iter()
         .filter(|(k, v)| got.get(*k) != Some(v))
