@@ -448,6 +448,46 @@ fn copy_runs_the_hooks_of_nydus_manifests() {
         "{lines:?}"
     );
     assert!(lines.iter().all(|l| l.contains(blob)), "{lines:?}");
+    // optimize runs them too: the policy rejects the optimized image (nothing tagged); the
+    // bookkeeping plugin sees the source blob and the new prefetch blob.
+    let list = t.path().join("prefetch.txt");
+    std::fs::write(&list, "/usr/bin/su\n").unwrap();
+    let optimize = |target: &str, plugin: &Path| {
+        let mut c = Command::new(bin("nydusify"));
+        c.args([
+            "optimize",
+            "--source",
+            &nydus,
+            "--target",
+            target,
+            "--plain-http",
+            "--prefetch-files",
+            &s(&list),
+            "--work-dir",
+            &s(&work),
+            "--hook-plugin",
+            &s(plugin),
+        ]);
+        run(&mut c)
+    };
+    let opt = format!("{}/optimized:suid", reg.addr);
+    rejected_setuid_root(&optimize(&opt, &policy));
+    assert!(!has_tag(&reg.addr, "optimized", "suid"));
+    let o = optimize(&opt, &example_plugin("bookkeeping"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let m = skopeo_raw(&opt);
+    let lines = relayed(&o, "bookkeeping", "stdout");
+    // One line per blob and hook: the source blob and the prefetch blob, before and after.
+    assert_eq!(lines.len(), 4, "{}", stderr(&o));
+    for k in 0..2 {
+        let d = m["layers"][k]["digest"].as_str().unwrap();
+        for hook in ["before_push_manifest", "after_push_manifest"] {
+            assert!(
+                lines.iter().any(|l| l.starts_with(hook) && l.contains(d)),
+                "{lines:?}: no {hook} line for blob {k}"
+            );
+        }
+    }
     // An OCI image gets no hook: its manifest is not a Nydus image.
     let mut c = Command::new(bin("nydusify"));
     c.args([

@@ -27,6 +27,7 @@ use nydus_host_storage::atomic::{write_file, Scratch};
 use nydus_host_storage::config::{BackendConfig, HttpOptions};
 use nydus_host_storage::{open_backend, open_image, ReaderOptions, RegistryBackend};
 
+use crate::hooks::Hooks;
 use crate::registry_for;
 use crate::store::Store;
 use crate::transfer::copy_blob;
@@ -56,6 +57,9 @@ pub struct OptimizeOptions {
     pub retry_delay: Duration,
     /// Push blobs in chunks of this size (0: one PUT).
     pub push_chunk_size: u64,
+    /// Hook plugins run before the manifest is pushed (a rejection aborts: nothing is
+    /// tagged) and after.
+    pub hooks: Option<std::sync::Arc<dyn nydus_core::plugin::HookRunner>>,
 }
 
 /// What was pushed.
@@ -266,9 +270,34 @@ pub fn optimize(o: &OptimizeOptions) -> Result<OptimizeOutcome> {
         dst.push_blob_bytes(&image.manifest.config.digest, &image.config)
             .await
             .context("pushing the config")?;
-        dst.put_manifest(t.target(), &media_type, &manifest_bytes)
+        let hooks = o.hooks.clone().map(|runner| Hooks {
+            runner,
+            source_ref: o.source_shown.clone(),
+            target_ref: o.target_shown.clone(),
+        });
+        let mut before = Vec::new();
+        if let Some(h) = &hooks {
+            let digest = format!(
+                "sha256:{}",
+                nydus_core::digest::sha256(&manifest_bytes).to_hex()
+            );
+            let event = h.event(
+                &image.manifest,
+                serde_json::from_slice(&image.config)?,
+                &digest,
+                Some(crate::hooks::platform_name(&o.platform)),
+            )?;
+            h.run(event.clone(), out_boot.clone()).await?;
+            before.push((event, out_boot.clone()));
+        }
+        let digest = dst
+            .put_manifest(t.target(), &media_type, &manifest_bytes)
             .await
-            .context("pushing the manifest")
+            .context("pushing the manifest")?;
+        if let Some(h) = &hooks {
+            h.after_push(before).await;
+        }
+        Ok::<_, anyhow::Error>(digest)
     })?;
     let push_seconds = t2.elapsed().as_secs_f64();
     Ok(OptimizeOutcome {

@@ -23,6 +23,8 @@ pub struct OptimizeArgs {
     pub target: String,
     #[command(flatten)]
     pub transport: super::TransportArgs,
+    #[command(flatten)]
+    pub hooks: super::HookArgs,
     /// The prefetch list: upstream's JSON (`{"version":"v1","files":[{"path":"/p","ranges":[[offset,length]]}]}`)
     /// or text lines `/path start-end, start-end` (half-open byte ranges; a bare path is the whole file).
     #[arg(long = "prefetch-files")]
@@ -98,6 +100,7 @@ pub fn options(a: &OptimizeArgs) -> Result<OptimizeOptions> {
             .with_context(|| format!("invalid --push-retry-delay {:?}", a.push_retry_delay))?,
         push_chunk_size: parse_byte_size(&a.push_chunk_size)
             .with_context(|| format!("invalid --push-chunk-size {:?}", a.push_chunk_size))?,
+        hooks: a.hooks.load(&a.work_dir)?,
     })
 }
 
