@@ -2,7 +2,7 @@
 //! with the data of a prefetch list gathered into one new blob.
 //!
 //! The source manifest (index → platform) and its bootstrap layer are pulled and verified;
-//! the listed chunks are read through the same [`ChunkReader`] as the mount (from the source
+//! the listed chunks are read through the same `ChunkReader` as the mount (from the source
 //! repository by `Range`, or from `--source-backend-*`), verified and copied into the new blob
 //! by [`nydus_host_image::optimize`]; then the source's blob layers are reused (mounted or
 //! copied only when the target is another repository), the new blob, the new bootstrap layer
