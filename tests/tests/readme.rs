@@ -7,7 +7,8 @@
 //! test keys; `rootfs/` is `examples/rootfs`; `layer1.tar.gz` and `layer2.tar` are the golden
 //! layers; absolute paths under `/mnt`, `/var/lib` and `/run` are moved into the scratch
 //! directory; `…` and `<…>` placeholders are filled from what the earlier lines made. A
-//! daemon a line starts (`nydusify mount`, `nydusd … &`) is waited for, its mount listed, and
+//! daemon a line starts (`nydusify mount`, `nydusd … &`) is waited for, its mount listed (a
+//! `nydusify mount` one read whole), and
 //! stopped with SIGTERM before the next line (`kill %1` where the README does it).
 
 use std::path::{Path, PathBuf};
@@ -114,7 +115,7 @@ fn localize(block: &str, reg: &str, dir: &Path, s3: u16, oss: u16) -> String {
             let path = flag_value(line, "--mount-path").expect("--mount-path");
             out.pop();
             out.push_str(&format!(
-                " &\nfor _ in $(seq 300); do mountpoint -q {path} && break; kill -0 $! 2>/dev/null || break; sleep 0.1; done\nls -R {path} >/dev/null\nkill -TERM $!\nwait $!\n"
+                " &\nfor _ in $(seq 300); do mountpoint -q {path} && break; kill -0 $! 2>/dev/null || break; sleep 0.1; done\nfind {path} -type f -exec cat {{}} + >/dev/null\nkill -TERM $!\nwait $!\n"
             ));
         }
         // A daemon stopped by job number: wait until it has unmounted and exited.
