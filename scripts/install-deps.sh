@@ -55,6 +55,13 @@ have debootstrap || need_apt+=(debootstrap)
 have mkfs.erofs || need_apt+=(erofs-utils)
 have perl || need_apt+=(perl)
 have bc || need_apt+=(bc)
+# nydusify commit's tests: containerd + runc run the container; containerd-client's build
+# compiles containerd's protos with protoc; the test image is busybox.
+have containerd || need_apt+=(containerd)
+have runc || need_apt+=(runc)
+have protoc || need_apt+=(protobuf-compiler)
+# (static: the container has no libc; ldd fails on a static binary)
+if [ ! -x /bin/busybox ] || ldd /bin/busybox >/dev/null 2>&1; then need_apt+=(busybox-static); fi
 have chromium || need_apt+=(chromium)
 have htpasswd || need_apt+=(apache2-utils)
 # The trust test adds its CA to the system store.

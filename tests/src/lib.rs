@@ -10,6 +10,7 @@ use std::os::unix::fs::{symlink, FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+pub mod containerd;
 pub mod overlay;
 pub mod plugins;
 pub mod served;

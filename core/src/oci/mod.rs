@@ -41,6 +41,9 @@ pub mod annotation {
     pub const NYDUS_SEPARATED_BLOB_WITH_PREFETCH_FILES: &str =
         "containerd.io/snapshot/nydus-separated-blob-with-prefetch-files";
     /// `platform.os.features` entry marking Nydus manifests in an index.
+    /// On a committed image's bootstrap layer: the blobs `nydusify commit` added, in order,
+    /// comma-separated (`sha256:…,sha256:…`); their count bounds `--maximum-times`.
+    pub const NYDUS_COMMIT_BLOBS: &str = "containerd.io/snapshot/nydus-commit-blobs";
     pub const NYDUS_OS_FEATURE: &str = "nydus.remoteimage.v1";
 }
 

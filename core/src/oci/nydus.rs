@@ -221,6 +221,119 @@ pub fn optimized_image(
     Ok(NydusImage { manifest, config })
 }
 
+/// The blobs earlier commits added to a Nydus image: its bootstrap layer's
+/// [`annotation::NYDUS_COMMIT_BLOBS`], split (empty for an image never committed).
+pub fn committed_blobs(source: &Manifest) -> Vec<String> {
+    source
+        .layers
+        .last()
+        .and_then(|l| l.annotation(annotation::NYDUS_COMMIT_BLOBS))
+        .map(|v| {
+            v.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The image `nydusify commit` pushes (`hooks-optimize-commit.md` §3): the base Nydus image's
+/// blob layers unchanged, then the committed blobs (annotated as Nydus blobs, their
+/// uncompressed digest their own), then the new bootstrap layer (the old one's media type and
+/// annotations; the commit-blobs annotation lists the earlier commits' blobs and these).
+/// `rootfs.diff_ids` gains the new blobs before the new bootstrap's diff id, and `history`
+/// gains `history` before its last item when that is the bootstrap layer's (as convert
+/// writes it), at the end otherwise.
+pub fn committed_image(
+    source: &Manifest,
+    source_config: &Value,
+    blobs: &[BlobLayer],
+    boot: &BootstrapLayer,
+    history: Value,
+) -> Result<NydusImage, OciError> {
+    let wrong = |path, expected| OciError::WrongType {
+        document: DocKind::Config,
+        path,
+        expected,
+    };
+    let old_boot = source
+        .layers
+        .last()
+        .filter(|l| l.annotation(annotation::NYDUS_BOOTSTRAP) == Some("true"))
+        .ok_or_else(|| OciError::Invalid {
+            document: DocKind::Manifest,
+            reason: "not a Nydus image: the last layer is not a Nydus bootstrap layer".into(),
+        })?;
+    let mut c = source_config.clone();
+    let diff_ids = c
+        .pointer_mut("/rootfs/diff_ids")
+        .and_then(Value::as_array_mut)
+        .ok_or(wrong("rootfs.diff_ids", JsonType::Array))?;
+    if diff_ids.len() != source.layers.len() {
+        return Err(OciError::Invalid {
+            document: DocKind::Config,
+            reason: format!(
+                "{} rootfs.diff_ids for {} manifest layers",
+                diff_ids.len(),
+                source.layers.len()
+            ),
+        });
+    }
+    diff_ids.pop();
+    for b in blobs {
+        diff_ids.push(json!(format!("sha256:{}", b.digest_hex)));
+    }
+    diff_ids.push(json!(boot.diff_id));
+    let obj = c.as_object_mut().ok_or(wrong("", JsonType::Object))?;
+    let hist = obj
+        .entry("history")
+        .or_insert_with(|| json!([]))
+        .as_array_mut()
+        .ok_or(wrong("history", JsonType::Array))?;
+    let at = match hist.last() {
+        Some(h) if h.get("comment").and_then(Value::as_str) == Some("Nydus Bootstrap Layer") => {
+            hist.len() - 1
+        }
+        _ => hist.len(),
+    };
+    hist.insert(at, history);
+    let config = serde_json::to_vec(&c).map_err(|e| OciError::Encode {
+        document: DocKind::Config,
+        reason: e.to_string(),
+    })?;
+    let mut layers = source.layers[..source.layers.len() - 1].to_vec();
+    let mut commits = committed_blobs(source);
+    for b in blobs {
+        let digest = format!("sha256:{}", b.digest_hex);
+        layers.push(Descriptor {
+            media_type: media::NYDUS_BLOB.into(),
+            digest: digest.clone(),
+            size: b.size,
+            annotations: BTreeMap::from([
+                (annotation::NYDUS_BLOB.to_string(), "true".to_string()),
+                (annotation::UNCOMPRESSED.to_string(), digest.clone()),
+            ]),
+            ..Default::default()
+        });
+        commits.push(digest);
+    }
+    let mut annotations = old_boot.annotations.clone();
+    annotations.insert(annotation::NYDUS_COMMIT_BLOBS.into(), commits.join(","));
+    layers.push(Descriptor {
+        media_type: old_boot.media_type.clone(),
+        digest: boot.digest.clone(),
+        size: boot.gz.len() as u64,
+        annotations,
+        ..Default::default()
+    });
+    let mut manifest = source.clone();
+    manifest.config.digest = format!("sha256:{}", sha256(&config).to_hex());
+    manifest.config.size = config.len() as u64;
+    manifest.layers = layers;
+    Ok(NydusImage { manifest, config })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -312,5 +425,77 @@ mod tests {
         assert!(check_manifest(m, &c).is_ok());
         // Not a Nydus image: refused.
         assert!(optimized_image(&src, &cfg, &prefetch, &new_boot).is_err());
+    }
+
+    #[test]
+    fn committed_image_stacks_blobs_and_counts_commits() {
+        let src = Manifest {
+            schema_version: 2,
+            media_type: Some(media::OCI_MANIFEST.into()),
+            ..Default::default()
+        };
+        let cfg = json!({"architecture": "amd64", "os": "linux",
+                         "rootfs": {"type": "layers", "diff_ids": ["sha256:11"]},
+                         "history": [{"created_by": "base"}]});
+        let base_blob = BlobLayer {
+            digest_hex: "aa".repeat(32),
+            size: 10,
+        };
+        let base =
+            nydus_image(&src, &cfg, &[base_blob], &build(b"b0", &[]), 6, true, false).unwrap();
+        let base_cfg: Value = serde_json::from_slice(&base.config).unwrap();
+        assert!(committed_blobs(&base.manifest).is_empty());
+        let upper = |c: &str| BlobLayer {
+            digest_hex: c.repeat(32),
+            size: 3,
+        };
+        let boot1 = build(b"b1", &[]);
+        let one = committed_image(
+            &base.manifest,
+            &base_cfg,
+            &[upper("cc")],
+            &boot1,
+            json!({"created_by": "nydusify commit"}),
+        )
+        .unwrap();
+        let m = &one.manifest;
+        assert_eq!(m.layers.len(), 3);
+        assert_eq!(m.layers[0], base.manifest.layers[0]);
+        assert_eq!(m.layers[1].media_type, media::NYDUS_BLOB);
+        assert_eq!(
+            m.layers[1].annotation(annotation::UNCOMPRESSED),
+            Some(m.layers[1].digest.as_str())
+        );
+        assert_eq!(m.layers[2].digest, boot1.digest);
+        assert_eq!(
+            m.layers[2].annotation(annotation::NYDUS_FS_VERSION),
+            Some("6")
+        );
+        assert_eq!(
+            committed_blobs(m),
+            vec![format!("sha256:{}", "cc".repeat(32))]
+        );
+        let c: Value = serde_json::from_slice(&one.config).unwrap();
+        assert_eq!(
+            c["rootfs"]["diff_ids"],
+            json!([
+                format!("sha256:{}", "aa".repeat(32)),
+                format!("sha256:{}", "cc".repeat(32)),
+                boot1.diff_id
+            ])
+        );
+        // The commit's history item goes before the bootstrap layer's.
+        let h = c["history"].as_array().unwrap();
+        assert_eq!(h.len(), 3);
+        assert_eq!(h[1]["created_by"], "nydusify commit");
+        assert_eq!(h[2]["comment"], "Nydus Bootstrap Layer");
+        assert!(check_manifest(m, &c).is_ok());
+        // A second commit stacks: both commits' blobs are listed.
+        let boot2 = build(b"b2", &[]);
+        let two = committed_image(m, &c, &[upper("dd")], &boot2, json!({})).unwrap();
+        assert_eq!(two.manifest.layers.len(), 4);
+        assert_eq!(committed_blobs(&two.manifest).len(), 2);
+        // Not a Nydus image: refused.
+        assert!(committed_image(&src, &cfg, &[], &boot2, json!({})).is_err());
     }
 }

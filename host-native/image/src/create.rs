@@ -23,6 +23,7 @@ use crate::layered::Layered;
 use crate::pipeline::{self, Delivered, FileJob};
 use crate::prefetch::prefetch_nodes;
 use crate::walk::walk_dir;
+pub use crate::walk::DirOptions;
 
 /// Where the data blob goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,6 +59,8 @@ pub struct Plan {
     pub chunk_dict: Option<PathBuf>,
     pub v5: bool,
     pub aligned_chunk: bool,
+    /// How a directory source is read (`nydusify commit`'s needs; all off by default).
+    pub dir: DirOptions,
 }
 
 /// Where a copy of the blob's bytes goes as they are written (an upload streaming alongside
@@ -93,6 +96,7 @@ impl Plan {
             chunk_dict: None,
             v5: false,
             aligned_chunk: false,
+            dir: DirOptions::default(),
         }
     }
 }
@@ -247,7 +251,7 @@ pub fn build(
         } else {
             p.whiteout
         };
-        let walked = walk_dir(&p.source, spec)?;
+        let walked = walk_dir(&p.source, spec, &p.dir)?;
         tree = walked.builder.finish();
         t_walk = t0.elapsed();
         prefetch = prefetch_nodes(&tree, patterns, layered.is_none());

@@ -6,6 +6,8 @@
 //! [`copy`] copies images blob by blob (with [`external`], blobs from a storage backend become
 //! layers), [`mount`] serves an image with FUSE, [`check`] (with [`fscheck`]) checks a Nydus image
 //! against its rules and its source, [`pack`] builds a directory into a bootstrap and blob.
+//! [`optimize`] gathers a prefetch list's data into one blob; [`commit`] makes a new image of
+//! a running container's changes (asking containerd through [`containerd`]).
 //! Under them: [`store`] is where images live (a registry repository, a layout tar read in
 //! place, a layout being written), [`transfer`] moves blobs and manifests between stores,
 //! [`stream`] turns pulls into blocking readers for the builder.
@@ -44,6 +46,8 @@
 pub mod backend;
 pub mod cache;
 pub mod check;
+pub mod commit;
+pub mod containerd;
 pub mod convert;
 pub mod copy;
 pub mod external;

@@ -95,6 +95,7 @@ pub fn pack(o: &PackOptions) -> Result<Packed> {
         chunk_dict: o.chunk_dict.clone(),
         v5: o.fs_version == 5,
         aligned_chunk: false,
+        dir: Default::default(),
     };
     let built = create::build(&plan, &[], None, None)?;
     let has_data = built.table_ids.contains(&built.blob_id);

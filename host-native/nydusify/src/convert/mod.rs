@@ -87,6 +87,10 @@ pub struct ConvertOptions {
     pub hooks: Option<Arc<dyn HookRunner>>,
     /// Told of each step as it happens.
     pub progress: Option<ProgressFn>,
+    /// Push the Nydus manifest by its digest only, tagging nothing (`nydusify commit`
+    /// converts an OCI base this way before it pushes its own manifest under the tag).
+    /// Only with one platform converted and no `merge_platform`.
+    pub untagged: bool,
 }
 
 impl ConvertOptions {
@@ -123,6 +127,7 @@ impl ConvertOptions {
             push_chunk_size: 0,
             hooks: None,
             progress: None,
+            untagged: false,
         }
     }
 }
@@ -300,6 +305,11 @@ fn chunk_dict(
 
 /// Converts per `o`: reads the source, pushes the Nydus image (and the build cache).
 pub fn convert(o: &ConvertOptions) -> Result<ConvertOutcome> {
+    if o.untagged && (o.merge_platform || o.all_platforms) {
+        bail!(
+            "an untagged conversion pushes one manifest: no --merge-platform, no --all-platforms"
+        );
+    }
     let mut settings = Settings {
         compressor: o.compressor,
         chunk_size: o.chunk_size,
@@ -408,6 +418,7 @@ pub fn convert(o: &ConvertOptions) -> Result<ConvertOutcome> {
             }),
         progress: o.progress.clone(),
         target_shown: target.to_string(),
+        untagged: o.untagged,
     };
     let t0 = Instant::now();
     let (target_digest, manifests, metrics) =
@@ -444,6 +455,8 @@ struct Job {
     progress: Option<ProgressFn>,
     /// The target as the user gave it.
     target_shown: String,
+    /// Push the manifest by digest, tagging nothing.
+    untagged: bool,
 }
 
 /// One converted platform manifest.
@@ -489,6 +502,15 @@ impl Job {
         }
     }
 
+    /// What the Nydus manifest is pushed as: the target tag, or its digest when untagged.
+    fn manifest_name<'a>(&'a self, digest: &'a str) -> &'a str {
+        if self.untagged {
+            digest
+        } else {
+            &self.target_tag
+        }
+    }
+
     fn pushed(&self, digest: &str) {
         log::info!("pushed {} ({digest})", self.target_shown);
         self.tell(Progress::Pushed {
@@ -531,7 +553,7 @@ impl Job {
                     let t = Instant::now();
                     let d = self
                         .dst
-                        .put_manifest(&self.target_tag, &c.media_type, &c.manifest)
+                        .put_manifest(self.manifest_name(&c.digest), &c.media_type, &c.manifest)
                         .await?;
                     self.add_phase(|p| &mut p.push, t);
                     d
@@ -596,7 +618,7 @@ impl Job {
                 let digest = if converted.len() == 1 && !self.settings.merge_platform {
                     let c = &converted[0].1;
                     self.dst
-                        .put_manifest(&self.target_tag, &c.media_type, &c.manifest)
+                        .put_manifest(self.manifest_name(&c.digest), &c.media_type, &c.manifest)
                         .await?
                 } else {
                     self.push_index(

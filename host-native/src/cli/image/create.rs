@@ -209,6 +209,7 @@ pub fn plan_upload(a: &CreateArgs) -> Result<(Plan, Upload)> {
             chunk_dict,
             v5,
             aligned_chunk: a.aligned_chunk,
+            dir: Default::default(),
         },
         remote,
     ))

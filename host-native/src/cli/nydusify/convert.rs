@@ -315,6 +315,7 @@ pub fn options(a: &ConvertArgs) -> Result<ConvertOptions> {
         push_chunk_size: push_chunk,
         hooks: a.hooks.load(&a.work_dir)?,
         progress: None,
+        untagged: false,
     })
 }
 

@@ -4,6 +4,7 @@
 //! are not built yet and say so.
 
 pub mod check;
+pub mod commit;
 pub mod convert;
 pub mod copy;
 pub mod mount;
@@ -252,31 +253,21 @@ pub enum Command {
     /// Mount a Nydus image with FUSE, its data fetched lazily from its backend.
     #[command(alias = "view")]
     Mount(mount::MountArgs),
-    /// Commit a container's changes (not built yet).
-    Commit(Unbuilt),
+    /// Commit a running container's changes (containerd) as a new Nydus image.
+    Commit(Box<commit::CommitArgs>),
     /// Gather the data of a prefetch list into one new blob of a Nydus image.
     Optimize(optimize::OptimizeArgs),
 }
 
-/// Any arguments of a subcommand that is not built yet.
-#[derive(Debug, Args)]
-pub struct Unbuilt {
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-    pub rest: Vec<String>,
-}
-
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
-    let not_built = |what: &str| -> Result<()> {
-        bail!("nydusify {what} is not supported by this nydusify yet")
-    };
     match cli.command {
         Command::Check(a) => check::run(a),
         Command::Convert(a) => convert::run(*a),
         Command::Build(a) => pack::run(a),
         Command::Copy(a) => copy::run(a),
         Command::Mount(a) => mount::run(a),
-        Command::Commit(_) => not_built("commit"),
+        Command::Commit(a) => commit::run(*a),
         Command::Optimize(a) => optimize::run(a),
     }
 }
