@@ -166,8 +166,8 @@ fn check_passes_a_good_image_and_names_problems() {
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(err.contains("not a Nydus image"), "{err}");
 
-    // Subcommands not built yet say so.
+    // A usage error names what is missing (commit without --container).
     let o = nydusify(&["commit", "--target", "b"]);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("not supported by this nydusify yet"));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--container"));
 }
