@@ -25,7 +25,8 @@ than --max-skew seconds (900, as OSS; 0 turns the check off) away from the serve
 V4 requests must carry `x-oss-date` and `x-oss-content-sha256` (`UNSIGNED-PAYLOAD`, or the
 sha256 of the body, then checked); with --region the credential's region must equal it.
 
-Operations: PutObject, GetObject (one `Range`, 206), HeadObject, DeleteObject,
+Operations: PutObject, CopyObject (`PUT` with `x-oss-copy-source: /bucket/key`, URL-encoded,
+in the same bucket), GetObject (one `Range`, 206), HeadObject, DeleteObject,
 InitiateMultipartUpload (`POST ?uploads`), UploadPart (`PUT ?partNumber&uploadId`),
 CompleteMultipartUpload (`POST ?uploadId`, the XML part list, or `x-oss-complete-all: yes`),
 AbortMultipartUpload (`DELETE ?uploadId`), ListMultipartUploads (`GET ?uploads`; prefix,
@@ -50,6 +51,7 @@ import ipaddress
 import json
 import os
 import re
+import shutil
 import sys
 import tempfile
 import threading
@@ -613,6 +615,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.complete(req)
         if m == "DELETE" and "uploadId" in p:
             return self.abort(req)
+        if m == "PUT" and req.header("x-oss-copy-source") and not p:
+            return self.copy_object(req)
         if m == "PUT" and not p.keys() & {"uploadId", "partNumber", "acl", "tagging", "symlink"}:
             return self.put_object(req)
         if m in ("GET", "HEAD") and not p.keys() & {"uploadId", "acl", "tagging", "symlink", "objectMeta"}:
@@ -643,6 +647,23 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.store.commit_object(req.bucket, req.key, tmp, meta)
         self.send(200, [("ETag", etag), ("x-oss-hash-crc64ecma", str(crc)),
                         ("Content-MD5", base64.b64encode(bytes.fromhex(md5)).decode())])
+
+    def copy_object(self, req):
+        self.drain()
+        source = urllib.parse.unquote(req.header("x-oss-copy-source").strip())
+        bucket, _, key = source.lstrip("/").partition("/")
+        if bucket != req.bucket or not key:
+            raise OssError(400, "InvalidArgument", "Copy Source must mention the source bucket and key: /sourcebucket/sourcekey.")
+        src, meta = self.store.stat(bucket, key)
+        f, tmp = self.store._tmp(self.store.bucket_dir(req.bucket))
+        with f, open(src, "rb") as r:
+            shutil.copyfileobj(r, f, 1 << 20)
+        new = {"etag": meta["etag"], "crc64": meta["crc64"], "content_type": meta["content_type"],
+               "type": meta["type"]}
+        self.store.commit_object(req.bucket, req.key, tmp, new)
+        self.send_xml(200, "CopyObjectResult", ["  <ETag>%s</ETag>" % escape(meta["etag"]),
+                                                "  <LastModified>%s</LastModified>" % time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())],
+                      [("x-oss-hash-crc64ecma", str(meta["crc64"]))])
 
     def object_headers(self, meta):
         return [("ETag", meta["etag"]), ("x-oss-hash-crc64ecma", str(meta["crc64"])),

@@ -122,6 +122,13 @@ def scenario(bucket, label):
     check(h.object_type == "Multipart" and h.etag.endswith("-3"), "multipart etag/type")
     check(int(h.headers["x-oss-hash-crc64ecma"]) == crc64(whole), "multipart head crc")
 
+    # CopyObject within the bucket (how a streamed upload ends).
+    copy_key = "blobs/%s/copied" % label
+    r = bucket.copy_object(bucket.bucket_name, mp_key, copy_key)
+    check(r.status == 200, "copy status")
+    check(bucket.get_object(copy_key).read() == whole, "copy body")
+    check(int(bucket.head_object(copy_key).headers["x-oss-hash-crc64ecma"]) == crc64(whole), "copy crc")
+
     # A too-small middle part is refused.
     small_id = bucket.init_multipart_upload(mp_key + ".small").upload_id
     p1 = bucket.upload_part(mp_key + ".small", small_id, 1, b"tiny")
@@ -156,7 +163,7 @@ def scenario(bucket, label):
         bucket.abort_multipart_upload(u.key, u.upload_id)
     check(len(ids) == 3, "page ids")
 
-    for k in (key, stream_key, mp_key):
+    for k in (key, stream_key, mp_key, copy_key):
         check(bucket.delete_object(k).status == 204, "delete")
         expect_error(lambda: bucket.head_object(k), 404, None, "deleted object")
     expect_error(lambda: bucket.get_object(key), 404, "NoSuchKey", "get deleted")

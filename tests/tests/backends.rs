@@ -582,6 +582,110 @@ fn oss_v1_create_read_and_pack() {
     create_read_and_pack(&oss("v1"));
 }
 
+/// A layer whose blob is over the part size goes up while it is built: its parts into a
+/// temporary object, copied to the blob's key at the end; nothing temporary remains. With every
+/// part of the streamed upload failing, the finished file is uploaded instead.
+fn streamed_upload(store: &Store) {
+    let reg = TestRegistry::start(None);
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("big");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("noise.bin"), noise(16 << 20, 7)).unwrap();
+    std::fs::write(root.join("small"), b"small").unwrap();
+    let tar = t.path().join("big.tar");
+    let o = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(&root)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "tar: {}", stderr(&o));
+    let layout = t.path().join("layout");
+    umoci_image(&layout, "big", &[tar], "amd64");
+    let src = format!("{}/src/big:1", reg.addr);
+    skopeo_push(&layout, "big", &src, false);
+    let kind = store.kind();
+    let under = |prefix: &str| -> Vec<PathBuf> {
+        store
+            .objects()
+            .into_iter()
+            .filter(|p| p.to_string_lossy().contains(prefix))
+            .collect()
+    };
+    let no_leftovers = || {
+        let temp: Vec<PathBuf> = store
+            .objects()
+            .into_iter()
+            .filter(|p| p.to_string_lossy().contains("nydus-upload"))
+            .collect();
+        assert!(temp.is_empty(), "temporary objects left: {temp:?}");
+        assert!(
+            store.open_uploads().is_empty(),
+            "{:?}",
+            store.open_uploads()
+        );
+    };
+    let one_blob = |prefix: &str| {
+        let blobs = under(prefix);
+        assert_eq!(blobs.len(), 1, "{blobs:?}");
+        let data = std::fs::read(&blobs[0]).unwrap();
+        assert!(
+            data.len() as u64 > PART,
+            "{} bytes: not over the part size",
+            data.len()
+        );
+        let name = blobs[0].file_name().unwrap().to_string_lossy().into_owned();
+        assert!(
+            name.ends_with(&sha256_hex(&data)),
+            "{name} is not its digest"
+        );
+    };
+
+    let cfg = store.config_via(store.port(), TEST_SK, json!({"object_prefix": "streamed/"}));
+    let dst = format!("{}/be/streamed:{kind}", reg.addr);
+    let o = convert(&t.path().join("w1"), &src, &dst, kind, &cfg);
+    assert!(o.status.success(), "convert: {}", stderr(&o));
+    assert!(stderr(&o).contains("streamed to"), "{}", stderr(&o));
+    one_blob("streamed");
+    no_leftovers();
+    let o = check(&t.path().join("c1"), &src, &dst, kind, &cfg);
+    assert!(o.status.success(), "check: {}", stderr(&o));
+
+    // Every part of the streamed upload fails: the file goes up after the build.
+    let (p, _k) = object_proxy(store.port(), &["PUT:nydus-upload:*:503"]);
+    let retry = if kind == "oss" { json!("1") } else { json!(1) };
+    let via = store.config_via(
+        p,
+        TEST_SK,
+        json!({"object_prefix": "fallback/", "retry_limit": retry}),
+    );
+    let dst2 = format!("{}/be/fallback:{kind}", reg.addr);
+    let o = convert(&t.path().join("w2"), &src, &dst2, kind, &via);
+    assert!(o.status.success(), "convert: {}", stderr(&o));
+    assert!(
+        stderr(&o).contains("uploading it as a whole"),
+        "{}",
+        stderr(&o)
+    );
+    one_blob("fallback");
+    no_leftovers();
+    let cfg2 = store.config_via(store.port(), TEST_SK, json!({"object_prefix": "fallback/"}));
+    let o = check(&t.path().join("c2"), &src, &dst2, kind, &cfg2);
+    assert!(o.status.success(), "check: {}", stderr(&o));
+}
+
+#[test]
+fn s3_streamed_upload() {
+    streamed_upload(&s3());
+}
+
+#[test]
+fn oss_v4_streamed_upload() {
+    streamed_upload(&oss("v4"));
+}
+
 /// `nydus-image create` to the bucket, stopped by `signal` while its multipart upload is
 /// under way. SIGINT: the upload is aborted before the process exits (no parts, no object).
 /// SIGKILL: nothing can be done then, so the next run aborts what the killed one left.

@@ -67,8 +67,13 @@ pub struct Plan {
 /// the build). A sink that can take no more (its reader went away) ignores the rest: the
 /// build goes on and its outputs are whole.
 pub trait BlobSink: Send {
-    /// Takes the next bytes of the blob (never empty).
+    /// Takes the next bytes of the blob (never empty), once they are in the blob file.
     fn write(&mut self, bytes: &[u8]);
+
+    /// The file the blob is being written to, before the first write (not called when the
+    /// blob goes to no file, as `--blob-cache-dir`): a sink may read what was written back
+    /// from it rather than keep the bytes. The file is renamed when the build commits.
+    fn spool(&mut self, _file: &std::fs::File) {}
 }
 
 impl Plan {
@@ -173,6 +178,9 @@ pub fn build(
             out.cache_data = Some(AtomicFile::create(&d.join("blob.data"))?);
             out.cache_dir = Some(d.clone());
         }
+    }
+    if let (Some(t), Some(f)) = (&mut out.tee, &mut out.file) {
+        t.spool(f.file());
     }
     let mut writer = BlobWriter::new(BlobOptions {
         compressor: p.compressor,

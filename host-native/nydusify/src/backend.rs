@@ -7,10 +7,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
+use nydus_host_image::create::BlobSink;
 use nydus_host_registry::Registry;
 use nydus_host_storage::config::{BackendConfig, LocalBlobs, RegistryConfig};
 use nydus_host_storage::object::ObjectClient;
 use nydus_host_storage::object_client;
+use nydus_host_storage::upload_stream::{StreamFeed, StreamUpload};
 
 use crate::store::copy_verified;
 
@@ -94,6 +96,25 @@ impl BlobDest {
     }
 
     /// Pushes a bootstrap file as `{meta_prefix}{name}` (buckets) or `{dir}/{name}` (localfs).
+    /// For a bucket: an upload that goes up while the blob built from `what` (a stable name
+    /// of the build) is built, and the sink the build feeds (`None` for other destinations:
+    /// they take the finished file).
+    pub fn streamed(&self, what: &str) -> Option<(Streamed, Box<dyn BlobSink>)> {
+        match self {
+            BlobDest::Bucket(c) => {
+                let (upload, feed) = c.stream_upload(what);
+                Some((
+                    Streamed {
+                        client: c.clone(),
+                        upload,
+                    },
+                    Box::new(BucketSink(feed)),
+                ))
+            }
+            _ => None,
+        }
+    }
+
     pub fn push_meta(&self, name: &str, path: &Path, force: bool) -> Result<Pushed> {
         match self {
             BlobDest::Dir(d) => {
@@ -125,6 +146,47 @@ impl BlobDest {
 }
 
 /// The registry client of a registry backend configuration.
+/// A blob upload streamed into a bucket while the blob is built.
+#[derive(Debug)]
+pub struct Streamed {
+    client: Arc<ObjectClient>,
+    upload: StreamUpload,
+}
+
+impl Streamed {
+    /// The blob is built: the upload finished under its key. `None` when nothing was
+    /// streamed (a blob under one part) or streaming failed (logged; nothing is left in the
+    /// bucket): the caller pushes the finished file.
+    pub fn finish(self, id: &str, size: u64, force: bool) -> Option<Pushed> {
+        let key = self.client.blob_key(id);
+        match self.upload.finish(&key, size, force) {
+            Ok(Some(up)) => Some(Pushed {
+                location: self.client.describe(&up.key),
+                skipped: up.skipped,
+            }),
+            Ok(None) => None,
+            Err(e) => {
+                log::warn!("streaming blob sha256:{id} failed ({e}); uploading it as a whole");
+                None
+            }
+        }
+    }
+}
+
+/// The builder's blob bytes, told to a streamed bucket upload (which reads them back from the
+/// blob file).
+struct BucketSink(StreamFeed);
+
+impl BlobSink for BucketSink {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.wrote(bytes.len());
+    }
+
+    fn spool(&mut self, file: &std::fs::File) {
+        self.0.spool(file);
+    }
+}
+
 pub fn registry_client(r: &RegistryConfig) -> Result<Registry> {
     Ok(Registry::new(
         &r.host,

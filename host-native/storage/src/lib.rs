@@ -36,6 +36,7 @@ pub mod sign;
 pub mod source;
 pub mod store;
 pub mod upload;
+pub mod upload_stream;
 
 pub use config::BackendConfig;
 pub use local::Localfs;

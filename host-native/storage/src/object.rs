@@ -142,6 +142,14 @@ impl ObjectClient {
         b
     }
 
+    /// The bucket's name.
+    pub(crate) fn bucket_name(&self) -> &str {
+        match &self.flavor {
+            Flavor::S3(b) => &b.name,
+            Flavor::Oss(b, _) => &b.name,
+        }
+    }
+
     /// Whether S3 wants the payload hashed: SigV4 signs `x-amz-content-sha256`.
     pub(crate) fn is_s3(&self) -> bool {
         matches!(self.flavor, Flavor::S3(_))

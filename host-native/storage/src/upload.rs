@@ -12,8 +12,9 @@
 //!
 //! Why from a file: an object's key is its blob's digest, known only once the blob is built,
 //! and neither S3 nor OSS can rename an object; the builder writes the blob to a local file
-//! anyway, and uploading it afterwards from that file keeps memory bounded and lets every
-//! request be retried from its start.
+//! anyway, and uploading it from that file keeps memory bounded and lets every request be
+//! retried from its start. `upload_stream` sends the parts while the blob is being written,
+//! into a temporary object copied to the blob's key at the end, and falls back to this.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -66,7 +67,7 @@ pub struct Uploaded {
 }
 
 /// A part sent: its ETag, the CRC-64 of its bytes (OSS), its length.
-type SentPart = (String, Option<u64>, u64);
+pub(crate) type SentPart = (String, Option<u64>, u64);
 
 /// A reader that feeds the CRC-64 of what it reads.
 struct CrcReader<R> {
@@ -85,17 +86,76 @@ impl<R: Read> Read for CrcReader<R> {
     }
 }
 
+/// Where the bytes of a part are read from: a file by path (opened for each attempt), or an
+/// open file (a blob still being written: read with `pread`, its name may change).
+#[derive(Clone, Copy)]
+pub(crate) enum PartSource<'a> {
+    Path(&'a Path),
+    File(&'a Arc<File>),
+}
+
+impl PartSource<'_> {
+    fn shown(&self) -> String {
+        match self {
+            PartSource::Path(p) => p.display().to_string(),
+            PartSource::File(_) => "the blob being built".to_string(),
+        }
+    }
+
+    /// The bytes `offset..offset + len` as a request body, and the CRC-64 its reading
+    /// computes.
+    fn body(&self, offset: u64, len: u64) -> std::io::Result<(Body, Arc<Mutex<Crc64>>)> {
+        let crc = Arc::new(Mutex::new(Crc64::new()));
+        let inner: Box<dyn Read + Send> = match self {
+            PartSource::Path(path) => {
+                let mut f = File::open(path)?;
+                f.seek(SeekFrom::Start(offset))?;
+                Box::new(f.take(len))
+            }
+            PartSource::File(f) => Box::new(Pread {
+                file: Arc::clone(f),
+                pos: offset,
+                end: offset + len,
+            }),
+        };
+        let reader = CrcReader {
+            inner: std::io::BufReader::with_capacity(1 << 20, inner),
+            crc: crc.clone(),
+        };
+        Ok((Body::sized(reader, len), crc))
+    }
+}
+
+/// Reads `pos..end` of a shared open file with `pread` (no shared file offset to race on).
+struct Pread {
+    file: Arc<File>,
+    pos: u64,
+    end: u64,
+}
+
+impl Read for Pread {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        let want = buf.len().min((self.end - self.pos) as usize);
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = self.file.read_at(&mut buf[..want], self.pos)?;
+        if n == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!("the file ends at {} before {}", self.pos, self.end),
+            ));
+        }
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
 /// The bytes `offset..offset + len` of `path` as a request body, and the CRC-64 its reading
 /// computes.
 fn file_body(path: &Path, offset: u64, len: u64) -> std::io::Result<(Body, Arc<Mutex<Crc64>>)> {
-    let mut f = File::open(path)?;
-    f.seek(SeekFrom::Start(offset))?;
-    let crc = Arc::new(Mutex::new(Crc64::new()));
-    let reader = CrcReader {
-        inner: std::io::BufReader::with_capacity(1 << 20, f.take(len)),
-        crc: crc.clone(),
-    };
-    Ok((Body::sized(reader, len), crc))
+    PartSource::Path(path).body(offset, len)
 }
 
 fn header_u64(resp: &Response, name: &str) -> Option<u64> {
@@ -111,7 +171,7 @@ impl ObjectClient {
         self.http.opts.timeout + Duration::from_secs(len >> 20)
     }
 
-    fn err(
+    pub(crate) fn err(
         &self,
         key: &str,
         offset: u64,
@@ -246,7 +306,6 @@ impl ObjectClient {
     fn multipart(&self, key: &str, path: &Path, size: u64) -> Result<usize, StoreError> {
         self.abort_stale_uploads(key);
         let err = self.err(key, 0, size);
-        let timeout = self.http.opts.timeout;
         // Interrupted (SIGINT, SIGTERM), the upload is aborted before the process exits; one
         // whose id has not come back yet is looked for by key.
         let started: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
@@ -267,31 +326,7 @@ impl ObjectClient {
             },
         )
         .map_err(|e| err(StoreErrorKind::Failed, format!("{e:#}")))?;
-        let upload_id = self.http.run(
-            false,
-            &|c| {
-                let req = self.sign(self.with_body(
-                    self.request(Method::Post, key).with_query("uploads", ""),
-                    b"",
-                ))?;
-                Ok(ObjectClient::builder(c, &req).timeout(timeout))
-            },
-            &mut |resp: Response| {
-                if !resp.status().is_success() {
-                    let (kind, m) = describe_failure(resp);
-                    return Outcome::Fail(err(kind, m));
-                }
-                let body = resp.text().unwrap_or_default();
-                match xml_text(&body, "UploadId") {
-                    Some(id) if !id.is_empty() => Outcome::Done(id),
-                    _ => Outcome::Fail(err(
-                        StoreErrorKind::Failed,
-                        "initiating a multipart upload answered no UploadId".into(),
-                    )),
-                }
-            },
-            &err,
-        )?;
+        let upload_id = self.initiate(key)?;
         *started.lock().unwrap_or_else(|p| p.into_inner()) = Some(upload_id.clone());
         match self.send_parts(key, path, size, &upload_id) {
             Ok(n) => Ok(n),
@@ -332,7 +367,8 @@ impl ObjectClient {
                     }
                     let offset = i as u64 * part;
                     let len = part.min(size - offset);
-                    match self.send_part(key, path, upload_id, i + 1, offset, len) {
+                    match self.send_part(key, PartSource::Path(path), upload_id, i + 1, offset, len)
+                    {
                         Ok(r) => done.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(r),
                         Err(e) => {
                             failed.store(true, Ordering::Relaxed);
@@ -355,6 +391,51 @@ impl ObjectClient {
             .into_iter()
             .map(|p| p.expect("every part is sent when none failed"))
             .collect();
+        self.complete(key, upload_id, &parts, size)?;
+        Ok(count)
+    }
+
+    /// Initiates a multipart upload of `key`: its upload id.
+    pub(crate) fn initiate(&self, key: &str) -> Result<String, StoreError> {
+        let err = self.err(key, 0, 0);
+        let timeout = self.http.opts.timeout;
+        self.http.run(
+            false,
+            &|c| {
+                let req = self.sign(self.with_body(
+                    self.request(Method::Post, key).with_query("uploads", ""),
+                    b"",
+                ))?;
+                Ok(ObjectClient::builder(c, &req).timeout(timeout))
+            },
+            &mut |resp: Response| {
+                if !resp.status().is_success() {
+                    let (kind, m) = describe_failure(resp);
+                    return Outcome::Fail(err(kind, m));
+                }
+                let body = resp.text().unwrap_or_default();
+                match xml_text(&body, "UploadId") {
+                    Some(id) if !id.is_empty() => Outcome::Done(id),
+                    _ => Outcome::Fail(err(
+                        StoreErrorKind::Failed,
+                        "initiating a multipart upload answered no UploadId".into(),
+                    )),
+                }
+            },
+            &err,
+        )
+    }
+
+    /// Completes multipart upload `upload_id` of `key` from its parts (in order), checking the
+    /// server's CRC-64 of the object against the parts' (OSS); a mismatch deletes the object.
+    pub(crate) fn complete(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[SentPart],
+        size: u64,
+    ) -> Result<(), StoreError> {
+        let count = parts.len();
         let mut xml = String::from("<CompleteMultipartUpload>");
         for (i, (etag, _, _)) in parts.iter().enumerate() {
             xml.push_str(&format!(
@@ -417,14 +498,14 @@ impl ObjectClient {
                 ));
             }
         }
-        Ok(count)
+        Ok(())
     }
 
     /// Sends part `number` (bytes `offset..offset + len` of the file): its ETag and CRC-64.
-    fn send_part(
+    pub(crate) fn send_part(
         &self,
         key: &str,
-        path: &Path,
+        src: PartSource<'_>,
         upload_id: &str,
         number: usize,
         offset: u64,
@@ -443,10 +524,10 @@ impl ObjectClient {
                         .with_query("uploadId", upload_id)
                         .with_payload(self.part_payload()),
                 )?;
-                let (body, this) = file_body(path, offset, len).map_err(|e| {
+                let (body, this) = src.body(offset, len).map_err(|e| {
                     err(
                         StoreErrorKind::Failed,
-                        format!("reading {}: {e}", path.display()),
+                        format!("reading {}: {e}", src.shown()),
                     )
                 })?;
                 *crc.lock().unwrap_or_else(|p| p.into_inner()) = Some(this);
@@ -526,7 +607,7 @@ impl ObjectClient {
     /// Aborts the multipart uploads of `key` a run killed before it could abort them left
     /// (their parts would otherwise stay in the bucket, billed, forever). A server that cannot
     /// list uploads (s3s-fs, for one) is not an error: there is nothing more to do then.
-    fn abort_stale_uploads(&self, key: &str) {
+    pub(crate) fn abort_stale_uploads(&self, key: &str) {
         match self.uploads_of(key) {
             Ok(ids) => {
                 for id in ids {

@@ -16,6 +16,7 @@ use nydus_host_image::tarsrc;
 use serde_json::{json, Value};
 
 use super::Job;
+use crate::backend::BlobDest;
 use crate::cache::{self, BuildCache, Record};
 use crate::store::Store;
 use crate::stream::ChannelSink;
@@ -264,12 +265,30 @@ impl Job {
         plan.chunk_dict = self.settings.chunk_dict.as_ref().map(|(p, _)| p.clone());
         // Into a registry, the blob goes up while it is built (chunked upload; the digest is
         // named at the end). If that fails, the finished file is uploaded instead.
+        // Into a bucket, the parts go up as they are written (read back from the blob file)
+        // into a temporary object copied to the blob's key at the end; if that fails, the
+        // finished file is uploaded instead.
         let mut tee: Option<Box<dyn BlobSink>> = None;
+        let mut to_bucket = None;
         let stream_to = match (&self.dst, &self.settings.backend) {
             (Store::Registry { reg, repo }, None) => {
                 let (tx, rx) = tokio::sync::mpsc::channel(4);
                 tee = Some(Box::new(ChannelSink::new(tx)));
                 Some((reg.clone(), repo.clone(), rx))
+            }
+            (_, Some(d @ BlobDest::Bucket(_))) => {
+                let what = format!(
+                    "convert {} v{} {} {}",
+                    l.digest,
+                    self.settings.fs_version,
+                    self.settings.compressor.name(),
+                    self.settings.chunk_size
+                );
+                if let Some((upload, sink)) = d.streamed(&what) {
+                    tee = Some(sink);
+                    to_bucket = Some(upload);
+                }
+                None
             }
             _ => None,
         };
@@ -294,6 +313,30 @@ impl Job {
             .map_err(|e| LayerError::Build(anyhow!("the layer build task failed: {e}")))?
             .map_err(LayerError::Build)?;
         let mut pushed = false;
+        if let Some(upload) = to_bucket {
+            let id = built.blob_id.clone();
+            let (size, force) = (built.blob_size, self.settings.backend_force_push);
+            match tokio::task::spawn_blocking(move || upload.finish(&id, size, force)).await {
+                Ok(Some(up)) => {
+                    log::info!(
+                        "blob sha256:{} {} {}",
+                        built.blob_id,
+                        if up.skipped {
+                            "already in"
+                        } else {
+                            "streamed to"
+                        },
+                        up.location
+                    );
+                    pushed = true;
+                }
+                Ok(None) => {}
+                Err(e) => log::warn!(
+                    "the streamed upload of layer {} failed ({e}); uploading it as a whole",
+                    l.digest
+                ),
+            }
+        }
         match (streamed, &self.dst) {
             (Some(Ok((loc, sent))), Store::Registry { reg, repo }) if sent == built.blob_size => {
                 let digest = format!("sha256:{}", built.blob_id);

@@ -246,12 +246,26 @@ pub fn run(a: CreateArgs) -> Result<()> {
     } else {
         None
     };
-    let b = build(&p, &patterns, input, None)?;
-    if let Some((backend, scratch)) = upload {
+    // Into a bucket, the blob goes up while it is built (the finished file otherwise).
+    let dest = match &upload {
+        Some((backend, _)) => Some(nydus_host_nydusify::backend::BlobDest::new(backend)?),
+        None => None,
+    };
+    let what = format!("create {}", p.source.display());
+    let (streamed, tee) = match dest.as_ref().and_then(|d| d.streamed(&what)) {
+        Some((s, sink)) => (Some(s), Some(sink)),
+        None => (None, None),
+    };
+    let b = build(&p, &patterns, input, tee)?;
+    if let (Some((_, scratch)), Some(dest)) = (upload, dest) {
         let blob = scratch.path().join(&b.blob_id);
         if b.table_ids.contains(&b.blob_id) {
-            let dest = nydus_host_nydusify::backend::BlobDest::new(&backend)?;
-            let pushed = dest.push_blob(&b.blob_id, &blob, a.backend_force_push)?;
+            let pushed = match streamed
+                .and_then(|s| s.finish(&b.blob_id, b.blob_size, a.backend_force_push))
+            {
+                Some(p) => p,
+                None => dest.push_blob(&b.blob_id, &blob, a.backend_force_push)?,
+            };
             log::info!(
                 "blob {} {} {}",
                 b.blob_id,
