@@ -149,15 +149,17 @@ pub fn nydus_image(
     Ok(NydusImage { manifest, config })
 }
 
-/// The image `nydusify optimize` pushes (`hooks-optimize-commit.md` §2): the source Nydus
-/// image's blob layers unchanged, then the prefetch blob, then the new bootstrap layer (the
-/// old one's media type and annotations, plus the prefetch blob's id); `rootfs.diff_ids`
-/// gains the prefetch blob before the new bootstrap's diff id; the history is kept as is.
-pub fn optimized_image(
+/// A Nydus image with blob layers added: the source's blob layers unchanged, then `blobs`,
+/// then `boot` as the new bootstrap layer (the old one's media type and annotations, changed
+/// by `annotate`); `rootfs.diff_ids` gains the blobs' digests before the new bootstrap's diff
+/// id; `edit_config` may change the rest of the config.
+fn restacked(
     source: &Manifest,
     source_config: &Value,
-    prefetch_blob: &BlobLayer,
+    blobs: Vec<Descriptor>,
     boot: &BootstrapLayer,
+    annotate: impl FnOnce(&mut BTreeMap<String, String>),
+    edit_config: impl FnOnce(&mut Value) -> Result<(), OciError>,
 ) -> Result<NydusImage, OciError> {
     let wrong = |path, expected| OciError::WrongType {
         document: DocKind::Config,
@@ -188,25 +190,17 @@ pub fn optimized_image(
         });
     }
     diff_ids.pop();
-    diff_ids.push(json!(format!("sha256:{}", prefetch_blob.digest_hex)));
+    diff_ids.extend(blobs.iter().map(|b| json!(b.digest)));
     diff_ids.push(json!(boot.diff_id));
+    edit_config(&mut c)?;
     let config = serde_json::to_vec(&c).map_err(|e| OciError::Encode {
         document: DocKind::Config,
         reason: e.to_string(),
     })?;
-    let mut layers = source.layers[..source.layers.len() - 1].to_vec();
-    layers.push(Descriptor {
-        media_type: media::NYDUS_BLOB.into(),
-        digest: format!("sha256:{}", prefetch_blob.digest_hex),
-        size: prefetch_blob.size,
-        annotations: BTreeMap::from([(annotation::NYDUS_BLOB.to_string(), "true".to_string())]),
-        ..Default::default()
-    });
     let mut annotations = old_boot.annotations.clone();
-    annotations.insert(
-        annotation::NYDUS_SEPARATED_BLOB_WITH_PREFETCH_FILES.into(),
-        prefetch_blob.digest_hex.clone(),
-    );
+    annotate(&mut annotations);
+    let mut layers = source.layers[..source.layers.len() - 1].to_vec();
+    layers.extend(blobs);
     layers.push(Descriptor {
         media_type: old_boot.media_type.clone(),
         digest: boot.digest.clone(),
@@ -219,6 +213,38 @@ pub fn optimized_image(
     manifest.config.size = config.len() as u64;
     manifest.layers = layers;
     Ok(NydusImage { manifest, config })
+}
+
+/// The image `nydusify optimize` pushes (`hooks-optimize-commit.md` §2): the source Nydus
+/// image's blob layers unchanged, then the prefetch blob, then the new bootstrap layer (the
+/// old one's media type and annotations, plus the prefetch blob's id); `rootfs.diff_ids`
+/// gains the prefetch blob before the new bootstrap's diff id; the history is kept as is.
+pub fn optimized_image(
+    source: &Manifest,
+    source_config: &Value,
+    prefetch_blob: &BlobLayer,
+    boot: &BootstrapLayer,
+) -> Result<NydusImage, OciError> {
+    let blob = Descriptor {
+        media_type: media::NYDUS_BLOB.into(),
+        digest: format!("sha256:{}", prefetch_blob.digest_hex),
+        size: prefetch_blob.size,
+        annotations: BTreeMap::from([(annotation::NYDUS_BLOB.to_string(), "true".to_string())]),
+        ..Default::default()
+    };
+    restacked(
+        source,
+        source_config,
+        vec![blob],
+        boot,
+        |a| {
+            a.insert(
+                annotation::NYDUS_SEPARATED_BLOB_WITH_PREFETCH_FILES.into(),
+                prefetch_blob.digest_hex.clone(),
+            );
+        },
+        |_| Ok(()),
+    )
 }
 
 /// The blobs earlier commits added to a Nydus image: its bootstrap layer's
@@ -252,86 +278,61 @@ pub fn committed_image(
     boot: &BootstrapLayer,
     history: Value,
 ) -> Result<NydusImage, OciError> {
-    let wrong = |path, expected| OciError::WrongType {
-        document: DocKind::Config,
-        path,
-        expected,
-    };
-    let old_boot = source
-        .layers
-        .last()
-        .filter(|l| l.annotation(annotation::NYDUS_BOOTSTRAP) == Some("true"))
-        .ok_or_else(|| OciError::Invalid {
-            document: DocKind::Manifest,
-            reason: "not a Nydus image: the last layer is not a Nydus bootstrap layer".into(),
-        })?;
-    let mut c = source_config.clone();
-    let diff_ids = c
-        .pointer_mut("/rootfs/diff_ids")
-        .and_then(Value::as_array_mut)
-        .ok_or(wrong("rootfs.diff_ids", JsonType::Array))?;
-    if diff_ids.len() != source.layers.len() {
-        return Err(OciError::Invalid {
-            document: DocKind::Config,
-            reason: format!(
-                "{} rootfs.diff_ids for {} manifest layers",
-                diff_ids.len(),
-                source.layers.len()
-            ),
-        });
-    }
-    diff_ids.pop();
-    for b in blobs {
-        diff_ids.push(json!(format!("sha256:{}", b.digest_hex)));
-    }
-    diff_ids.push(json!(boot.diff_id));
-    let obj = c.as_object_mut().ok_or(wrong("", JsonType::Object))?;
-    let hist = obj
-        .entry("history")
-        .or_insert_with(|| json!([]))
-        .as_array_mut()
-        .ok_or(wrong("history", JsonType::Array))?;
-    let at = match hist.last() {
-        Some(h) if h.get("comment").and_then(Value::as_str) == Some("Nydus Bootstrap Layer") => {
-            hist.len() - 1
-        }
-        _ => hist.len(),
-    };
-    hist.insert(at, history);
-    let config = serde_json::to_vec(&c).map_err(|e| OciError::Encode {
-        document: DocKind::Config,
-        reason: e.to_string(),
-    })?;
-    let mut layers = source.layers[..source.layers.len() - 1].to_vec();
+    let descriptors: Vec<Descriptor> = blobs
+        .iter()
+        .map(|b| {
+            let digest = format!("sha256:{}", b.digest_hex);
+            Descriptor {
+                media_type: media::NYDUS_BLOB.into(),
+                digest: digest.clone(),
+                size: b.size,
+                annotations: BTreeMap::from([
+                    (annotation::NYDUS_BLOB.to_string(), "true".to_string()),
+                    (annotation::UNCOMPRESSED.to_string(), digest),
+                ]),
+                ..Default::default()
+            }
+        })
+        .collect();
     let mut commits = committed_blobs(source);
-    for b in blobs {
-        let digest = format!("sha256:{}", b.digest_hex);
-        layers.push(Descriptor {
-            media_type: media::NYDUS_BLOB.into(),
-            digest: digest.clone(),
-            size: b.size,
-            annotations: BTreeMap::from([
-                (annotation::NYDUS_BLOB.to_string(), "true".to_string()),
-                (annotation::UNCOMPRESSED.to_string(), digest.clone()),
-            ]),
-            ..Default::default()
-        });
-        commits.push(digest);
-    }
-    let mut annotations = old_boot.annotations.clone();
-    annotations.insert(annotation::NYDUS_COMMIT_BLOBS.into(), commits.join(","));
-    layers.push(Descriptor {
-        media_type: old_boot.media_type.clone(),
-        digest: boot.digest.clone(),
-        size: boot.gz.len() as u64,
-        annotations,
-        ..Default::default()
-    });
-    let mut manifest = source.clone();
-    manifest.config.digest = format!("sha256:{}", sha256(&config).to_hex());
-    manifest.config.size = config.len() as u64;
-    manifest.layers = layers;
-    Ok(NydusImage { manifest, config })
+    commits.extend(descriptors.iter().map(|d| d.digest.clone()));
+    restacked(
+        source,
+        source_config,
+        descriptors,
+        boot,
+        |a| {
+            a.insert(annotation::NYDUS_COMMIT_BLOBS.into(), commits.join(","));
+        },
+        |c| {
+            let hist = c
+                .as_object_mut()
+                .ok_or(OciError::WrongType {
+                    document: DocKind::Config,
+                    path: "",
+                    expected: JsonType::Object,
+                })?
+                .entry("history")
+                .or_insert_with(|| json!([]))
+                .as_array_mut()
+                .ok_or(OciError::WrongType {
+                    document: DocKind::Config,
+                    path: "history",
+                    expected: JsonType::Array,
+                })?;
+            let at = match hist.last() {
+                Some(h)
+                    if h.get("comment").and_then(Value::as_str)
+                        == Some("Nydus Bootstrap Layer") =>
+                {
+                    hist.len() - 1
+                }
+                _ => hist.len(),
+            };
+            hist.insert(at, history);
+            Ok(())
+        },
+    )
 }
 
 #[cfg(test)]
