@@ -14,7 +14,7 @@
 
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{anyhow, bail, Context, Result};
 use nydus_core::layer::WhiteoutSpec;
@@ -27,6 +27,7 @@ use nydus_core::read::Filesystem;
 use nydus_host_image::create::{build, BlobTarget, DirOptions, Plan};
 use nydus_host_storage::atomic::{write_file, Scratch};
 use nydus_host_storage::open_image;
+use nydus_host_storage::sign::Timestamp;
 use serde_json::json;
 
 use crate::containerd::Containerd;
@@ -242,12 +243,9 @@ pub fn commit(o: &CommitOptions) -> Result<CommitOutcome> {
         .collect();
     metas.extend(new_metas);
     let layer = build_with(final_boot, &metas, &[]);
-    let created = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default();
+    let created = Timestamp::from(SystemTime::now()).rfc3339();
     let history = json!({
-        "created": rfc3339(created),
+        "created": created,
         "created_by": format!("nydusify commit --container {}", info.id),
         "comment": format!("Nydus Commit Layer: changes of container {}", info.id),
         "empty_layer": new_blobs.is_empty(),
@@ -447,28 +445,22 @@ fn pull_base(
             .map(|p| p.digest.clone())
             .context("the conversion pushed no manifest")?;
         let t = &o.target;
-        let dst = Store::registry(
-            registry_for(
-                &t.host,
-                o.target_insecure,
-                o.target_plain_http,
-                o.retries,
-                o.retry_delay,
-                0,
-            )?,
-            &t.repository,
-        );
+        let reg = registry_for(
+            &t.host,
+            o.target_insecure,
+            o.target_plain_http,
+            o.retries,
+            o.retry_delay,
+            0,
+        )?;
         let (m, _) = rt.block_on(crate::resolve::manifest_for(
-            match &dst {
-                Store::Registry { reg, .. } => reg,
-                _ => unreachable!("a registry store"),
-            },
+            &reg,
             &t.repository,
             &digest,
             &o.platform,
             shown,
         ))?;
-        (dst, m, true)
+        (Store::registry(reg, &t.repository), m, true)
     };
     let (config, gz) = rt.block_on(async {
         let config = store
@@ -503,29 +495,6 @@ fn pull_base(
     })
 }
 
-/// `secs` since the epoch as RFC 3339 UTC (`2026-12-04T20:00:00Z`), as image configs write
-/// `created`.
-fn rfc3339(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Civil from days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -539,12 +508,5 @@ mod tests {
         for bad in ["data", "/", "!/a/../b", "!"] {
             assert!(parse_with_paths(&v(&[bad])).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn created_is_rfc3339() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(rfc3339(1_796_342_400 + 3661), "2026-12-04T01:01:01Z");
     }
 }

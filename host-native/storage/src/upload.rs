@@ -158,7 +158,23 @@ fn file_body(path: &Path, offset: u64, len: u64) -> std::io::Result<(Body, Arc<M
     PartSource::Path(path).body(offset, len)
 }
 
-fn header_u64(resp: &Response, name: &str) -> Option<u64> {
+/// The error S3 may put in the body of a 200 answer (to CompleteMultipartUpload and
+/// CopyObject): its kind (`InternalError` and `SlowDown` are worth a retry) and code.
+pub(crate) fn error_in_body(resp: Response) -> Option<(StoreErrorKind, String)> {
+    let body = resp.text().unwrap_or_default();
+    if !body.contains("<Error>") {
+        return None;
+    }
+    let code = xml_text(&body, "Code").unwrap_or_default();
+    let kind = if code == "InternalError" || code == "SlowDown" {
+        StoreErrorKind::Transient
+    } else {
+        StoreErrorKind::Failed
+    };
+    Some((kind, code))
+}
+
+pub(crate) fn header_u64(resp: &Response, name: &str) -> Option<u64> {
     resp.headers()
         .get(name)
         .and_then(|v| v.to_str().ok())
@@ -471,21 +487,13 @@ impl ObjectClient {
                     return Outcome::Fail(err(kind, m));
                 }
                 let crc = header_u64(&resp, "x-oss-hash-crc64ecma");
-                // S3 may answer 200 with an error in the body.
-                let body = resp.text().unwrap_or_default();
-                if body.contains("<Error>") {
-                    let code = xml_text(&body, "Code").unwrap_or_default();
-                    let kind = if code == "InternalError" || code == "SlowDown" {
-                        StoreErrorKind::Transient
-                    } else {
-                        StoreErrorKind::Failed
-                    };
-                    return Outcome::Fail(err(
+                match error_in_body(resp) {
+                    Some((kind, code)) => Outcome::Fail(err(
                         kind,
                         format!("completing the multipart upload: {code}"),
-                    ));
+                    )),
+                    None => Outcome::Done(crc),
                 }
-                Outcome::Done(crc)
             },
             &err,
         )?;

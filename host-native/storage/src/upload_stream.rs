@@ -23,12 +23,12 @@ use std::time::Duration;
 use reqwest::blocking::Response;
 
 use crate::atomic::UndoGuard;
-use crate::http::{describe_failure, xml_text, Outcome};
+use crate::http::{describe_failure, Outcome};
 use crate::object::ObjectClient;
 use crate::sign::crc64::combine;
 use crate::sign::{uri_encode, Method};
 use crate::store::{StoreError, StoreErrorKind};
-use crate::upload::{PartSource, SentPart, Uploaded, PARALLEL_PARTS};
+use crate::upload::{error_in_body, header_u64, PartSource, SentPart, Uploaded, PARALLEL_PARTS};
 
 /// The largest object one copy request takes: S3 `CopyObject` 5 GiB, OSS `CopyObject` 1 GiB.
 fn copy_limit(c: &ObjectClient) -> u64 {
@@ -153,26 +153,13 @@ impl ObjectClient {
                     let (kind, m) = describe_failure(resp);
                     return Outcome::Fail(err(kind, format!("copying the uploaded object: {m}")));
                 }
-                let crc = resp
-                    .headers()
-                    .get("x-oss-hash-crc64ecma")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.trim().parse::<u64>().ok());
-                // S3 may answer 200 with an error in the body.
-                let body = resp.text().unwrap_or_default();
-                if body.contains("<Error>") {
-                    let code = xml_text(&body, "Code").unwrap_or_default();
-                    let kind = if code == "InternalError" || code == "SlowDown" {
-                        StoreErrorKind::Transient
-                    } else {
-                        StoreErrorKind::Failed
-                    };
-                    return Outcome::Fail(err(
-                        kind,
-                        format!("copying the uploaded object: {code}"),
-                    ));
+                let crc = header_u64(&resp, "x-oss-hash-crc64ecma");
+                match error_in_body(resp) {
+                    Some((kind, code)) => {
+                        Outcome::Fail(err(kind, format!("copying the uploaded object: {code}")))
+                    }
+                    None => Outcome::Done(crc),
                 }
-                Outcome::Done(crc)
             },
             &err,
         )?;

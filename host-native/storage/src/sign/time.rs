@@ -65,6 +65,16 @@ impl Timestamp {
         )
     }
 
+    /// RFC 3339 / ISO 8601 extended format, `2013-05-24T00:00:00Z` (image configs'
+    /// `created`).
+    pub fn rfc3339(self) -> String {
+        let c = self.civil();
+        format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+            c.year, c.month, c.day, c.hour, c.minute, c.second
+        )
+    }
+
     /// The date of the credential scope, `20130524`.
     pub fn date_stamp(self) -> String {
         let c = self.civil();
@@ -121,6 +131,15 @@ mod tests {
         assert_eq!(
             Timestamp::new(4102444800).iso8601_basic(),
             "21000101T000000Z"
+        );
+        assert_eq!(Timestamp::new(0).rfc3339(), "1970-01-01T00:00:00Z");
+        assert_eq!(
+            Timestamp::new(951_782_400).rfc3339(),
+            "2000-02-29T00:00:00Z"
+        );
+        assert_eq!(
+            Timestamp::new(1_796_342_400 + 3661).rfc3339(),
+            "2026-12-04T01:01:01Z"
         );
     }
 
