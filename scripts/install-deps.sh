@@ -60,6 +60,8 @@ have bc || need_apt+=(bc)
 have containerd || need_apt+=(containerd)
 have runc || need_apt+=(runc)
 have protoc || need_apt+=(protobuf-compiler)
+# The eStargz tests make real eStargz layers with stargz-snapshotter's ctr-remote.
+have ctr-remote || need_apt+=(stargz-snapshotter)
 # (static: the container has no libc; ldd fails on a static binary)
 if [ ! -x /bin/busybox ] || ldd /bin/busybox >/dev/null 2>&1; then need_apt+=(busybox-static); fi
 have chromium || need_apt+=(chromium)

@@ -49,7 +49,7 @@ step "fuzz targets (build and a short run from the golden seeds)"
     trap 'rm -rf "$seeds"' EXIT
     cp ../core/tests/golden/*.boot ../core/tests/golden/upstream/* "$seeds/"
     rm -f "$seeds/README.md"
-    for t in bootstrap bootstrap_v5 blob tar_layer oci_image read_plan; do
+    for t in bootstrap bootstrap_v5 blob tar_layer oci_image read_plan stargz_toc; do
         if [ -d "regressions/$t" ]; then cp "regressions/$t"/* "$seeds/"; fi
         if ! cargo +stable fuzz run -O "$t" "$seeds" -- -max_total_time=20 -rss_limit_mb=1024 >"$seeds/$t.log" 2>&1; then
             tail -40 "$seeds/$t.log"

@@ -73,7 +73,7 @@ pub fn decompress(
             out.truncate(n);
             out
         }
-        Compressor::Gzip => gunzip(data, size).map_err(fail)?,
+        Compressor::Gzip => gunzip_prefix(data, size).map_err(fail)?,
     };
     if out.len() != size {
         return Err(fail(format!(
@@ -95,13 +95,13 @@ fn max_ratio(c: Compressor) -> u64 {
     }
 }
 
-/// Decodes one gzip member (RFC 1952) whose content is at most `limit` bytes.
-pub fn gunzip(data: &[u8], limit: usize) -> Result<Vec<u8>, String> {
+/// Length of a gzip member's header (RFC 1952: fixed part, FEXTRA, FNAME, FCOMMENT, FHCRC).
+pub fn gzip_header_len(data: &[u8]) -> Result<usize, String> {
     const FHCRC: u8 = 0x02;
     const FEXTRA: u8 = 0x04;
     const FNAME: u8 = 0x08;
     const FCOMMENT: u8 = 0x10;
-    if data.len() < 18 || data[0] != 0x1f || data[1] != 0x8b || data[2] != 8 {
+    if data.len() < 10 || data[0] != 0x1f || data[1] != 0x8b || data[2] != 8 {
         return Err("not a gzip member (bad magic or method)".into());
     }
     let flags = data[3];
@@ -120,15 +120,97 @@ pub fn gunzip(data: &[u8], limit: usize) -> Result<Vec<u8>, String> {
     if flags & FHCRC != 0 {
         pos += 2;
     }
-    let body = data
-        .get(pos..data.len().saturating_sub(8))
-        .ok_or_else(short)?;
-    let out = miniz_oxide::inflate::decompress_to_vec_with_limit(body, limit)
-        .map_err(|e| format!("deflate: {:?}", e.status))?;
-    let trailer = &data[data.len() - 8..];
+    if pos > data.len() {
+        return Err(short());
+    }
+    Ok(pos)
+}
+
+/// Inflates the deflate stream at the start of `body` until it ends (`Ok(out, consumed)`) or,
+/// with `stop_at`, until that many bytes are out. More than `limit` bytes of output is an
+/// error. Bytes after the stream are not looked at.
+fn inflate_raw(
+    body: &[u8],
+    limit: usize,
+    stop_at: Option<usize>,
+) -> Result<(Vec<u8>, usize), String> {
+    use miniz_oxide::inflate::stream::{inflate, InflateState};
+    use miniz_oxide::{DataFormat, MZError, MZFlush, MZStatus};
+    let mut state = InflateState::new_boxed(DataFormat::Raw);
+    // One byte past the limit shows a stream that goes on beyond it.
+    let want = stop_at.map_or(limit.saturating_add(1), |n| n.min(limit));
+    let mut out = vec![0u8; want.min(1 << 20)];
+    let (mut read, mut written) = (0usize, 0usize);
+    loop {
+        if written == out.len() {
+            if stop_at.is_some() && written == want {
+                return Ok((out, read));
+            }
+            if written >= want {
+                return Err(format!("expands to more than {limit} bytes"));
+            }
+            out.resize((out.len() * 2).clamp(1 << 16, want), 0);
+        }
+        let r = inflate(
+            &mut state,
+            &body[read..],
+            &mut out[written..],
+            MZFlush::None,
+        );
+        read += r.bytes_consumed;
+        written += r.bytes_written;
+        match r.status {
+            Ok(MZStatus::StreamEnd) => {
+                out.truncate(written);
+                return Ok((out, read));
+            }
+            Ok(_) | Err(MZError::Buf) if r.bytes_consumed > 0 || r.bytes_written > 0 => {}
+            Ok(_) | Err(MZError::Buf) => {
+                if written == out.len() {
+                    continue;
+                }
+                return Err(format!(
+                    "deflate stream is cut after {written} bytes of output"
+                ));
+            }
+            Err(e) => return Err(format!("deflate: {e:?}")),
+        }
+    }
+}
+
+/// Decodes one whole gzip member (RFC 1952) whose content is at most `limit` bytes; the
+/// trailer's size must match.
+pub fn gunzip(data: &[u8], limit: usize) -> Result<Vec<u8>, String> {
+    let (out, end) = gunzip_member(data, limit)?;
+    let trailer = data
+        .get(end..end + 8)
+        .ok_or_else(|| "gzip trailer is missing".to_string())?;
     let isize = u32::from_le_bytes([trailer[4], trailer[5], trailer[6], trailer[7]]);
     if isize != out.len() as u32 {
         return Err("gzip trailer size does not match the content".into());
+    }
+    Ok(out)
+}
+
+/// Decodes the gzip member at the start of `data` (at most `limit` bytes of content): its
+/// content and where its deflate stream ends (the trailer's offset). Later bytes are ignored.
+pub fn gunzip_member(data: &[u8], limit: usize) -> Result<(Vec<u8>, usize), String> {
+    let start = gzip_header_len(data)?;
+    let (out, used) = inflate_raw(&data[start..], limit, None)?;
+    Ok((out, start + used))
+}
+
+/// The first `size` bytes of the content of the gzip member at the start of `data`: how an
+/// eStargz chunk is read, whose member may go on (tar padding, the next headers) and whose
+/// stored range is an estimate that may end before the member does.
+pub fn gunzip_prefix(data: &[u8], size: usize) -> Result<Vec<u8>, String> {
+    let start = gzip_header_len(data)?;
+    let (out, _) = inflate_raw(&data[start..], size, Some(size))?;
+    if out.len() != size {
+        return Err(format!(
+            "the gzip member holds {} bytes, expected at least {size}",
+            out.len()
+        ));
     }
     Ok(out)
 }
@@ -156,6 +238,41 @@ mod tests {
         // A claimed size no input of this length can produce is refused up front.
         assert!(decompress(Compressor::Zstd, &z, 1 << 40, "t", 0).is_err());
         assert!(decompress(Compressor::None, b"abc", 4, "t", 0).is_err());
+    }
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut g = vec![0x1f, 0x8b, 0x08, 0, 0, 0, 0, 0, 0, 0xff];
+        g.extend(miniz_oxide::deflate::compress_to_vec(data, 6));
+        g.extend(crc32fast::hash(data).to_le_bytes());
+        g.extend((data.len() as u32).to_le_bytes());
+        g
+    }
+
+    /// An eStargz chunk: the first bytes of a member that goes on (and of a stored range that
+    /// may end before the member or run into the next one).
+    #[test]
+    fn gzip_prefixes() {
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let mut g = gzip(&data);
+        assert_eq!(
+            decompress(Compressor::Gzip, &g, 1000, "t", 0).unwrap(),
+            &data[..1000]
+        );
+        assert_eq!(
+            decompress(Compressor::Gzip, &g, data.len(), "t", 0).unwrap(),
+            data
+        );
+        assert!(decompress(Compressor::Gzip, &g, data.len() + 1, "t", 0).is_err());
+        let whole = g.len();
+        g.extend(gzip(b"next member"));
+        assert_eq!(
+            gunzip_member(&g, 1 << 20).unwrap(),
+            (data.clone(), whole - 8)
+        );
+        assert!(gunzip(&g[..whole - 3], 1 << 20).is_err());
+        assert!(gunzip_member(&g, 1000).is_err());
+        // A range cut inside the deflate stream is an error, not short output.
+        assert!(decompress(Compressor::Gzip, &g[..200], data.len(), "t", 0).is_err());
     }
 
     #[test]

@@ -37,6 +37,7 @@ pub mod rafs;
 pub mod read;
 pub mod report;
 pub mod source;
+pub mod stargz;
 pub mod stats;
 pub mod tree;
 pub mod v5;

@@ -319,6 +319,14 @@ pub struct BlobInfo {
     pub cipher_algo: u32,
 }
 
+impl BlobInfo {
+    /// An eStargz layer referenced as it is (`stargz.md`): gzip chunks, no ci table or other
+    /// Nydus section inside the blob (upstream calls it a legacy stargz blob).
+    pub fn is_stargz(&self) -> bool {
+        self.compressor == Compressor::Gzip && self.features & blob_features::SEPARATE == 0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

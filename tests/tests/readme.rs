@@ -17,12 +17,13 @@ use std::process::Command;
 use nydus_tests::*;
 
 /// Blocks not run here, by a line they contain, with why and what covers them.
-const NOT_RUN_HERE: [(&str, &str); 6] = [
+const NOT_RUN_HERE: [(&str, &str); 7] = [
     ("bash scripts/quickstart.sh", "the set-up command: CI runs the other one, this test is part of it"),
     ("bash scripts/test.sh", "the test command itself"),
     ("-p nydus-plugin-policy -p nydus-plugin-bookkeeping", "builds with cargo, which the test harness holds the lock of; tests/hooks.rs builds the same plugins (in a target directory of its own) and converts with them"),
     ("cargo run --release --example converter", "builds with cargo, which the test harness holds the lock of; tests/library.rs runs the built example against a registry"),
     ("nydusify commit --containerd-address", "needs containerd running a container of the image; tests/commit.rs starts containerd + runc, runs one and commits it with these flags"),
+    ("-t estargztoc-ref", "needs eStargz layers, which ctr-remote makes against a running containerd; tests/stargz.rs makes them and builds, checks and unpacks with these commands"),
     ("python3 -m http.server", "builds with cargo (the test harness holds cargo's lock) and serves until killed; tests/browser.rs builds web/dist and opens it in headless chromium"),
 ];
 

@@ -63,7 +63,7 @@ fn ci_entries(reader: &ChunkReader, index: u32) -> Result<Option<Vec<CiEntry>>> 
     let v5 = info.features & blob_features::V5_NO_EXT_BLOB_TABLE != 0
         || (info.ci_offset == 0 && info.ci_uncompressed_size == 0);
     let blob = reader.open_blob(index)?;
-    if blob.layout == BlobLayout::Uncompressed || info.chunk_count == 0 || v5 {
+    if blob.layout == BlobLayout::Uncompressed || info.chunk_count == 0 || v5 || info.is_stargz() {
         return Ok(None);
     }
     let src = StoreSource::new(blob.store.as_ref())?;
@@ -229,7 +229,9 @@ fn blob_problem(
         .max()
         .unwrap_or(0);
     let ci_end = match blob.layout {
-        BlobLayout::Stored if info.ci_offset > 0 => info.ci_offset + info.ci_compressed_size,
+        BlobLayout::Stored if info.ci_offset > 0 && !info.is_stargz() => {
+            info.ci_offset + info.ci_compressed_size
+        }
         _ => 0,
     };
     let want = chunks_end.max(ci_end);

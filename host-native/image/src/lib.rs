@@ -25,6 +25,7 @@ pub mod merge;
 pub mod optimize;
 pub mod pipeline;
 pub mod prefetch;
+pub mod stargz;
 pub mod stat;
 pub mod tarsrc;
 pub mod unpack;

@@ -1,4 +1,5 @@
-//! The golden-vector checks of `core/tests/{worked_example,upstream_golden}.rs` and the
+//! The golden-vector checks of `core/tests/{worked_example,upstream_golden}.rs`, the eStargz
+//! vectors of `core/src/stargz/build.rs` and the
 //! decode-error table of `core/tests/decode_errors.rs`, compiled to `wasm32-unknown-unknown`
 //! and run by `run.mjs` under Node, so the WASM build of the core is proven to encode and
 //! decode the same bytes, and to refuse the same corruptions with the same typed errors, as
@@ -28,6 +29,9 @@ const DIR_V5: (&[u8], &[u8]) = (
     include_bytes!("../../../core/tests/golden/upstream/up-dir-v5.blob"),
 );
 const LAYER: &[u8] = include_bytes!("../../../core/tests/golden/upstream/up-layer-inline-toc.blob");
+const STARGZ_SAMPLE: &[u8] = include_bytes!("../../../core/tests/golden/stargz/sample-toc.json");
+const STARGZ_TWO: &[u8] = include_bytes!("../../../core/tests/golden/stargz/two.esgz");
+const STARGZ_TWO_LISTING: &str = include_str!("../../../core/tests/golden/stargz/two.listing");
 
 /// The mutation table shared with `core/tests/decode_errors.rs`.
 mod mutations {
@@ -77,6 +81,29 @@ pub fn run_all() -> Result<u32, String> {
         return Err("layer: listing differs".into());
     }
     passed += 1;
+    // eStargz: upstream's TOC test vector, and a real layer built and read back (its chunks
+    // inflated from the layer's own gzip members).
+    let sample = nydus_core::stargz::build_from_toc(
+        STARGZ_SAMPLE,
+        &nydus_core::stargz::StargzOptions {
+            blob_id: "0".repeat(64),
+            blob_size: 0x100_0000,
+        },
+    )
+    .map_err(|e| format!("stargz sample: {e}"))?;
+    if sha256(&sample.ci_section).to_hex()
+        != "bd4eff3fe6f5a352457c076d2133583e43db895b4af08d717b3fbcaeca89834e"
+    {
+        return Err("stargz sample: the ci section differs from upstream's vector".into());
+    }
+    passed += 1;
+    let boot = nydus_core::stargz::layer_bootstrap(STARGZ_TWO)
+        .map_err(|e| format!("stargz layer: {e}"))?;
+    let b = Bootstrap::open(boot).map_err(|e| format!("stargz layer: {e}"))?;
+    if listing(&b, &[STARGZ_TWO]).map_err(|e| format!("stargz layer: {e}"))? != STARGZ_TWO_LISTING {
+        return Err("stargz layer: listing differs".into());
+    }
+    passed += 1;
     for v5 in [false, true] {
         mutations::run(v5)?;
         passed += 1;
@@ -120,6 +147,6 @@ pub extern "C" fn message_len() -> u32 {
 mod tests {
     #[test]
     fn passes_natively_too() {
-        assert_eq!(super::run_all(), Ok(7));
+        assert_eq!(super::run_all(), Ok(9));
     }
 }

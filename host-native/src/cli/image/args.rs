@@ -67,7 +67,7 @@ pub struct BlobSourceArgs {
 pub struct CreateArgs {
     /// Source directory, or layer tar stream with `-t tar-rafs`/`targz-rafs`.
     pub source: PathBuf,
-    /// Source type: dir-rafs (alias directory), tar-rafs or targz-rafs (plain, gzip or zstd layer stream; `-` is stdin); stargz and ref types are not built yet.
+    /// Source type: dir-rafs (alias directory), tar-rafs or targz-rafs (plain, gzip or zstd layer stream; `-` is stdin), estargztoc-ref (alias stargz_index: an eStargz TOC or layer file); the other ref types are not built yet.
     #[arg(
         short = 't',
         long = "type",
@@ -122,6 +122,10 @@ pub struct CreateArgs {
     /// Override the blob id.
     #[arg(long = "blob-id")]
     pub blob_id: Option<String>,
+    /// `estargztoc-ref`: the eStargz layer's size (hex, `0x` optional); by default the size
+    /// of the layer file given as the source.
+    #[arg(long = "blob-data-size")]
+    pub blob_data_size: Option<String>,
     /// Hidden upstream option: start chunk data at this offset (only 0 is supported).
     #[arg(long = "blob-offset", default_value = "0", hide = true)]
     pub blob_offset: String,

@@ -6,6 +6,7 @@ use nydus_core::digest::Digester;
 use nydus_core::layer::WhiteoutSpec;
 use nydus_core::model::Compressor;
 use nydus_host_image::create::{build, BlobTarget, Plan};
+use nydus_host_image::stargz::{self, StargzPlan};
 use nydus_host_image::tarsrc;
 use nydus_host_storage::atomic::{write_file, Scratch};
 use nydus_host_storage::config::{self, BackendConfig, LocalBlobs};
@@ -40,8 +41,12 @@ pub fn plan_upload(a: &CreateArgs) -> Result<(Plan, Upload)> {
     let tar = match a.source_type.as_str() {
         "dir-rafs" | "directory" => false,
         "tar-rafs" | "targz-rafs" => true,
-        "estargz-rafs" | "targz-ref" | "estargz-ref" | "estargztoc-ref"
-        | "stargz_index" | "tar-tarfs" => return Err(not_built(&format!("source type {}", a.source_type))),
+        "estargztoc-ref" | "stargz_index" => {
+            bail!("internal: -t {} is built by run_stargz", a.source_type)
+        }
+        "estargz-rafs" | "targz-ref" | "estargz-ref" | "tar-tarfs" => {
+            return Err(not_built(&format!("source type {}", a.source_type)))
+        }
         t => bail!("invalid --type {t:?}: expected dir-rafs, tar-rafs, targz-rafs, estargz-rafs, targz-ref, estargz-ref, estargztoc-ref or tar-tarfs"),
     };
     let v5 = match a.fs_version.as_str() {
@@ -225,6 +230,9 @@ pub fn run(a: CreateArgs) -> Result<()> {
             crate::cli::check_output_path(path, flag)?;
         }
     }
+    if matches!(a.source_type.as_str(), "estargztoc-ref" | "stargz_index") {
+        return run_stargz(&a);
+    }
     let (p, upload) = plan_upload(&a)?;
     // Output directories are made as upstream makes them.
     for (d, flag) in [
@@ -304,6 +312,99 @@ pub fn run(a: CreateArgs) -> Result<()> {
         b.blob_id,
         b.blob_size,
         p.compressor.name(),
+        b.table_ids.len()
+    );
+    Ok(())
+}
+
+/// The plan of `-t estargztoc-ref`: RAFS v6, gzip, SHA-256 and the TOC's chunk size are
+/// forced (`stargz.md` §3); no blob is written.
+pub fn stargz_plan(a: &CreateArgs) -> Result<StargzPlan> {
+    let t = &a.source_type;
+    for (given, what) in [
+        (a.blob.is_some(), "--blob"),
+        (a.blob_dir.is_some(), "--blob-dir"),
+        (a.blob_cache_dir.is_some(), "--blob-cache-dir"),
+        (a.blob_inline_meta, "--blob-inline-meta"),
+        (a.backend_type.is_some(), "--backend-type"),
+        (a.chunk_dict.is_some(), "--chunk-dict"),
+        (a.encrypt, "--encrypt"),
+        (a.fs_version != "6", "--fs-version 5"),
+    ] {
+        if given {
+            bail!(
+                "-t {t} writes no blob (the eStargz layer is the blob) and conflicts with {what}"
+            );
+        }
+    }
+    if let Some(c) = &a.compressor {
+        if c != "gzip" {
+            log::info!("-t {t} uses gzip (the layer's own compression), not --compressor {c}");
+        }
+    }
+    let bootstrap = a
+        .bootstrap
+        .clone()
+        .with_context(|| format!("-t {t} needs --bootstrap"))?;
+    if let Some(id) = &a.blob_id {
+        if id.len() != 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            bail!("invalid --blob-id {id:?}: the hex of the eStargz layer's sha256 digest (64 characters, no `sha256:`)");
+        }
+    }
+    let blob_size = a
+        .blob_data_size
+        .as_deref()
+        .map(|s| {
+            u64::from_str_radix(s.trim_start_matches("0x").trim_start_matches("0X"), 16)
+                .with_context(|| format!("invalid --blob-data-size {s:?}: a hex number"))
+        })
+        .transpose()?;
+    let whiteout = WhiteoutSpec::from_name(&a.whiteout_spec).with_context(|| {
+        format!(
+            "invalid --whiteout-spec {:?}: expected oci, overlayfs or none",
+            a.whiteout_spec
+        )
+    })?;
+    let prefetch = match a.prefetch_policy.as_str() {
+        "fs" => super::read_prefetch_patterns()?,
+        "none" => Vec::new(),
+        p => bail!("invalid --prefetch-policy {p:?} for -t {t}: expected fs or none"),
+    };
+    Ok(StargzPlan {
+        source: a.source.clone(),
+        bootstrap,
+        blob_id: a.blob_id.clone(),
+        blob_size,
+        parent: a.parent_bootstrap.clone(),
+        whiteout,
+        explicit_uid_gid: !a.repeatable,
+        prefetch,
+        check: !a.disable_check,
+    })
+}
+
+fn run_stargz(a: &CreateArgs) -> Result<()> {
+    let p = stargz_plan(a)?;
+    let b = stargz::build(&p)?;
+    if let Some(j) = &a.output_json {
+        let v = json!({
+            "version": concat!(env!("CARGO_PKG_NAME"), "-", env!("CARGO_PKG_VERSION")),
+            "bootstrap": p.bootstrap.display().to_string(),
+            "blobs": b.table_ids,
+            "external_bootstrap": "",
+            "external_blobs": [],
+            "fs_version": "6",
+            "compressor": "gzip",
+            "toc_digest": format!("sha256:{}", b.toc_digest),
+        });
+        write_file(j, serde_json::to_string_pretty(&v)?.as_bytes())?;
+    }
+    log::info!(
+        "built RAFS v6 {} from the eStargz TOC of blob {} ({} chunks, chunk size {:#x}), {} blob(s) in its table",
+        p.bootstrap.display(),
+        b.blob.blob_id,
+        b.blob.chunk_count,
+        b.blob.chunk_size,
         b.table_ids.len()
     );
     Ok(())

@@ -1,0 +1,188 @@
+//! `create -t estargztoc-ref` (legacy `stargz_index`): a bootstrap whose chunks are the gzip
+//! members of an unmodified eStargz layer (`stargz.md`), built from the layer's TOC, given as
+//! the extracted `stargz.index.json` or as the layer file itself (the TOC found by its
+//! footer). No data blob is written: the layer is the blob.
+
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use nydus_core::digest::{sha256, Digester, Sha256Stream};
+use nydus_core::layer::WhiteoutSpec;
+use nydus_core::model::{BlobInfo, Compressor};
+use nydus_core::stargz::footer::{toc_json, toc_offset, FOOTER_SIZE};
+use nydus_core::stargz::{build_from_toc, StargzOptions};
+use nydus_core::v6::writer::{write_bootstrap, V6Options};
+use nydus_host_storage::atomic::write_file;
+
+use crate::layered::Layered;
+use crate::prefetch::prefetch_nodes;
+
+/// What to build from a TOC.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StargzPlan {
+    /// The TOC JSON, or an eStargz layer file (told apart by the gzip magic).
+    pub source: PathBuf,
+    pub bootstrap: PathBuf,
+    /// The layer's id (digest hex); required for a TOC, the layer's SHA-256 by default.
+    pub blob_id: Option<String>,
+    /// The layer's size; required for a TOC, the file's size by default.
+    pub blob_size: Option<u64>,
+    pub parent: Option<PathBuf>,
+    pub whiteout: WhiteoutSpec,
+    pub explicit_uid_gid: bool,
+    /// Prefetch patterns (`--prefetch-policy fs`).
+    pub prefetch: Vec<String>,
+    pub check: bool,
+}
+
+/// What a TOC build produced (the bootstrap is written).
+#[derive(Debug, Clone)]
+pub struct StargzBuilt {
+    pub bootstrap: Vec<u8>,
+    /// The layer's blob-table entry.
+    pub blob: BlobInfo,
+    /// Ids of the bootstrap's blob table.
+    pub table_ids: Vec<String>,
+    /// SHA-256 of the TOC JSON: the layer's `containerd.io/snapshot/stargz/toc.digest`.
+    pub toc_digest: String,
+    /// The ci section upstream computes for the layer (ci data, then its 4096-byte header).
+    pub ci_section: Vec<u8>,
+}
+
+/// A TOC source: its JSON and, for a layer file, the layer's size and SHA-256 hex.
+#[derive(Debug, Clone)]
+pub struct TocSource {
+    pub json: Vec<u8>,
+    pub layer: Option<(u64, String)>,
+}
+
+/// Reads the TOC of `path`: a JSON file, or an eStargz layer whose footer locates it.
+pub fn read_toc(path: &Path, want_digest: bool) -> Result<TocSource> {
+    let shown = path.display();
+    let f = File::open(path).with_context(|| format!("{shown}: opening the TOC source"))?;
+    let size = f
+        .metadata()
+        .with_context(|| format!("{shown}: stat"))?
+        .len();
+    let mut magic = [0u8; 2];
+    let n = f
+        .read_at(&mut magic, 0)
+        .with_context(|| format!("{shown}: reading"))?;
+    if n < 2 || magic != [0x1f, 0x8b] {
+        let mut json = Vec::new();
+        (&f).read_to_end(&mut json)
+            .with_context(|| format!("{shown}: reading the TOC"))?;
+        return Ok(TocSource { json, layer: None });
+    }
+    let tail_len = size.min(FOOTER_SIZE as u64);
+    let mut tail = vec![0u8; tail_len as usize];
+    f.read_exact_at(&mut tail, size - tail_len)
+        .with_context(|| format!("{shown}: reading the footer"))?;
+    let (off, footer) = toc_offset(&tail).with_context(|| format!("{shown}"))?;
+    let toc_end = size - footer as u64;
+    if off >= toc_end {
+        bail!("{shown}: the footer puts the TOC at {off}, past the layer's {toc_end} bytes of members");
+    }
+    let mut member = vec![0u8; (toc_end - off) as usize];
+    f.read_exact_at(&mut member, off)
+        .with_context(|| format!("{shown}: reading the TOC member"))?;
+    let json = toc_json(&member, off).with_context(|| format!("{shown}"))?;
+    let digest = if want_digest {
+        let mut h = Sha256Stream::new();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut pos = 0u64;
+        loop {
+            let n = f
+                .read_at(&mut buf, pos)
+                .with_context(|| format!("{shown}: hashing the layer"))?;
+            if n == 0 {
+                break;
+            }
+            h.update(&buf[..n]);
+            pos += n as u64;
+        }
+        h.finish().to_hex()
+    } else {
+        String::new()
+    };
+    Ok(TocSource {
+        json,
+        layer: Some((size, digest)),
+    })
+}
+
+/// Builds per `p` and writes the bootstrap.
+pub fn build(p: &StargzPlan) -> Result<StargzBuilt> {
+    let shown = p.source.display();
+    let src = read_toc(&p.source, p.blob_id.is_none())?;
+    let (blob_id, blob_size) = match (&src.layer, &p.blob_id, p.blob_size) {
+        (_, Some(id), Some(size)) => (id.clone(), size),
+        (Some((size, digest)), id, given) => (
+            id.clone().unwrap_or_else(|| digest.clone()),
+            given.unwrap_or(*size),
+        ),
+        (None, None, _) => {
+            bail!("{shown}: a TOC needs --blob-id (the hex of the eStargz layer's digest)")
+        }
+        (None, _, None) => {
+            bail!("{shown}: a TOC needs --blob-data-size (the eStargz layer's size, hex)")
+        }
+    };
+    if let Some((size, _)) = &src.layer {
+        if blob_size > *size {
+            bail!("{shown}: --blob-data-size {blob_size:#x} is larger than the layer's {size:#x} bytes");
+        }
+    }
+    let built = build_from_toc(&src.json, &StargzOptions { blob_id, blob_size })
+        .with_context(|| format!("{shown}"))?;
+    let layered = Layered::open(p.parent.as_deref(), None, p.whiteout, built.chunk_size, 6)?;
+    let has_data = built.blob.chunk_count > 0;
+    let (tree, mut table, slot) = match layered {
+        Some(l) => l.merge(&built.tree)?,
+        None => {
+            let table = if has_data {
+                vec![BlobInfo::default()]
+            } else {
+                Vec::new()
+            };
+            (built.tree, table, has_data.then_some(0))
+        }
+    };
+    if let Some(i) = slot {
+        table[i] = built.blob.clone();
+    }
+    let prefetch = prefetch_nodes(&tree, &p.prefetch, true);
+    let bootstrap = write_bootstrap(
+        &tree,
+        &table,
+        &V6Options {
+            chunk_size: built.chunk_size,
+            compressor: Compressor::Gzip,
+            digester: Digester::Sha256,
+            explicit_uid_gid: p.explicit_uid_gid,
+            prefetch: if table.is_empty() {
+                Vec::new()
+            } else {
+                prefetch
+            },
+            inlined_chunk_digest: false,
+            force_has_xattr: false,
+        },
+    )
+    .map_err(anyhow::Error::new)?;
+    if p.check {
+        crate::check::self_check(&bootstrap)
+            .context("post-build validation of the new bootstrap")?;
+    }
+    write_file(&p.bootstrap, &bootstrap)?;
+    Ok(StargzBuilt {
+        table_ids: table.iter().map(|b| b.blob_id.clone()).collect(),
+        bootstrap,
+        blob: built.blob,
+        toc_digest: sha256(&src.json).to_hex(),
+        ci_section: built.ci_section,
+    })
+}
