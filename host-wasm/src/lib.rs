@@ -70,6 +70,23 @@ fn js_err(what: &str, e: impl std::fmt::Display) -> JsError {
     JsError::new(&format!("{what}: {e}"))
 }
 
+/// The bootstrap of an eStargz layer opened on its own: built from its TOC, naming the layer
+/// `"x"` × 64 as an inline bootstrap names its blob (the page registers the file under it).
+fn stargz_bootstrap<R: ReadAt + ?Sized>(
+    src: &R,
+) -> Result<Vec<u8>, nydus_core::stargz::StargzError> {
+    nydus_core::stargz::layer_bootstrap(src, &"x".repeat(64))
+}
+
+fn not_an_image(name: &str, first: &impl std::fmt::Display) -> JsError {
+    js_err(
+        &format!(
+            "{name}: not a RAFS bootstrap (v5 or v6), a blob with one inside, or an eStargz layer"
+        ),
+        first,
+    )
+}
+
 /// Text if the bytes are printable UTF-8, else hex.
 fn shown(v: &[u8]) -> Value {
     match std::str::from_utf8(v) {
@@ -89,20 +106,18 @@ pub struct Inspector {
 
 #[wasm_bindgen]
 impl Inspector {
-    /// Opens a bootstrap held in memory, or the bootstrap inlined in a blob held in memory
-    /// (the page then registers the blob file itself under the id `"x"` × 64).
+    /// Opens a bootstrap held in memory, the bootstrap inlined in a blob held in memory, or an
+    /// eStargz layer (its bootstrap built from its TOC); for the last two the page registers
+    /// the file itself as the blob under the id `"x"` × 64.
     pub fn open(name: String, bytes: Vec<u8>) -> Result<Inspector, JsError> {
         let boot = match Rafs::open(Src::Bytes(bytes.clone())) {
             Ok(b) => b,
             Err(first) => {
-                let inner = extract_inline_bootstrap(bytes.as_slice()).map_err(|_| {
-                    js_err(
-                        &format!(
-                            "{name}: not a RAFS bootstrap (v5 or v6) nor a blob with one inside"
-                        ),
-                        &first,
-                    )
-                })?;
+                let inner = match extract_inline_bootstrap(bytes.as_slice()) {
+                    Ok(inner) => inner,
+                    Err(_) => stargz_bootstrap(bytes.as_slice())
+                        .map_err(|_| not_an_image(&name, &first))?,
+                };
                 Rafs::open(Src::Bytes(inner))
                     .map_err(|e| js_err(&format!("{name}: the bootstrap inside this blob"), e))?
             }
@@ -141,12 +156,10 @@ impl Inspector {
             size: size as u64,
             read: read.clone(),
         };
-        let inner = extract_inline_bootstrap(&src).map_err(|_| {
-            js_err(
-                &format!("{name}: not a RAFS bootstrap (v5 or v6) nor a blob with one inside"),
-                &first,
-            )
-        })?;
+        let inner = match extract_inline_bootstrap(&src) {
+            Ok(inner) => inner,
+            Err(_) => stargz_bootstrap(&src).map_err(|_| not_an_image(&name, &first))?,
+        };
         let boot = Rafs::open(Src::Bytes(inner))
             .map_err(|e| js_err(&format!("{name}: the bootstrap inside this blob"), e))?;
         let mut blobs = HashMap::new();

@@ -166,6 +166,39 @@ fn inspector_page_in_headless_chromium() {
         "expect": {"stats": stat_of(&merged, t.path()), "root": ["bin", "del", "etc", "opq"],
                    "file": {"path": "/etc/hosts", "content": "recreated\n", "mode": "600",
                             "size": 10, "chunks": 1}}}));
+    // An image referencing an eStargz layer (chunks inflated from the layer's gzip members),
+    // and the layer itself opened on its own (its bootstrap built in the page from the TOC).
+    let esgz = std::fs::read(repo().join("core/tests/golden/stargz/two.esgz")).unwrap();
+    let edir = t.path().join("estargz");
+    std::fs::create_dir_all(&edir).unwrap();
+    let hex = nydus_core::digest::sha256(&esgz).to_hex();
+    std::fs::write(edir.join(&hex), &esgz).unwrap();
+    let eboot = t.path().join("estargz.boot");
+    nydus_image_ok(&[
+        "create",
+        "-t",
+        "estargztoc-ref",
+        "-B",
+        &s(&eboot),
+        &s(&edir.join(&hex)),
+    ]);
+    let two =
+        json!({"path": "/etc/two", "content": "two\n", "mode": "644", "size": 4, "chunks": 1});
+    let estats = stat_of(&eboot, t.path());
+    cases.push(
+        json!({"name": "estargz", "boot": s(&eboot), "blobs": [s(&edir.join(&hex))],
+        "expect": {"stats": estats, "root": ["etc"], "file": two}}),
+    );
+    let layer = t.path().join("layer.esgz");
+    std::fs::write(&layer, &esgz).unwrap();
+    cases.push(
+        json!({"name": "estargz-layer", "boot": s(&layer), "blobs": [],
+        "expect": {"stats": estats, "root": ["etc"], "file": two}}),
+    );
+    cases.push(
+        json!({"name": "estargz-layer-lazy", "lazy": true, "boot": s(&layer), "blobs": [],
+        "expect": {"stats": estats, "root": ["etc"], "file": two}}),
+    );
     // Files the page must refuse with a message.
     let garbage = t.path().join("garbage.boot");
     std::fs::write(&garbage, noise(20_000, 5)).unwrap();

@@ -636,7 +636,8 @@ mod tests {
     /// its member.
     #[test]
     fn a_real_layer_reads_back() {
-        let boot = super::super::layer_bootstrap(TWO).unwrap();
+        let boot =
+            super::super::layer_bootstrap(TWO, &crate::digest::sha256(TWO).to_hex()).unwrap();
         let b = crate::rafs::Rafs::open(boot).unwrap();
         assert!(b.check().findings.is_empty(), "{:?}", b.check().findings);
         let l = crate::listing::listing(&b, &[TWO]).unwrap();

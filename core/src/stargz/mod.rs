@@ -18,8 +18,9 @@ pub mod toc;
 
 use std::fmt;
 
-use crate::digest::{sha256, Digester};
+use crate::digest::Digester;
 use crate::model::Compressor;
+use crate::source::ReadAt;
 use crate::v6::writer::{write_bootstrap, V6Options};
 
 pub use build::{build_from_toc, StargzBuild, StargzOptions};
@@ -34,30 +35,41 @@ pub const NO_PREFETCH_LANDMARK: &str = ".no.prefetch.landmark";
 /// Layer annotation carrying the TOC's digest.
 pub const TOC_DIGEST_ANNOTATION: &str = "containerd.io/snapshot/stargz/toc.digest";
 
-/// The TOC JSON of a whole eStargz layer held in memory (located by its footer).
-pub fn layer_toc(layer: &[u8]) -> Result<Vec<u8>, StargzError> {
-    let (off, footer) = footer::toc_offset(layer)?;
-    let end = layer.len() - footer;
-    let member = usize::try_from(off)
-        .ok()
-        .filter(|&o| o < end)
-        .map(|o| &layer[o..end])
-        .ok_or_else(|| StargzError::Footer {
-            reason: format!("the TOC offset {off} is past the layer's {end} bytes of members"),
+/// The TOC JSON of an eStargz layer read through `src` (located by its footer).
+pub fn layer_toc<R: ReadAt + ?Sized>(src: &R) -> Result<Vec<u8>, StargzError> {
+    let size = src.size();
+    let tail_len = size.min(footer::FOOTER_SIZE as u64);
+    let tail = src
+        .read_vec(size - tail_len, tail_len)
+        .map_err(|e| StargzError::Footer {
+            reason: e.to_string(),
         })?;
-    footer::toc_json(member, off)
+    let (off, footer_len) = footer::toc_offset(&tail)?;
+    let end = size - footer_len as u64;
+    if off >= end {
+        return Err(StargzError::Footer {
+            reason: format!("the TOC offset {off} is past the layer's {end} bytes of members"),
+        });
+    }
+    let member = src
+        .read_vec(off, end - off)
+        .map_err(|e| StargzError::TocMember {
+            offset: off,
+            reason: e.to_string(),
+        })?;
+    footer::toc_json(&member, off)
 }
 
-/// The RAFS v6 bootstrap of one whole eStargz layer held in memory (its blob id = its
-/// SHA-256): what `nydus-image create -t estargztoc-ref <layer>` writes, for hosts without
-/// files (the browser, the WASM golden vectors).
-pub fn layer_bootstrap(layer: &[u8]) -> Result<Vec<u8>, StargzError> {
-    let toc = layer_toc(layer)?;
+/// The RAFS v6 bootstrap of one eStargz layer read through `src`, naming the layer
+/// `blob_id`: what `nydus-image create -t estargztoc-ref <layer>` writes, for hosts without
+/// files (the browser inspector opening a layer, the WASM golden vectors).
+pub fn layer_bootstrap<R: ReadAt + ?Sized>(src: &R, blob_id: &str) -> Result<Vec<u8>, StargzError> {
+    let toc = layer_toc(src)?;
     let b = build_from_toc(
         &toc,
         &StargzOptions {
-            blob_id: sha256(layer).to_hex(),
-            blob_size: layer.len() as u64,
+            blob_id: blob_id.to_string(),
+            blob_size: src.size(),
         },
     )?;
     let table = if b.blob.chunk_count > 0 {

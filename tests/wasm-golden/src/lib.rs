@@ -97,7 +97,7 @@ pub fn run_all() -> Result<u32, String> {
         return Err("stargz sample: the ci section differs from upstream's vector".into());
     }
     passed += 1;
-    let boot = nydus_core::stargz::layer_bootstrap(STARGZ_TWO)
+    let boot = nydus_core::stargz::layer_bootstrap(STARGZ_TWO, &sha256(STARGZ_TWO).to_hex())
         .map_err(|e| format!("stargz layer: {e}"))?;
     let b = Bootstrap::open(boot).map_err(|e| format!("stargz layer: {e}"))?;
     if listing(&b, &[STARGZ_TWO]).map_err(|e| format!("stargz layer: {e}"))? != STARGZ_TWO_LISTING {
