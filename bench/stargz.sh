@@ -7,7 +7,9 @@
 #     recompressed and pushed) vs copying it (`skopeo copy`);
 #   - a cold read-all (empty blob cache, page cache dropped) through the `nydusd` entry of the
 #     eStargz-referencing image (every chunk inflated from the layer's gzip members) vs the
-#     same tree built as a Nydus blob (zstd), both from a localfs directory.
+#     same tree built as a Nydus blob (zstd), both from a localfs directory;
+#     with UPSTREAM_NYDUSD=<path> (built outside the repo) also upstream nydusd reading the
+#     same eStargz image (its work directory holding the `.blob.meta` we write).
 # Figures: wall seconds and peak RSS, bytes written.
 #
 # usage: bench/stargz.sh [TREE]  (needs root, docker-registry, umoci, skopeo, containerd,
@@ -93,7 +95,8 @@ LAYER=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['layers'
 printf '%-58s %8.1f MB\n' "eStargz layer" "$(echo "$(stat -c %s "$LAYERS/$LAYER")/1000000" | bc -l)"
 
 timed "nydus-image create -t estargztoc-ref (bootstrap only)" \
-    "$BIN/nydus-image" create -t estargztoc-ref -B "$W/esgz.boot" "$LAYERS/$LAYER"
+    "$BIN/nydus-image" create -t estargztoc-ref --blob-cache-dir "$W/meta" -B "$W/esgz.boot" \
+    "$LAYERS/$LAYER"
 printf '%-58s %8.1f KB written\n' "" "$(echo "$(stat -c %s "$W/esgz.boot")/1000" | bc -l)"
 timed "nydusify convert (every byte recompressed and pushed)" "$BIN/nydusify" convert \
     --source "$IMG" --target "$REG/deb/minbase:nydus" --plain-http --work-dir "$W/cw"
@@ -102,19 +105,26 @@ timed "skopeo copy (the OCI image to a second tag)" skopeo copy --src-tls-verify
 timed "nydus-image create (the tree as a zstd Nydus blob)" \
     "$BIN/nydus-image" create -B "$W/nydus.boot" -D "$W/blobs" "$TREE"
 
-read_all() { # label, bootstrap, blob dir
-    local mp="$W/mnt" work="$W/work-$RANDOM"
-    mkdir -p "$mp"
+read_all() { # label, bootstrap, blob dir[, daemon and its extra flags]
+    local mp="$W/mnt" work="$W/work-$RANDOM" daemon="${4:-$BIN/nydusd}"
+    mkdir -p "$mp" "$work"
+    cp "$W"/meta/*.blob.meta "$work/"
     printf '{"version": 2, "backend": {"type": "localfs", "localfs": {"dir": "%s"}}, "cache": {"type": "filecache", "filecache": {"work_dir": "%s"}}}' "$3" "$work" >"$W/cfg.json"
     sync
     echo 3 >/proc/sys/vm/drop_caches
-    "$BIN/nydusd" --config "$W/cfg.json" --mountpoint "$mp" --bootstrap "$2" >"$W/nydusd.log" 2>&1 &
+    # shellcheck disable=SC2086
+    $daemon --config "$W/cfg.json" --mountpoint "$mp" --bootstrap "$2" >"$W/nydusd.log" 2>&1 &
     local pid=$!
     for _ in $(seq 100); do mountpoint -q "$mp" && break; sleep 0.05; done
     timed "$1" sh -c "find '$mp' -type f -exec cat {} + >/dev/null"
     kill "$pid"
     wait "$pid" 2>/dev/null || true
+    umount "$mp" 2>/dev/null || true
 }
 echo
 read_all "cold read-all: eStargz layer (gzip members)" "$W/esgz.boot" "$LAYERS"
 read_all "cold read-all: Nydus blob (zstd)" "$W/nydus.boot" "$W/blobs"
+if [ -n "${UPSTREAM_NYDUSD:-}" ]; then
+    read_all "cold read-all: eStargz layer, upstream nydusd" "$W/esgz.boot" "$LAYERS" \
+        "$UPSTREAM_NYDUSD --rlimit-nofile 0 --log-level error"
+fi

@@ -63,7 +63,19 @@ fn fixture() -> &'static Fixture {
         mknod(&four.join("opt/null"), libc::S_IFCHR | 0o644, 1, 3);
         mknod(&four.join("opt/pipe"), libc::S_IFIFO | 0o600, 0, 0);
         lchown(&four.join("opt/data/small"), 1000, 1001);
-        set_mtime(&four.join("opt/data/small"), 1_600_000_000, 0);
+        // Whole seconds: a TOC's modtime has no fraction (ctr-remote rounds it), a PAX tar's
+        // has one.
+        for (p, t) in [
+            ("opt/data/big", 1_600_000_100),
+            ("opt/sym", 1_600_000_200),
+            ("opt/null", 1_600_000_300),
+            ("opt/pipe", 1_600_000_400),
+            ("opt/data/small", 1_600_000_000),
+            ("opt/data", 1_600_000_500),
+            ("opt", 1_600_000_600),
+        ] {
+            set_mtime(&four.join(p), t, 0);
+        }
         let o = run(Command::new("tar")
             .args(["--xattrs", "--xattrs-include=*", "--numeric-owner", "-C"])
             .arg(&four)
@@ -145,6 +157,8 @@ fn fixture() -> &'static Fixture {
             let out = d.join(format!("out{i}.json"));
             let mut args = vec![
                 "create".to_string(),
+                "--blob-cache-dir".into(),
+                s(&d.join("meta")),
                 "-t".into(),
                 if i % 2 == 0 {
                     "estargztoc-ref"
@@ -193,6 +207,17 @@ fn fixture() -> &'static Fixture {
                 "layer {i}: the blob table holds every layer so far: {j}"
             );
             assert_eq!(j["blobs"][i], json!(hex));
+            // The ci upstream nydusd reads from its work directory: raw ci padded to 4 KiB,
+            // then the ci header (magic at both ends).
+            let meta = fs::read(d.join("meta").join(format!("{hex}.blob.meta"))).unwrap();
+            assert!(
+                meta.len() >= 8192 && meta.len() % 4096 == 0,
+                "{}",
+                meta.len()
+            );
+            let magic = 0xB10B_B10Bu32.to_le_bytes();
+            assert_eq!(&meta[meta.len() - 4096..meta.len() - 4092], &magic);
+            assert_eq!(&meta[meta.len() - 4..], &magic);
             boots.push(boot);
         }
         Fixture {

@@ -39,6 +39,10 @@ pub struct StargzBuild {
     /// The compression-info section upstream would append to a blob (ci data, then the
     /// 4096-byte ci header): `stargz.md` §3's test vector is its SHA-256.
     pub ci_section: Vec<u8>,
+    /// The blob cache's `<id>.blob.meta` for the layer (uncompressed ci padded to 4 KiB, then
+    /// the ci header): upstream nydusd takes a reference layer's ci from its work directory,
+    /// the layer itself holding none.
+    pub cache_meta: Vec<u8>,
     /// The RAFS chunk size chosen (the TOC's own, else 4 MiB).
     pub chunk_size: u32,
     /// Paths listed before `.prefetch.landmark` (the layer's prioritized files), in order.
@@ -308,7 +312,12 @@ pub fn build_from_toc(toc_json: &[u8], o: &StargzOptions) -> Result<StargzBuild,
     if !landmark_seen {
         prioritized.clear();
     }
-    let (refs, blob, ci_section) = place_chunks(&toc, &chunks, o, chunk_size)?;
+    let Placed {
+        refs,
+        blob,
+        ci_section,
+        cache_meta,
+    } = place_chunks(&toc, &chunks, o, chunk_size)?;
     let mut per_file: Vec<Vec<ChunkRef>> = (0..files.len()).map(|_| Vec::new()).collect();
     for (c, r) in chunks.iter().zip(refs) {
         per_file[c.file].push(r);
@@ -326,6 +335,7 @@ pub fn build_from_toc(toc_json: &[u8], o: &StargzOptions) -> Result<StargzBuild,
         tree,
         blob,
         ci_section,
+        cache_meta,
         chunk_size,
         prioritized,
     })
@@ -368,6 +378,14 @@ fn add_chunk(
     Ok(())
 }
 
+/// The chunks placed in the layer, and the layer's blob-table entry and ci.
+struct Placed {
+    refs: Vec<ChunkRef>,
+    blob: BlobInfo,
+    ci_section: Vec<u8>,
+    cache_meta: Vec<u8>,
+}
+
 /// Stored ranges, uncompressed offsets and the ci of the chunks in TOC order: each stored
 /// range starts at the member's offset and is the gzip size bound of its content, capped by
 /// the next chunk's member (the last by the layer's end).
@@ -376,7 +394,7 @@ fn place_chunks(
     chunks: &[TocChunk],
     o: &StargzOptions,
     chunk_size: u32,
-) -> Result<(Vec<ChunkRef>, BlobInfo, Vec<u8>), StargzError> {
+) -> Result<Placed, StargzError> {
     if chunks.len() > crate::blob::MAX_CHUNKS_PER_BLOB as usize {
         return Err(StargzError::Limit {
             what: "chunks per blob",
@@ -448,6 +466,10 @@ fn place_chunks(
         Ok(z) if z.len() < ci_raw.len() => (z, Compressor::Zstd),
         _ => (ci_raw.clone(), Compressor::None),
     };
+    // Upstream's builder records the ci at offset 0 (nothing was written before it: the
+    // section is never stored in the layer). Its nydusd, though, takes the data of a blob
+    // with CAP_TAR_TOC to end where the ci starts: the bootstrap and the cache's
+    // `.blob.meta` say the ci follows the last member's range, so nydusd reads the layer.
     let blob = BlobInfo {
         blob_id: o.blob_id.clone(),
         chunk_size,
@@ -458,23 +480,34 @@ fn place_chunks(
         compressed_size: end,
         uncompressed_size: uncompressed,
         ci_compressor,
-        ci_offset: 0,
+        ci_offset: end,
         ci_compressed_size: ci_stored.len() as u64,
         ci_uncompressed_size: ci_raw.len() as u64,
         ..Default::default()
     };
-    let mut ci_section = ci_stored;
-    let header = CiHeader {
-        features,
-        ci_compressor: ci_compressor.code(),
-        ci_entries: blob.chunk_count,
-        ci_offset: 0,
-        ci_compressed_size: blob.ci_compressed_size,
-        ci_uncompressed_size: blob.ci_uncompressed_size,
-        ..Default::default()
+    let header_at = |ci_offset: u64| {
+        CiHeader {
+            features,
+            ci_compressor: ci_compressor.code(),
+            ci_entries: blob.chunk_count,
+            ci_offset,
+            ci_compressed_size: blob.ci_compressed_size,
+            ci_uncompressed_size: blob.ci_uncompressed_size,
+            ..Default::default()
+        }
+        .to_bytes()
     };
-    ci_section.extend_from_slice(&header.to_bytes());
-    Ok((refs, blob, ci_section))
+    let mut ci_section = ci_stored;
+    ci_section.extend_from_slice(&header_at(0));
+    let mut cache_meta = ci_raw;
+    cache_meta.resize(round_up(cache_meta.len() as u64, 4096) as usize, 0);
+    cache_meta.extend_from_slice(&header_at(end));
+    Ok(Placed {
+        refs,
+        blob,
+        ci_section,
+        cache_meta,
+    })
 }
 
 #[cfg(test)]
@@ -536,6 +569,34 @@ mod tests {
         assert_eq!(
             b.prioritized,
             vec![b"bin/busybox".to_vec(), b"lib/ld-musl-x86_64.so.1".to_vec()]
+        );
+    }
+
+    /// The cache's `.blob.meta`: the raw ci padded to 4 KiB, then a header placing the ci
+    /// right after the last member's range (where upstream nydusd takes the data to end).
+    #[test]
+    fn the_cache_meta_is_what_nydusd_reads() {
+        let b = build_from_toc(SAMPLE.as_bytes(), &opts()).unwrap();
+        assert_eq!(b.cache_meta.len(), 8192);
+        let h = CiHeader::decode_at(&b.cache_meta[4096..], 4096).unwrap();
+        assert_eq!(
+            (
+                h.ci_offset,
+                h.ci_entries,
+                h.ci_uncompressed_size,
+                h.features
+            ),
+            (b.blob.compressed_size, 2, 32, 0x4000_0001)
+        );
+        assert_eq!(b.blob.ci_offset, b.blob.compressed_size);
+        // The raw ci is the vector's (whose header says offset 0, as upstream's builder).
+        assert_eq!(&b.cache_meta[..32], &b.ci_section[..32]);
+        assert!(b.cache_meta[32..4096].iter().all(|&x| x == 0));
+        let mut r = crate::codec::Reader::new(&b.cache_meta[16..32], 16, "ci");
+        let e = CiEntry::decode_v1(&mut r).unwrap();
+        assert_eq!(
+            (e.compressed_offset, e.uncompressed_offset),
+            (512427, 835584)
         );
     }
 

@@ -33,6 +33,9 @@ pub struct StargzPlan {
     pub parent: Option<PathBuf>,
     pub whiteout: WhiteoutSpec,
     pub explicit_uid_gid: bool,
+    /// Where to write the layer's `<id>.blob.meta` (`--blob-cache-dir`): the ci upstream nydusd
+    /// needs in its work directory to read the layer.
+    pub cache_dir: Option<PathBuf>,
     /// Prefetch patterns (`--prefetch-policy fs`).
     pub prefetch: Vec<String>,
     pub check: bool,
@@ -176,6 +179,16 @@ pub fn build(p: &StargzPlan) -> Result<StargzBuilt> {
     if p.check {
         crate::check::self_check(&bootstrap)
             .context("post-build validation of the new bootstrap")?;
+    }
+    if let Some(d) = &p.cache_dir {
+        std::fs::create_dir_all(d)
+            .with_context(|| format!("creating the blob cache directory {}", d.display()))?;
+        if has_data {
+            write_file(
+                &d.join(format!("{}.blob.meta", built.blob.blob_id)),
+                &built.cache_meta,
+            )?;
+        }
     }
     write_file(&p.bootstrap, &bootstrap)?;
     Ok(StargzBuilt {

@@ -324,7 +324,6 @@ pub fn stargz_plan(a: &CreateArgs) -> Result<StargzPlan> {
     for (given, what) in [
         (a.blob.is_some(), "--blob"),
         (a.blob_dir.is_some(), "--blob-dir"),
-        (a.blob_cache_dir.is_some(), "--blob-cache-dir"),
         (a.blob_inline_meta, "--blob-inline-meta"),
         (a.backend_type.is_some(), "--backend-type"),
         (a.chunk_dict.is_some(), "--chunk-dict"),
@@ -378,6 +377,7 @@ pub fn stargz_plan(a: &CreateArgs) -> Result<StargzPlan> {
         parent: a.parent_bootstrap.clone(),
         whiteout,
         explicit_uid_gid: !a.repeatable,
+        cache_dir: a.blob_cache_dir.clone(),
         prefetch,
         check: !a.disable_check,
     })
