@@ -37,6 +37,27 @@ pub struct Entry {
     pub source: u64,
 }
 
+impl Entry {
+    /// An entry with no data, no hard-link identity and no source token (sources set `size`,
+    /// `link_key` and `source` where they have them).
+    pub fn new(
+        file_type: FileType,
+        attrs: Attrs,
+        xattrs: Xattrs,
+        symlink: Option<Vec<u8>>,
+    ) -> Self {
+        Entry {
+            file_type,
+            attrs,
+            xattrs,
+            size: 0,
+            symlink,
+            link_key: None,
+            source: 0,
+        }
+    }
+}
+
 /// A node of the finished tree.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Node {

@@ -1033,3 +1033,36 @@ pub fn has_tag(addr: &str, repo: &str, tag: &str) -> bool {
         Err(e) => panic!("reading {addr}/{repo}:{tag}: {e}"),
     }
 }
+
+/// Unpacks an image through `nydus-image unpack` (blobs from the directory `blob_dir`) and GNU
+/// tar, below `work`, and lists it.
+pub fn unpack_view(boot: &Path, blob_dir: &Path, work: &Path) -> Vec<String> {
+    let tar = work.join("unpacked.tar");
+    let shown = |p: &Path| p.to_str().unwrap().to_string();
+    nydus_image_ok(&[
+        "unpack",
+        "-B",
+        &shown(boot),
+        "-D",
+        &shown(blob_dir),
+        "--output",
+        &shown(&tar),
+    ]);
+    let x = work.join("x");
+    let _ = fs::remove_dir_all(&x);
+    fs::create_dir_all(&x).unwrap();
+    let o = run(Command::new("tar")
+        .args(["--xattrs", "--xattrs-include=*", "--numeric-owner", "-xpf"])
+        .arg(&tar)
+        .arg("-C")
+        .arg(&x));
+    assert!(
+        o.status.success(),
+        "tar -x of the unpacked image: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let l = list_tree(&x, ListOptions::default());
+    fs::remove_dir_all(&x).unwrap();
+    fs::remove_file(&tar).unwrap();
+    l
+}

@@ -174,32 +174,6 @@ fn tar_of(dir: &Path, out: &Path) {
         .arg("."));
 }
 
-/// Unpacks an image through `nydus-image unpack` and GNU tar, and lists it.
-fn unpack_view(boot: &Path, blob_dir: &Path, work: &Path) -> Vec<String> {
-    let tar = work.join("unpacked.tar");
-    nydus_image_ok(&[
-        "unpack",
-        "-B",
-        &s(boot),
-        "-D",
-        &s(blob_dir),
-        "--output",
-        &s(&tar),
-    ]);
-    let x = work.join("x");
-    let _ = fs::remove_dir_all(&x);
-    fs::create_dir_all(&x).unwrap();
-    sh(Command::new("tar")
-        .args(["--xattrs", "--xattrs-include=*", "--numeric-owner", "-xpf"])
-        .arg(&tar)
-        .arg("-C")
-        .arg(&x));
-    let l = list_tree(&x, ListOptions::default());
-    fs::remove_dir_all(&x).unwrap();
-    fs::remove_file(&tar).unwrap();
-    l
-}
-
 fn json(path: &Path) -> serde_json::Value {
     serde_json::from_slice(&fs::read(path).unwrap()).unwrap()
 }

@@ -176,17 +176,7 @@ fn fixture() -> &'static Fixture {
                 args.push(s(&layer));
             } else {
                 let toc = d.join(format!("toc{i}.json"));
-                let o = run(Command::new("tar")
-                    .arg("-xzf")
-                    .arg(&layer)
-                    .arg("-O")
-                    .arg("stargz.index.json"));
-                assert!(
-                    o.status.success(),
-                    "tar: {}",
-                    String::from_utf8_lossy(&o.stderr)
-                );
-                fs::write(&toc, &o.stdout).unwrap();
+                fs::write(&toc, toc_bytes(&layer)).unwrap();
                 args.extend([
                     "--blob-id".into(),
                     hex.clone(),
@@ -230,6 +220,49 @@ fn fixture() -> &'static Fixture {
     })
 }
 
+/// `stargz.index.json` of an eStargz layer, taken out by GNU tar (an eStargz layer is a
+/// valid tar.gz): an extraction independent of ours.
+fn toc_bytes(layer: &Path) -> Vec<u8> {
+    let o = run(Command::new("tar")
+        .arg("-xzf")
+        .arg(layer)
+        .arg("-O")
+        .arg("stargz.index.json"));
+    assert!(
+        o.status.success(),
+        "tar -x stargz.index.json of {}: {}",
+        layer.display(),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o.stdout
+}
+
+fn toc_of(layer: &Path) -> Value {
+    serde_json::from_slice(&toc_bytes(layer)).unwrap()
+}
+
+/// The `nydusd` entry serving the top bootstrap from the layers in `blobs` (localfs), its
+/// cache and mount point under `d`.
+fn mount_layers(blobs: &Path, d: &Path) -> (Served, PathBuf) {
+    let cfg = d.join("cfg.json");
+    fs::write(
+        &cfg,
+        json!({"version": 2, "backend": {"type": "localfs", "localfs": {"dir": s(blobs)}},
+               "cache": {"type": "filecache", "filecache": {"work_dir": s(&d.join("work"))}}})
+        .to_string(),
+    )
+    .unwrap();
+    let mp = d.join("mnt");
+    let mut c = Command::new(bin("nydusd"));
+    c.arg("--config")
+        .arg(&cfg)
+        .arg("--mountpoint")
+        .arg(&mp)
+        .arg("--bootstrap")
+        .arg(top());
+    (Served::start(c, &mp, &d.join("nydusd.log")), mp)
+}
+
 fn top() -> &'static Path {
     fixture().boots.last().unwrap()
 }
@@ -239,29 +272,7 @@ fn unpack_of_the_stacked_estargz_bootstraps_equals_the_overlayfs_view() {
     let f = fixture();
     let work = f.t.path().join("unpack");
     fs::create_dir_all(&work).unwrap();
-    let tar = work.join("x.tar");
-    nydus_image_ok(&[
-        "unpack",
-        "-B",
-        &s(top()),
-        "-D",
-        &s(&f.blobs),
-        "--output",
-        &s(&tar),
-    ]);
-    let x = work.join("x");
-    fs::create_dir_all(&x).unwrap();
-    let o = run(Command::new("tar")
-        .args(["--xattrs", "--xattrs-include=*", "--numeric-owner", "-xpf"])
-        .arg(&tar)
-        .arg("-C")
-        .arg(&x));
-    assert!(
-        o.status.success(),
-        "tar: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    assert_same_tree(&f.want, &list_tree(&x, ListOptions::default()));
+    assert_same_tree(&f.want, &unpack_view(top(), &f.blobs, &work));
 }
 
 #[test]
@@ -290,12 +301,7 @@ fn upstream_reader_walks_the_estargz_bootstraps() {
     let f = fixture();
     let mut toc_digests = std::collections::HashSet::new();
     for (hex, _, _) in &f.layers {
-        let o = run(Command::new("tar")
-            .arg("-xzf")
-            .arg(f.blobs.join(hex))
-            .arg("-O")
-            .arg("stargz.index.json"));
-        let toc: Value = serde_json::from_slice(&o.stdout).unwrap();
+        let toc = toc_of(&f.blobs.join(hex));
         for e in toc["entries"].as_array().unwrap() {
             if let Some(d) = e["chunkDigest"].as_str() {
                 toc_digests.insert(d[7..].to_string());
@@ -355,24 +361,7 @@ fn the_nydusd_entry_mounts_the_estargz_image() {
     let f = fixture();
     let d = f.t.path().join("mount");
     fs::create_dir_all(&d).unwrap();
-    let cfg = d.join("cfg.json");
-    let work = d.join("work");
-    fs::write(
-        &cfg,
-        json!({"version": 2, "backend": {"type": "localfs", "localfs": {"dir": s(&f.blobs)}},
-               "cache": {"type": "filecache", "filecache": {"work_dir": s(&work)}}})
-        .to_string(),
-    )
-    .unwrap();
-    let mp = d.join("mnt");
-    let mut c = Command::new(bin("nydusd"));
-    c.arg("--config")
-        .arg(&cfg)
-        .arg("--mountpoint")
-        .arg(&mp)
-        .arg("--bootstrap")
-        .arg(top());
-    let served = Served::start(c, &mp, &d.join("nydusd.log"));
+    let (served, mp) = mount_layers(&f.blobs, &d);
     assert_eq!(fs::read(mp.join("opt/data/small")).unwrap(), b"small\n");
     assert_same_tree(&f.want, &list_tree(&mp, ListOptions::default()));
     served.stop();
@@ -391,14 +380,7 @@ fn a_corrupted_estargz_member_is_an_error_never_wrong_bytes() {
     }
     // The member of opt/data/small in the top layer.
     let (hex, _, _) = &f.layers[3];
-    let toc: Value = {
-        let o = run(Command::new("tar")
-            .arg("-xzf")
-            .arg(blobs.join(hex))
-            .arg("-O")
-            .arg("stargz.index.json"));
-        serde_json::from_slice(&o.stdout).unwrap()
-    };
+    let toc = toc_of(&blobs.join(hex));
     let small = toc["entries"]
         .as_array()
         .unwrap()
@@ -435,23 +417,7 @@ fn a_corrupted_estargz_member_is_an_error_never_wrong_bytes() {
     assert!(!o.status.success());
     assert!(!tar.exists(), "unpack left a partial output");
 
-    let cfg = d.join("cfg.json");
-    fs::write(
-        &cfg,
-        json!({"version": 2, "backend": {"type": "localfs", "localfs": {"dir": s(&blobs)}},
-               "cache": {"type": "filecache", "filecache": {"work_dir": s(&d.join("work"))}}})
-        .to_string(),
-    )
-    .unwrap();
-    let mp = d.join("mnt");
-    let mut c = Command::new(bin("nydusd"));
-    c.arg("--config")
-        .arg(&cfg)
-        .arg("--mountpoint")
-        .arg(&mp)
-        .arg("--bootstrap")
-        .arg(top());
-    let served = Served::start(c, &mp, &d.join("nydusd.log"));
+    let (served, mp) = mount_layers(&blobs, &d);
     let e = fs::read(mp.join("opt/data/small")).unwrap_err();
     assert_eq!(e.raw_os_error(), Some(libc::EIO), "{e}");
     assert_eq!(
@@ -482,12 +448,7 @@ fn bad_estargz_input_is_refused_clearly() {
     );
     assert!(!boot.exists());
 
-    let o = run(Command::new("tar")
-        .arg("-xzf")
-        .arg(f.blobs.join(hex))
-        .arg("-O")
-        .arg("stargz.index.json"));
-    let mut toc: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let mut toc = toc_of(&f.blobs.join(hex));
     let entries = toc["entries"].as_array_mut().unwrap();
     let with_data: Vec<usize> = (0..entries.len())
         .filter(|&i| entries[i]["offset"].as_u64().unwrap_or(0) > 0 && entries[i]["type"] != "dir")

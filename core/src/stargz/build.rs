@@ -205,15 +205,7 @@ pub fn build_from_toc(toc_json: &[u8], o: &StargzOptions) -> Result<StargzBuild,
                 .map_err(|x| err(format!("xattr {k:?}: value is not base64: {x}")))?;
             xattrs.push((k.as_bytes().to_vec(), value));
         }
-        let plain = |ft: FileType, attrs: Attrs, xattrs, symlink| Entry {
-            file_type: ft,
-            attrs,
-            xattrs,
-            size: 0,
-            symlink,
-            link_key: None,
-            source: 0,
-        };
+        let plain = Entry::new;
         let new = match e.kind.as_str() {
             "dir" => plain(FileType::Directory, attrs, xattrs, None),
             "reg" => {

@@ -5,17 +5,17 @@
 
 use std::fs::File;
 use std::io::Read;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use nydus_core::digest::{sha256, Digester, Sha256Stream};
 use nydus_core::layer::WhiteoutSpec;
 use nydus_core::model::{BlobInfo, Compressor};
-use nydus_core::stargz::footer::{toc_json, toc_offset, FOOTER_SIZE};
-use nydus_core::stargz::{build_from_toc, StargzOptions};
+use nydus_core::source::ReadAt;
+use nydus_core::stargz::{build_from_toc, layer_toc, StargzOptions};
 use nydus_core::v6::writer::{write_bootstrap, V6Options};
 use nydus_host_storage::atomic::write_file;
+use nydus_host_storage::source::FileSource;
 
 use crate::layered::Layered;
 use crate::prefetch::prefetch_nodes;
@@ -65,47 +65,25 @@ pub struct TocSource {
 /// Reads the TOC of `path`: a JSON file, or an eStargz layer whose footer locates it.
 pub fn read_toc(path: &Path, want_digest: bool) -> Result<TocSource> {
     let shown = path.display();
-    let f = File::open(path).with_context(|| format!("{shown}: opening the TOC source"))?;
-    let size = f
-        .metadata()
-        .with_context(|| format!("{shown}: stat"))?
-        .len();
+    let src = FileSource::open(path)?;
     let mut magic = [0u8; 2];
-    let n = f
-        .read_at(&mut magic, 0)
-        .with_context(|| format!("{shown}: reading"))?;
-    if n < 2 || magic != [0x1f, 0x8b] {
-        let mut json = Vec::new();
-        (&f).read_to_end(&mut json)
-            .with_context(|| format!("{shown}: reading the TOC"))?;
+    if src.size() < 2 || src.read_exact_at(0, &mut magic).is_err() || magic != [0x1f, 0x8b] {
+        let json = std::fs::read(path).with_context(|| format!("{shown}: reading the TOC"))?;
         return Ok(TocSource { json, layer: None });
     }
-    let tail_len = size.min(FOOTER_SIZE as u64);
-    let mut tail = vec![0u8; tail_len as usize];
-    f.read_exact_at(&mut tail, size - tail_len)
-        .with_context(|| format!("{shown}: reading the footer"))?;
-    let (off, footer) = toc_offset(&tail).with_context(|| format!("{shown}"))?;
-    let toc_end = size - footer as u64;
-    if off >= toc_end {
-        bail!("{shown}: the footer puts the TOC at {off}, past the layer's {toc_end} bytes of members");
-    }
-    let mut member = vec![0u8; (toc_end - off) as usize];
-    f.read_exact_at(&mut member, off)
-        .with_context(|| format!("{shown}: reading the TOC member"))?;
-    let json = toc_json(&member, off).with_context(|| format!("{shown}"))?;
+    let json = layer_toc(&src).with_context(|| format!("{shown}"))?;
     let digest = if want_digest {
         let mut h = Sha256Stream::new();
+        let mut f = File::open(path).with_context(|| format!("{shown}: opening"))?;
         let mut buf = vec![0u8; 1 << 20];
-        let mut pos = 0u64;
         loop {
             let n = f
-                .read_at(&mut buf, pos)
+                .read(&mut buf)
                 .with_context(|| format!("{shown}: hashing the layer"))?;
             if n == 0 {
                 break;
             }
             h.update(&buf[..n]);
-            pos += n as u64;
         }
         h.finish().to_hex()
     } else {
@@ -113,7 +91,7 @@ pub fn read_toc(path: &Path, want_digest: bool) -> Result<TocSource> {
     };
     Ok(TocSource {
         json,
-        layer: Some((size, digest)),
+        layer: Some((src.size(), digest)),
     })
 }
 

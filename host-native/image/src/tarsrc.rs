@@ -212,15 +212,7 @@ fn read_layer_with(
                 }
             }
         }
-        let entry = |ft: FileType, attrs: Attrs, xattrs, symlink| Entry {
-            file_type: ft,
-            attrs,
-            xattrs,
-            size: 0,
-            symlink,
-            link_key: None,
-            source: 0,
-        };
+        let entry = Entry::new;
         let new = match kind {
             EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
                 let id = token;
